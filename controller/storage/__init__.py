@@ -1,0 +1,1 @@
+"""Durable storage: SQLite (embedded default, WAL) or PostgreSQL, via SQLAlchemy 2 async."""

@@ -1,0 +1,65 @@
+"""Opening the database: URLs, SQLite pragmas, Alembic migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def database_url(url: str | None, data_dir: str | Path) -> str:
+    """The SQLAlchemy async URL: ``url`` if given (PostgreSQL gets asyncpg), else the SQLite
+    file ``yimen.db`` in the data folder, which is created."""
+    if url:
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url[len(plain):]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+        return url
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{(folder / 'yimen.db').resolve()}"
+
+
+def open_database(url: str, synchronous: str = "FULL") -> AsyncEngine:
+    """An async engine. SQLite runs in WAL mode with ``synchronous=FULL`` by default, so a
+    committed (and so acknowledged) ticket survives a power cut."""
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError("synchronous must be FULL or NORMAL")
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+    return engine
+
+
+def _alembic_config(connection) -> Config:  # noqa: ANN001
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema up to ``revision`` (``yimen db upgrade``); safe to run every start."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda c: MigrationContext.configure(c).get_current_revision())

@@ -1,0 +1,173 @@
+"""Writing the core's changes in one transaction, and rebuilding a hall's state from rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from controller.config import HallConfig
+from controller.core import calendar
+from controller.core.hall import Changes, HallState
+from controller.core.model import (
+    Appointment, Attendance, Priority, Ticket, TicketState, WindowState,
+)
+from controller.storage import schema
+
+_KEYS = {
+    schema.tickets: ("hall", "id"), schema.windows: ("hall", "id"),
+    schema.attendance: ("hall", "id"), schema.appointments: ("hall", "code"),
+    schema.hall_state: ("hall",),
+}
+
+
+def _upsert(dialect: str, table):  # noqa: ANN001, ANN202
+    """INSERT … ON CONFLICT DO UPDATE for SQLite and PostgreSQL."""
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    keys = _KEYS[table]
+    return ins.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys})
+
+
+def _ticket_row(hall: str, t: Ticket) -> dict[str, Any]:
+    row = asdict(t)
+    row["hall"] = hall
+    row["priority"] = t.priority.value
+    row["state"] = t.state.value
+    return row
+
+
+def _window_row(hall: str, w: WindowState) -> dict[str, Any]:
+    return {"hall": hall, "id": w.id, "clerk": w.clerk, "attendance_id": w.attendance_id,
+            "logged_in_at": w.logged_in_at, "paused": w.paused, "current": w.current}
+
+
+class Repository:
+    """One hall's rows. All writes of a batch go through ``write`` in one transaction."""
+
+    def __init__(self, hall: str) -> None:
+        self.hall = hall
+
+    async def write(self, conn: AsyncConnection, changes: Changes,
+                    replies: dict[str, tuple[datetime, str]]) -> None:
+        hall, dialect = self.hall, conn.dialect.name
+        if changes.tickets:
+            await conn.execute(_upsert(dialect, schema.tickets),
+                               [_ticket_row(hall, t) for t in changes.tickets.values()])
+        if changes.windows:
+            await conn.execute(_upsert(dialect, schema.windows),
+                               [_window_row(hall, w) for w in changes.windows.values()])
+        if changes.attendance:
+            await conn.execute(_upsert(dialect, schema.attendance),
+                               [{"hall": hall, **asdict(a)} for a in changes.attendance.values()])
+        if changes.appointments:
+            await conn.execute(_upsert(dialect, schema.appointments),
+                               [{"hall": hall, **asdict(a)} for a in changes.appointments.values()])
+        if changes.events:
+            await conn.execute(schema.events.insert(), [
+                {"hall": hall, "at": e.at, "kind": e.kind, "window": e.window, "clerk": e.clerk,
+                 "ticket": e.ticket, "number": e.number, "service": e.service,
+                 "data": json.dumps(e.data, ensure_ascii=False, default=str)}
+                for e in changes.events])
+        if changes.day is not None:
+            await self.save_day(conn, changes.day)
+        if replies:
+            await conn.execute(schema.replies.insert(), [
+                {"hall": hall, "key": k, "at": at, "reply": r} for k, (at, r) in replies.items()])
+
+    async def save_day(self, conn: AsyncConnection, day: date) -> None:
+        await conn.execute(_upsert(conn.dialect.name, schema.hall_state),
+                           [{"hall": self.hall, "day": day}])
+
+    async def prune_replies(self, conn: AsyncConnection, before: datetime) -> None:
+        await conn.execute(delete(schema.replies).where(
+            schema.replies.c.hall == self.hall, schema.replies.c.at < before))
+
+    async def load_replies(self, conn: AsyncConnection, since: datetime) -> dict[str, str]:
+        rows = await conn.execute(select(schema.replies.c.key, schema.replies.c.reply).where(
+            schema.replies.c.hall == self.hall, schema.replies.c.at >= since))
+        return dict(rows.all())
+
+    async def load(self, conn: AsyncConnection, config: HallConfig, today: date) -> HallState:
+        """Rebuild the hall's live state: the stored day's tickets, every ticket still open,
+        windows, open attendance and bookings. The day is rolled over later, as a command."""
+        t = schema.tickets
+        day = (await conn.execute(select(schema.hall_state.c.day).where(
+            schema.hall_state.c.hall == self.hall))).scalar_one_or_none()
+        if day is None:
+            day = today
+            await self.save_day(conn, day)
+        state = HallState(config, day)
+        open_states = [s.value for s in TicketState if not s.terminal]
+        rows = await conn.execute(select(t).where(
+            t.c.hall == self.hall, or_(t.c.day == day, t.c.state.in_(open_states))
+        ).order_by(t.c.day, t.c.ordinal))
+        done: list[Ticket] = []
+        for row in rows.mappings():
+            ticket = _ticket(row)
+            if ticket.service not in state.services or (
+                    ticket.target_window and ticket.target_window not in state.windows):
+                continue  # a service or window since removed from the configuration
+            if ticket.day == day:
+                self._count_issued(state, ticket)
+            state.restore(ticket)
+            if ticket.state is TicketState.DONE and ticket.called_at and ticket.day == day:
+                done.append(ticket)
+        for ticket in sorted(done, key=lambda x: x.finished_at):
+            state.durations[ticket.service].append(
+                (ticket.finished_at - ticket.called_at).total_seconds() / 60)
+        await self._load_windows(conn, state)
+        a = schema.appointments
+        for row in (await conn.execute(select(a).where(
+                a.c.hall == self.hall, a.c.day >= day))).mappings():
+            state.appointments[row["code"]] = Appointment(
+                code=row["code"], service=row["service"], day=row["day"], ticket=row["ticket"])
+        return state
+
+    def _count_issued(self, state: HallState, ticket: Ticket) -> None:
+        origin = ticket.origin_service
+        if origin in state.seq:
+            state.seq[origin] = max(state.seq[origin], ticket.seq)
+            segment = calendar.quota_segment(state.services[origin], state.local(ticket.issued_at))
+            if segment is not None:
+                key = (origin, segment[0])
+                state.segment_counts[key] = state.segment_counts.get(key, 0) + 1
+        state.ordinal = max(state.ordinal, ticket.ordinal)
+
+    async def _load_windows(self, conn: AsyncConnection, state: HallState) -> None:
+        w, att = schema.windows, schema.attendance
+        for row in (await conn.execute(select(w).where(w.c.hall == self.hall))).mappings():
+            ws = state.windows.get(row["id"])
+            if ws is None:
+                continue
+            ws.clerk, ws.attendance_id = row["clerk"], row["attendance_id"]
+            ws.logged_in_at, ws.paused = row["logged_in_at"], bool(row["paused"])
+            current = state.tickets.get(row["current"]) if row["current"] else None
+            ws.current = current.id if current is not None and current.state.at_window else None
+        for row in (await conn.execute(select(att).where(
+                att.c.hall == self.hall, att.c.logout_at.is_(None)))).mappings():
+            state.attendance[row["id"]] = Attendance(
+                id=row["id"], staff=row["staff"], window=row["window"], role=row["role"],
+                login_at=row["login_at"])
+
+    async def count_tickets(self, conn: AsyncConnection, day: date) -> int:
+        t = schema.tickets
+        return (await conn.execute(select(func.count()).select_from(t).where(
+            t.c.hall == self.hall, t.c.day == day))).scalar_one()
+
+
+def _ticket(row) -> Ticket:  # noqa: ANN001
+    return Ticket(
+        id=row["id"], day=row["day"], number=row["number"], seq=row["seq"],
+        ordinal=row["ordinal"], service=row["service"], origin_service=row["origin_service"],
+        priority=Priority(row["priority"]), state=TicketState(row["state"]),
+        issued_at=row["issued_at"], window=row["window"], target_window=row["target_window"],
+        clerk=row["clerk"], called_at=row["called_at"], served_at=row["served_at"],
+        finished_at=row["finished_at"], recalls=row["recalls"], id_token=row["id_token"],
+        appointment=row["appointment"], phone_tail=row["phone_tail"])

@@ -1,0 +1,1 @@
+"""Rendering of window and hall screens, tickets and voice announcements."""

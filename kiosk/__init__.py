@@ -1,0 +1,1 @@
+"""The numbering kiosk (取号机) program and its pages."""
