@@ -14,7 +14,14 @@ from controller.core.hall import HallState
 OPS = ("take", "cancel", "add_appointment", "login", "logout", "pause", "resume", "call_next",
        "call_number", "recall", "no_show", "start", "done", "hold", "transfer", "rollover")
 
-_SIGNATURES = {op: inspect.signature(getattr(HallState, op)) for op in OPS}
+def _params(op: str) -> tuple[frozenset[str], frozenset[str]]:
+    """A command's argument names and the required ones (all but ``self`` and ``now``)."""
+    params = list(inspect.signature(getattr(HallState, op)).parameters.values())[2:]
+    return (frozenset(p.name for p in params),
+            frozenset(p.name for p in params if p.default is inspect.Parameter.empty))
+
+
+_SIGNATURES = {op: _params(op) for op in OPS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +39,15 @@ def check(command: Command) -> None:
         raise Refused("unknown_command", "无法识别的指令", f"unknown command {command.op!r}")
     if not isinstance(command.args, dict):
         raise Refused("bad_arguments", "指令参数有误", "arguments must be an object")
-    try:
-        sig.bind(None, None, **command.args)
-    except TypeError as exc:
-        raise Refused("bad_arguments", "指令参数有误", str(exc)) from None
+    params, required = sig
     for name, value in command.args.items():
+        if name not in params:
+            raise Refused("bad_arguments", "指令参数有误", f"unexpected argument {name!r}")
         if value is not None and not isinstance(value, str):
             raise Refused("bad_arguments", "指令参数有误", f"{name} must be a string")
+    missing = required.difference(command.args)
+    if missing:
+        raise Refused("bad_arguments", "指令参数有误", f"missing {', '.join(sorted(missing))}")
 
 
 def apply(hall: HallState, command: Command, now: datetime) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from functools import cache
+from dataclasses import asdict, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -26,8 +27,9 @@ _KEYS = {
 }
 
 
+@cache
 def _upsert(dialect: str, table):  # noqa: ANN001, ANN202
-    """INSERT … ON CONFLICT DO UPDATE for SQLite and PostgreSQL."""
+    """INSERT … ON CONFLICT DO UPDATE for SQLite and PostgreSQL, built once per table."""
     ins = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     keys = _KEYS[table]
     return ins.on_conflict_do_update(
@@ -35,8 +37,11 @@ def _upsert(dialect: str, table):  # noqa: ANN001, ANN202
         set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys})
 
 
+_TICKET_FIELDS = tuple(f.name for f in fields(Ticket))
+
+
 def _ticket_row(hall: str, t: Ticket) -> dict[str, Any]:
-    row = asdict(t)
+    row = {name: getattr(t, name) for name in _TICKET_FIELDS}
     row["hall"] = hall
     row["priority"] = t.priority.value
     row["state"] = t.state.value

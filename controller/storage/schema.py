@@ -17,23 +17,32 @@ metadata = MetaData()
 
 
 class UTCDateTime(TypeDecorator):
-    """An aware datetime stored as UTC; SQLite keeps no offset, so it is put back on read."""
+    """An aware datetime kept in UTC. PostgreSQL stores ``timestamptz``; SQLite, which has no
+    time type, stores fixed-width ISO 8601 text, which sorts in time order."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect):  # noqa: ANN001, ANN201
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | str | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to storage")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.isoformat(timespec="microseconds") if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | str | None, dialect) -> datetime | None:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
 
 tickets = Table(
     "tickets", metadata,

@@ -1,0 +1,139 @@
+"""The hall server's JSON API: a door into the engine for soft callers, tests and tools.
+
+Every command goes through ``Engine.execute``; a refusal is a 4xx JSON body, never a
+traceback. ``Idempotency-Key`` makes a retried POST return the first answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from controller.core.commands import Command
+from controller.core.errors import Refused
+from controller.engine import Engine, EngineStopped, StorageUnavailable
+
+ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
+
+#: Keypad names for the window commands (``POST /api/windows/{window}/{op}``).
+WINDOW_OPS = {"login": "login", "logout": "logout", "pause": "pause", "resume": "resume",
+              "next": "call_next", "call": "call_number", "recall": "recall",
+              "no_show": "no_show", "start": "start", "done": "done", "hold": "hold",
+              "transfer": "transfer"}
+_NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_staff",
+              "unknown_command"}
+_BAD_REQUEST = {"bad_arguments", "bad_priority", "bad_transfer", "bad_request"}
+MAX_BODY = 16 * 1024
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status,
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _refusal(r: Refused) -> web.Response:
+    status = 404 if r.code in _NOT_FOUND else 400 if r.code in _BAD_REQUEST else 409
+    return _json({"ok": False, "error": r.as_dict()}, status)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    if request.content_length and request.content_length > MAX_BODY:
+        raise Refused("bad_request", "请求过大", "request body too large")
+    try:
+        data = json.loads(await request.read() or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refused("bad_request", "请求格式错误", f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise Refused("bad_request", "请求格式错误", "body must be a JSON object")
+    return data
+
+
+async def _run(request: web.Request, op: str, args: dict[str, Any], status: int = 200) -> web.Response:
+    key = request.headers.get("Idempotency-Key")
+    try:
+        reply = await request.app[ENGINE].execute(
+            Command(op, args), key=f"http:{key[:120]}" if key else None)
+    except Refused as r:
+        return _refusal(r)
+    except (StorageUnavailable, EngineStopped) as exc:
+        return _json({"ok": False, "error": {"code": "unavailable", "message": "系统繁忙，请稍后重试",
+                                             "message_en": str(exc)}}, 503)
+    return _json({"ok": True, **reply}, status)
+
+
+async def take_ticket(request: web.Request) -> web.Response:
+    try:
+        body = await _body(request)
+    except Refused as r:
+        return _refusal(r)
+    return await _run(request, "take", body, 201)
+
+
+async def window_command(request: web.Request) -> web.Response:
+    op = WINDOW_OPS.get(request.match_info["op"])
+    if op is None:
+        return _refusal(Refused("unknown_command", "无法识别的指令", "unknown window command"))
+    try:
+        body = await _body(request)
+    except Refused as r:
+        return _refusal(r)
+    return await _run(request, op, {**body, "window": request.match_info["window"]})
+
+
+async def cancel_ticket(request: web.Request) -> web.Response:
+    return await _run(request, "cancel", {"number": request.match_info["number"]})
+
+
+async def add_appointment(request: web.Request) -> web.Response:
+    try:
+        body = await _body(request)
+    except Refused as r:
+        return _refusal(r)
+    return await _run(request, "add_appointment", body, 201)
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    hall = request.app[ENGINE].hall
+    ticket = hall.ticket(request.match_info["number"])
+    if ticket is None:
+        return _refusal(Refused("unknown_ticket", "今天没有这个号", "no such ticket today"))
+    return _json({"ok": True, "ticket": hall.public(ticket)})
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    hall = request.app[ENGINE].hall
+    today = sorted((t for t in hall.tickets.values() if t.day == hall.day), key=lambda t: t.ordinal)
+    return _json({"ok": True, "day": hall.day.isoformat(),
+                  "tickets": [{"number": t.number, "service": t.service, "state": t.state.value}
+                              for t in today]})
+
+
+async def board(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    hall = engine.hall
+    return _json({"ok": True, "hall": engine.config.hall.id, "name": engine.config.hall.name,
+                  "day": hall.day.isoformat(),
+                  "windows": [hall.window_view(w) for w in hall.windows],
+                  "services": hall.services_view()})
+
+
+async def health(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return _json({"ok": engine.running, "hall": engine.config.hall.id,
+                  "day": engine.hall.day.isoformat(), "stats": asdict(engine.stats)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/api/board", board)
+    app.router.add_get("/api/tickets", list_tickets)
+    app.router.add_post("/api/tickets", take_ticket)
+    app.router.add_get("/api/tickets/{number}", get_ticket)
+    app.router.add_post("/api/tickets/{number}/cancel", cancel_ticket)
+    app.router.add_post("/api/appointments", add_appointment)
+    app.router.add_post("/api/windows/{window}/{op}", window_command)
