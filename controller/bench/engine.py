@@ -10,11 +10,12 @@ import sqlite3
 import statistics
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import DateTime, Integer, String, delete
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,12 +23,13 @@ from controller.config import HallConfig, parse_config
 from controller.core.commands import Command
 from controller.engine import Engine
 from controller.storage.db import database_url, open_database, upgrade
+from controller.storage.schema import metadata
 
 
-def bench_config(windows: int = 50, services: str = "ABCDE") -> HallConfig:
+def bench_config(windows: int = 50, services: str = "ABCDE", hall: str = "bench") -> HallConfig:
     """A generated hall big enough for the benchmark: caps out of the way, open all day."""
     return parse_config({
-        "hall": {"id": "bench", "name": "压测大厅"},
+        "hall": {"id": hall, "name": "压测大厅"},
         "services": [{"code": s, "name": f"业务{s}", "daily_cap": 99999} for s in services],
         "windows": [{"id": str(w), "services": [services[(w - 1) % len(services)]]}
                     for w in range(1, windows + 1)],
@@ -159,7 +161,7 @@ async def _paced(engine: Engine, rate: float, seconds: float, windows: int) -> R
 
 async def engine_runs(folder: Path, tickets: int, concurrency: int, synchronous: str,
                       db_url: str | None, windows: int = 50) -> list[Result]:
-    config = bench_config(windows)
+    config = bench_config(windows, hall=f"bench-{uuid.uuid4().hex[:8]}")
     db = open_database(database_url(db_url, folder / "engine"), synchronous)
     await upgrade(db)
     engine = Engine(config, db)
@@ -178,6 +180,10 @@ async def engine_runs(folder: Path, tickets: int, concurrency: int, synchronous:
         call = await _drive(engine, "engine: call_next", calls, windows)
     finally:
         await engine.stop()
+        if db_url:   # leave a shared database as it was
+            async with db.begin() as conn:
+                for table in metadata.sorted_tables:
+                    await conn.execute(delete(table).where(table.c.hall == config.hall.id))
         await db.dispose()
     return [issue, call, paced]
 

@@ -88,6 +88,8 @@ class HallState:
         self.changes.tickets[ticket.id] = ticket
 
     def _touch_window(self, ws: WindowState) -> None:
+        """Record a change of who works a window or whether it is paused. Which ticket a
+        window holds is not stored with the window: it follows from the tickets."""
         self.changes.windows[ws.id] = ws
 
     def roll_to(self, now: datetime) -> None:
@@ -404,16 +406,13 @@ class HallState:
         t.called_at, t.recalls = now, 0
         ws.current = t.id
         self._touch(t)
-        self._touch_window(ws)
         self._emit("called", now, t, window=ws.id, clerk=ws.clerk, how=how)
         return {"window": ws.id, "ticket": self.public(t)}
 
     def _finish(self, t: Ticket, state: TicketState, now: datetime) -> None:
         """Move a ticket to a terminal state and free whatever held it."""
         if t.state.at_window and t.window is not None and self.windows[t.window].current == t.id:
-            ws = self.windows[t.window]
-            ws.current = None
-            self._touch_window(ws)
+            self.windows[t.window].current = None
         if state is TicketState.DONE and t.called_at is not None:
             self.durations[t.service].append((now - t.called_at).total_seconds() / 60)
         t.state = state
@@ -515,7 +514,6 @@ class HallState:
         t.state = TicketState.HELD
         ws.current = None
         self._touch(t)
-        self._touch_window(ws)
         self._emit("held", now, t, window=ws.id, clerk=ws.clerk)
         return {"window": ws.id, "ticket": self.public(t)}
 
@@ -546,7 +544,6 @@ class HallState:
             t.service = to_service
         self._enqueue(t)
         self._touch(t)
-        self._touch_window(ws)
         self._emit("transferred", now, t, window=ws.id, clerk=ws.clerk, from_service=from_service,
                    to_service=to_service, to_window=to_window)
         return {"window": ws.id, "ticket": self.public(t)}

@@ -25,6 +25,12 @@ _KEYS = {
     schema.attendance: ("hall", "id"), schema.appointments: ("hall", "code"),
     schema.hall_state: ("hall",),
 }
+#: Columns fixed when a row is first written; an upsert leaves them (and their indexes) alone.
+_FIXED = {
+    schema.tickets: ("day", "number", "seq", "ordinal", "origin_service", "issued_at",
+                     "id_token", "appointment", "phone_tail"),
+    schema.attendance: ("staff", "window", "role", "login_at"),
+}
 
 
 @cache
@@ -32,9 +38,10 @@ def _upsert(dialect: str, table):  # noqa: ANN001, ANN202
     """INSERT … ON CONFLICT DO UPDATE for SQLite and PostgreSQL, built once per table."""
     ins = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     keys = _KEYS[table]
+    fixed = (*keys, *_FIXED.get(table, ()))
     return ins.on_conflict_do_update(
         index_elements=list(keys),
-        set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys})
+        set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in fixed})
 
 
 _TICKET_FIELDS = tuple(f.name for f in fields(Ticket))
@@ -50,7 +57,7 @@ def _ticket_row(hall: str, t: Ticket) -> dict[str, Any]:
 
 def _window_row(hall: str, w: WindowState) -> dict[str, Any]:
     return {"hall": hall, "id": w.id, "clerk": w.clerk, "attendance_id": w.attendance_id,
-            "logged_in_at": w.logged_in_at, "paused": w.paused, "current": w.current}
+            "logged_in_at": w.logged_in_at, "paused": w.paused}
 
 
 class Repository:
@@ -153,8 +160,9 @@ class Repository:
                 continue
             ws.clerk, ws.attendance_id = row["clerk"], row["attendance_id"]
             ws.logged_in_at, ws.paused = row["logged_in_at"], bool(row["paused"])
-            current = state.tickets.get(row["current"]) if row["current"] else None
-            ws.current = current.id if current is not None and current.state.at_window else None
+        for ticket in state.tickets.values():
+            if ticket.state.at_window and ticket.window in state.windows:
+                state.windows[ticket.window].current = ticket.id
         for row in (await conn.execute(select(att).where(
                 att.c.hall == self.hall, att.c.logout_at.is_(None)))).mappings():
             state.attendance[row["id"]] = Attendance(

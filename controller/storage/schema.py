@@ -69,7 +69,7 @@ tickets = Table(
     Column("phone_tail", String(4)),
     UniqueConstraint("hall", "day", "number", name="uq_tickets_day_number"),
 )
-Index("ix_tickets_hall_state", tickets.c.hall, tickets.c.state)
+Index("ix_tickets_hall_day", tickets.c.hall, tickets.c.day)
 
 windows = Table(
     "windows", metadata,
@@ -79,7 +79,6 @@ windows = Table(
     Column("attendance_id", String(96)),
     Column("logged_in_at", UTCDateTime()),
     Column("paused", Boolean, nullable=False, default=False),
-    Column("current", String(32)),
 )
 
 attendance = Table(

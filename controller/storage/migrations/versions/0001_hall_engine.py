@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.Column("phone_tail", sa.String(4)),
         sa.UniqueConstraint("hall", "day", "number", name="uq_tickets_day_number"),
     )
-    op.create_index("ix_tickets_hall_state", "tickets", ["hall", "state"])
+    op.create_index("ix_tickets_hall_day", "tickets", ["hall", "day"])
     op.create_table(
         "windows",
         sa.Column("hall", sa.String(32), primary_key=True),
@@ -51,7 +51,6 @@ def upgrade() -> None:
         sa.Column("attendance_id", sa.String(96)),
         sa.Column("logged_in_at", UTCDateTime()),
         sa.Column("paused", sa.Boolean, nullable=False),
-        sa.Column("current", sa.String(32)),
     )
     op.create_table(
         "attendance",
@@ -102,7 +101,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for index, table in (("ix_replies_hall_at", "replies"), ("ix_events_hall_at", "events"),
-                         ("ix_tickets_hall_state", "tickets")):
+                         ("ix_tickets_hall_day", "tickets")):
         op.drop_index(index, table_name=table)
     for table in ("replies", "hall_state", "events", "appointments", "attendance", "windows",
                   "tickets"):

@@ -1,0 +1,83 @@
+"""The JSON API as a soft caller or a kiosk would use it."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from controller.server import create_app
+from tests.helpers import demo_config
+
+
+@pytest.fixture
+async def client(tmp_path):
+    app = create_app(demo_config(), tmp_path)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_take_call_and_see_it_on_the_board(client):
+    r = await client.post("/api/tickets", json={"service": "B"})
+    assert r.status == 201
+    ticket = (await r.json())["ticket"]
+    assert (ticket["number"], ticket["service_name"], ticket["ahead"]) == ("B001", "不动产登记", 0)
+    assert (await client.post("/api/windows/4/login", json={"staff": "1004"})).status == 200
+    r = await client.post("/api/windows/4/next")
+    assert (await r.json())["ticket"]["number"] == "B001"
+    board = await (await client.get("/api/board")).json()
+    w4 = next(w for w in board["windows"] if w["window"] == "4")
+    assert (w4["state"], w4["ticket"]) == ("serving", "B001")
+    r = await client.get("/api/tickets/b001")
+    assert (await r.json())["ticket"]["state"] == "called"
+
+
+@pytest.mark.parametrize("body, status, code", [
+    (b"{not json", 400, "bad_request"),
+    (b"[1, 2]", 400, "bad_request"),
+    (b'{"service": "Z"}', 404, "unknown_service"),
+    (b'{"service": 5}', 400, "bad_arguments"),
+    (b'{"service": "A", "colour": "red"}', 400, "bad_arguments"),
+    (b'{}', 400, "bad_arguments"),
+])
+async def test_bad_requests_get_a_clear_error_and_change_nothing(client, body, status, code):
+    r = await client.post("/api/tickets", data=body, headers={"Content-Type": "application/json"})
+    assert r.status == status
+    err = (await r.json())["error"]
+    assert err["code"] == code and err["message"]
+    tickets = (await (await client.get("/api/tickets")).json())["tickets"]
+    assert tickets == []
+
+
+async def test_refused_window_commands(client):
+    r = await client.post("/api/windows/1/next")
+    assert r.status == 409 and (await r.json())["error"]["code"] == "not_logged_in"
+    r = await client.post("/api/windows/1/fly")
+    assert r.status == 404
+    r = await client.post("/api/windows/99/login", json={"staff": "1001"})
+    assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_window"
+    await client.post("/api/windows/1/login", json={"staff": "1001"})
+    await client.post("/api/windows/1/pause")
+    await client.post("/api/tickets", json={"service": "A"})
+    r = await client.post("/api/windows/1/next")
+    assert r.status == 409 and (await r.json())["error"]["message"] == "窗口已暂停服务"
+
+
+async def test_idempotency_key_returns_the_first_answer(client):
+    headers = {"Idempotency-Key": "kiosk-2:42"}
+    first = await (await client.post("/api/tickets", json={"service": "C"}, headers=headers)).json()
+    again = await (await client.post("/api/tickets", json={"service": "C"}, headers=headers)).json()
+    assert first == again
+    assert len((await (await client.get("/api/tickets")).json())["tickets"]) == 1
+
+
+async def test_transfer_and_cancel(client):
+    await client.post("/api/tickets", json={"service": "A"})
+    await client.post("/api/tickets", json={"service": "A"})
+    await client.post("/api/windows/1/login", json={"staff": "1001"})
+    await client.post("/api/windows/1/next")
+    r = await client.post("/api/windows/1/transfer", json={"to_service": "D"})
+    assert (await r.json())["ticket"]["service"] == "D"
+    r = await client.post("/api/tickets/A002/cancel")
+    assert (await r.json())["ticket"]["state"] == "cancelled"
+    health = await (await client.get("/api/health")).json()
+    assert health["ok"] and health["stats"]["commands"] >= 5

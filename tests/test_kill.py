@@ -1,0 +1,92 @@
+"""SIGKILL in the middle of a burst of ticket requests: every acknowledged ticket survives,
+and numbering continues without a gap or a repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.helpers import DEMO
+
+pytestmark = pytest.mark.slow
+
+
+def noon_timezone() -> str:
+    """A fixed-offset zone where it is now about midday, so no rollover hits the test."""
+    offset = (12 - datetime.now(UTC).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
+def write_config(folder: Path) -> Path:
+    text = DEMO.read_text(encoding="utf-8").replace(
+        'timezone = "Asia/Shanghai"', f'timezone = "{noon_timezone()}"')
+    tomllib.loads(text)
+    path = folder / "hall.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def start_server(config: Path, data: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "serve", "--config", str(config),
+         "--data", str(data), "--http", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    loop = asyncio.get_running_loop()
+    line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 30)
+    m = re.search(r"http://[\d.]+:\d+", line)
+    if not m:
+        proc.kill()
+        raise AssertionError(f"server did not start: {line!r}")
+    return proc, m.group(0)
+
+
+async def test_sigkill_mid_burst_loses_no_acknowledged_ticket(tmp_path):
+    config, data = write_config(tmp_path), tmp_path / "data"
+    proc, url = await start_server(config, data)
+    acked: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def take(i: int) -> None:
+                await asyncio.sleep(i * 0.002)
+                async with http.post(f"{url}/api/tickets", json={"service": "A"}) as r:
+                    if r.status == 201:
+                        acked.append((await r.json())["ticket"]["number"])
+
+            burst = [asyncio.create_task(take(i)) for i in range(600)]
+            while len(acked) < 150:
+                await asyncio.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.gather(*burst, return_exceptions=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert 150 <= len(acked) < 600, "the kill must land in the middle of the burst"
+    assert len(set(acked)) == len(acked)
+
+    proc, url = await start_server(config, data)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/api/tickets") as r:
+                stored = [t["number"] for t in (await r.json())["tickets"] if t["service"] == "A"]
+            assert set(acked) <= set(stored), "an acknowledged ticket was lost"
+            async with http.post(f"{url}/api/tickets", json={"service": "A"}) as r:
+                assert r.status == 201
+                after = (await r.json())["ticket"]["number"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    numbers = stored + [after]
+    assert len(numbers) == len(set(numbers)), "a number was issued twice"
+    assert sorted(numbers) == [f"A{i:03d}" for i in range(1, len(numbers) + 1)], "a gap"
