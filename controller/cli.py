@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,17 +24,19 @@ def _config(path: str | Path) -> HallConfig:
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="yimen-data", metavar="DIR",
-                   help="data folder for the embedded SQLite database (default: yimen-data/)")
-    p.add_argument("--db", metavar="URL",
-                   help="database URL instead, e.g. postgresql://user@host/yimen")
+    p.add_argument("--data", default=os.environ.get("YIMEN_DATA", "yimen-data"), metavar="DIR",
+                   help="data folder for the embedded SQLite database "
+                        "(default: $YIMEN_DATA or yimen-data/)")
+    p.add_argument("--db", default=os.environ.get("YIMEN_DB") or None, metavar="URL",
+                   help="database URL instead, e.g. postgresql://user@host/yimen "
+                        "(default: $YIMEN_DB, then the config's storage.url)")
 
 
 def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner: str = "") -> int:
     from controller.server import create_app, run
 
     config = config or _config(args.config)
-    listen = args.http or config.server.http
+    listen = args.http or os.environ.get("YIMEN_HTTP") or config.server.http
     app = create_app(config, args.data, args.db)
     asyncio.run(run(app, listen, banner))
     return 0

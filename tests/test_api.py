@@ -81,3 +81,22 @@ async def test_transfer_and_cancel(client):
     assert (await r.json())["ticket"]["state"] == "cancelled"
     health = await (await client.get("/api/health")).json()
     assert health["ok"] and health["stats"]["commands"] >= 5
+
+
+async def test_storage_failure_is_a_503_and_nothing_is_issued(client, monkeypatch):
+    from controller.web.api import ENGINE
+
+    engine = client.server.app[ENGINE]
+    real = engine.repo.write
+
+    async def broken(*args, **kw):
+        raise OSError("disk unplugged")
+
+    monkeypatch.setattr(engine.repo, "write", broken)
+    r = await client.post("/api/tickets", json={"service": "A"})
+    assert r.status == 503 and (await r.json())["error"]["code"] == "unavailable"
+    assert (await client.get("/api/board")).status == 503    # state is being rebuilt
+    monkeypatch.setattr(engine.repo, "write", real)
+    r = await client.post("/api/tickets", json={"service": "A"})
+    assert r.status == 201 and (await r.json())["ticket"]["number"] == "A001"
+    assert (await client.get("/api/board")).status == 200

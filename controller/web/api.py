@@ -53,36 +53,34 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-async def _run(request: web.Request, op: str, args: dict[str, Any], status: int = 200) -> web.Response:
-    key = request.headers.get("Idempotency-Key")
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
+    """Refusals become 4xx bodies; an engine that cannot commit now becomes 503."""
     try:
-        reply = await request.app[ENGINE].execute(
-            Command(op, args), key=f"http:{key[:120]}" if key else None)
+        return await handler(request)
     except Refused as r:
         return _refusal(r)
     except (StorageUnavailable, EngineStopped) as exc:
         return _json({"ok": False, "error": {"code": "unavailable", "message": "系统繁忙，请稍后重试",
                                              "message_en": str(exc)}}, 503)
+
+
+async def _run(request: web.Request, op: str, args: dict[str, Any], status: int = 200) -> web.Response:
+    key = request.headers.get("Idempotency-Key")
+    reply = await request.app[ENGINE].execute(
+        Command(op, args), key=f"http:{key[:120]}" if key else None)
     return _json({"ok": True, **reply}, status)
 
 
 async def take_ticket(request: web.Request) -> web.Response:
-    try:
-        body = await _body(request)
-    except Refused as r:
-        return _refusal(r)
-    return await _run(request, "take", body, 201)
+    return await _run(request, "take", await _body(request), 201)
 
 
 async def window_command(request: web.Request) -> web.Response:
     op = WINDOW_OPS.get(request.match_info["op"])
     if op is None:
-        return _refusal(Refused("unknown_command", "无法识别的指令", "unknown window command"))
-    try:
-        body = await _body(request)
-    except Refused as r:
-        return _refusal(r)
-    return await _run(request, op, {**body, "window": request.match_info["window"]})
+        raise Refused("unknown_command", "无法识别的指令", "unknown window command")
+    return await _run(request, op, {**await _body(request), "window": request.match_info["window"]})
 
 
 async def cancel_ticket(request: web.Request) -> web.Response:
@@ -90,18 +88,14 @@ async def cancel_ticket(request: web.Request) -> web.Response:
 
 
 async def add_appointment(request: web.Request) -> web.Response:
-    try:
-        body = await _body(request)
-    except Refused as r:
-        return _refusal(r)
-    return await _run(request, "add_appointment", body, 201)
+    return await _run(request, "add_appointment", await _body(request), 201)
 
 
 async def get_ticket(request: web.Request) -> web.Response:
     hall = request.app[ENGINE].hall
     ticket = hall.ticket(request.match_info["number"])
     if ticket is None:
-        return _refusal(Refused("unknown_ticket", "今天没有这个号", "no such ticket today"))
+        raise Refused("unknown_ticket", "今天没有这个号", "no such ticket today")
     return _json({"ok": True, "ticket": hall.public(ticket)})
 
 
@@ -129,6 +123,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.middlewares.append(errors)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/board", board)
     app.router.add_get("/api/tickets", list_tickets)
