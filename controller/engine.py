@@ -22,7 +22,7 @@ from controller.clock import Clock, SystemClock
 from controller.config import HallConfig
 from controller.core.commands import Command, apply
 from controller.core.errors import Refused
-from controller.core.hall import HallState
+from controller.core.hall import Changes, HallState
 from controller.core.model import Event
 from controller.storage.repository import Repository
 
@@ -48,6 +48,7 @@ class _Pending:
     command: Command
     key: str | None
     future: asyncio.Future = field(repr=False)
+    answered: bool = False
 
 
 @dataclass(slots=True)
@@ -57,6 +58,18 @@ class Stats:
     batches: int = 0
     replayed: int = 0
     failed: int = 0
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A batch applied to the core, waiting for its commit."""
+
+    batch: list[_Pending]
+    results: list[str | dict]
+    replies: dict[str, tuple[datetime, str]]
+    changes: Changes
+    prune_at: datetime | None
+    generation: int
 
 
 class _Poisoned(Exception):
@@ -84,6 +97,7 @@ class Engine:
         self._tasks: list[asyncio.Task] = []
         self._running = False
         self._last_prune: datetime | None = None
+        self._generation = 0   # bumped by every failed commit
 
     # ------------------------------------------------------------------ life cycle
     @property
@@ -139,30 +153,37 @@ class Engine:
 
     # ------------------------------------------------------------------ the writer
     async def _writer(self) -> None:
+        """Take what is queued, apply it, commit it. The next batch is applied while the
+        previous one commits; answers still go out in order, each after its own commit."""
+        inflight: asyncio.Task | None = None
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._run_batch(batch)
-            except Exception:  # noqa: BLE001 - the writer must outlive any one batch
-                log.exception("batch failed")
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(StorageUnavailable("internal error"))
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _run_batch(self, batch: list[_Pending]) -> None:
-        if self._hall is None:
-            try:
-                await self._rebuild()
-            except Exception as exc:  # noqa: BLE001
+                prepared = await self._prepare(batch, inflight)
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any one batch
                 log.error("storage unavailable: %s", exc)
+                self._hall = None
                 self._fail(batch, StorageUnavailable("storage unavailable"))
-                return
+                continue
+            finally:
+                if inflight is not None:
+                    await inflight           # never raises: _commit answers its own callers
+                    inflight = None
+            if prepared.generation != self._generation:
+                # the previous commit failed after this batch was applied on top of it
+                self._fail(prepared.batch, StorageUnavailable("storage unavailable"))
+                continue
+            inflight = asyncio.create_task(self._commit(prepared))
+
+    async def _prepare(self, batch: list[_Pending], inflight: asyncio.Task | None) -> _Prepared:
+        if self._hall is None:
+            if inflight is not None:
+                await inflight
+            await self._rebuild()
         while True:
+            generation = self._generation
             try:
                 results, replies = self._apply_all(batch)
                 break
@@ -170,32 +191,38 @@ class Engine:
                 log.error("command %r failed: %r", batch[p.index].command, p.error)
                 self._fail([batch[p.index]], StorageUnavailable("internal error"))
                 batch = batch[:p.index] + batch[p.index + 1:]
+                if inflight is not None:
+                    await inflight
                 await self._rebuild()
-        changes = self._hall.drain()
+        # visible to the next batch at once; a failed commit rebuilds them from storage
+        self._replies.update(replies)
         now = self.clock.now()
         prune = self._last_prune is None or now - self._last_prune > PRUNE_EVERY
-        if changes or replies or prune:
+        return _Prepared(batch, results, replies, self._hall.drain(), now if prune else None,
+                         generation)
+
+    async def _commit(self, p: _Prepared) -> None:
+        if p.changes or p.replies or p.prune_at:
             try:
                 conn = await self._writer_conn()
                 async with conn.begin():
-                    await self.repo.write(conn, changes, replies)
-                    if prune:
-                        await self.repo.prune_replies(conn, now - REPLY_RETENTION)
+                    await self.repo.write(conn, p.changes, p.replies)
+                    if p.prune_at:
+                        await self.repo.prune_replies(conn, p.prune_at - REPLY_RETENTION)
             except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
                 log.error("commit failed, rebuilding from storage: %s", exc)
-                await self._close_conn()
                 self._hall = None
-                self._fail(batch, StorageUnavailable("storage unavailable"))
+                self._generation += 1
+                self._fail(p.batch, StorageUnavailable("storage unavailable"))
+                await self._close_conn()
                 return
-            if prune:
-                self._prune_memory(now)
-            self._replies.update(replies)
+            if p.prune_at:
+                self._prune_memory(p.prune_at)
         self.stats.batches += 1
-        for item, result in zip(batch, results):
-            if not item.future.done():
-                item.future.set_result(result)
-        if changes.events:
-            self._notify(changes.events)
+        for item, result in zip(p.batch, p.results):
+            self._answer(item, result)
+        if p.changes.events:
+            self._notify(p.changes.events)
 
     def _apply_all(self, batch: list[_Pending]) -> tuple[list[str | dict], dict]:
         hall = self._hall
@@ -227,10 +254,23 @@ class Engine:
         return results, replies
 
     def _fail(self, batch: list[_Pending], error: Exception) -> None:
-        self.stats.failed += len(batch)
         for item in batch:
-            if not item.future.done():
+            if not item.answered:
+                self.stats.failed += 1
+                self._answer(item, error=error)
+
+    def _answer(self, item: _Pending, result: str | dict | None = None,
+                error: Exception | None = None) -> None:
+        """Answer a queued command exactly once (its caller may have gone away meanwhile)."""
+        if item.answered:
+            return
+        item.answered = True
+        if not item.future.done():
+            if error is not None:
                 item.future.set_exception(error)
+            else:
+                item.future.set_result(result)
+        self._queue.task_done()
 
     def _notify(self, events: list[Event]) -> None:
         for listener in self._listeners:

@@ -202,3 +202,42 @@ async def test_durations_survive_restart_for_estimates(db, clock):
     assert e2.hall.avg_service_min("C") == pytest.approx(4.0)
     assert e2.hall.estimate_min("C", 2) == 8
     await e2.stop()
+
+
+def slow_write(engine: Engine, monkeypatch, fail: bool):
+    """The first commit takes 50 ms (and fails if asked); the next batch is applied meanwhile."""
+    real = engine.repo.write
+    calls = []
+
+    async def write(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(0.05)
+            if fail:
+                raise OSError("disk full")
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(engine.repo, "write", write)
+
+
+async def test_a_failed_commit_also_fails_the_batch_applied_on_top_of_it(db, clock, monkeypatch):
+    e = await started(db, clock)
+    slow_write(e, monkeypatch, fail=True)
+    first = asyncio.create_task(e.execute(cmd("take", service="A")))
+    await asyncio.sleep(0.01)                       # the first batch is committing now
+    second = asyncio.create_task(e.execute(cmd("take", service="A")))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert all(isinstance(r, StorageUnavailable) for r in results), results
+    assert (await e.execute(cmd("take", service="A")))["ticket"]["number"] == "A001"
+    await e.stop()
+
+
+async def test_a_repeat_during_the_first_commit_gets_the_same_reply(db, clock, monkeypatch):
+    e = await started(db, clock)
+    slow_write(e, monkeypatch, fail=False)
+    first = asyncio.create_task(e.execute(cmd("take", service="A"), key="kiosk-1:x:1"))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(e.execute(cmd("take", service="A"), key="kiosk-1:x:1"))
+    assert await first == await second
+    assert e.hall.seq["A"] == 1
+    await e.stop()
