@@ -302,8 +302,7 @@ class Engine:
         conn = await self._writer_conn()
         async with conn.begin():
             hall = await self.repo.load(conn, self.config, today)
-            stored = await self.repo.load_replies(conn, now - REPLY_RETENTION)
-        self._replies = {k: (now, v) for k, v in stored.items()}
+            self._replies = await self.repo.load_replies(conn, now - REPLY_RETENTION)
         self._hall = hall
 
     def _prune_memory(self, now: datetime) -> None:
@@ -317,8 +316,8 @@ class Engine:
         tz = self.config.hall.tz
         while True:
             local = self.clock.now().astimezone(tz)
-            midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tz)
-            await asyncio.sleep(min(600.0, (midnight - local).total_seconds() + 0.01))
+            await self.clock.sleep_until(
+                datetime.combine(local.date() + timedelta(days=1), time(0), tz))
             try:
                 await self.execute(Command("rollover"))
             except (EngineStopped, StorageUnavailable) as exc:

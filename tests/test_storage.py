@@ -241,3 +241,59 @@ async def test_a_repeat_during_the_first_commit_gets_the_same_reply(db, clock, m
     assert await first == await second
     assert e.hall.seq["A"] == 1
     await e.stop()
+
+
+async def wait_for(predicate, seconds: float = 2.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+async def test_midnight_rolls_the_day_over_with_nobody_pressing(db, clock):
+    from datetime import datetime
+
+    from tests.helpers import CST
+
+    clock.set(datetime(2026, 11, 23, 23, 58, tzinfo=CST))
+    e = await started(db, clock)
+    await e.execute(cmd("take", service="A"))
+    clock.advance(minutes=1)
+    await asyncio.sleep(0.05)
+    assert e.hall.day.isoformat() == "2026-11-23"       # not yet
+    clock.advance(minutes=2)                            # 00:01 in the hall
+    await wait_for(lambda: e.hall.day.isoformat() == "2026-11-24")
+    await e.stop()
+    async with db.connect() as conn:
+        states = (await conn.execute(select(schema.tickets.c.state))).scalars().all()
+        kinds = (await conn.execute(select(schema.events.c.kind))).scalars().all()
+    assert states == ["not_served"] and kinds[-1] == "rollover"
+
+
+async def test_listeners_hear_committed_events_and_a_failing_one_hurts_none(db, clock):
+    e = await started(db, clock)
+    heard: list[str] = []
+
+    def broken(events):
+        raise RuntimeError("listener bug")
+
+    e.subscribe(broken)
+    e.subscribe(lambda events: heard.extend(ev.kind for ev in events))
+    await e.execute(cmd("take", service="A"))
+    await e.execute(cmd("login", window="1", staff="1001"))
+    assert heard == ["issued", "login"]
+    await e.stop()
+
+
+async def test_remembered_replies_are_forgotten_after_a_day(db, clock):
+    e = await started(db, clock)
+    await e.execute(cmd("take", service="A"), key="kiosk-1:old:1")
+    clock.advance(hours=25)
+    await e.execute(cmd("take", service="B"))          # a later batch prunes old replies
+    again = await e.execute(cmd("take", service="A"), key="kiosk-1:old:1")
+    assert again["ticket"]["day"] == clock.now().astimezone(e.config.hall.tz).date().isoformat()
+    await e.stop()
+    async with db.connect() as conn:
+        keys = (await conn.execute(select(schema.replies.c.key))).scalars().all()
+    assert keys == ["kiosk-1:old:1"]                   # only the new one is kept

@@ -101,10 +101,12 @@ class Repository:
         await conn.execute(delete(schema.replies).where(
             schema.replies.c.hall == self.hall, schema.replies.c.at < before))
 
-    async def load_replies(self, conn: AsyncConnection, since: datetime) -> dict[str, str]:
-        rows = await conn.execute(select(schema.replies.c.key, schema.replies.c.reply).where(
-            schema.replies.c.hall == self.hall, schema.replies.c.at >= since))
-        return dict(rows.all())
+    async def load_replies(self, conn: AsyncConnection,
+                           since: datetime) -> dict[str, tuple[datetime, str]]:
+        r = schema.replies
+        rows = await conn.execute(select(r.c.key, r.c.at, r.c.reply).where(
+            r.c.hall == self.hall, r.c.at >= since))
+        return {key: (at, reply) for key, at, reply in rows}
 
     async def load(self, conn: AsyncConnection, config: HallConfig, today: date) -> HallState:
         """Rebuild the hall's live state: the stored day's tickets, every ticket still open,
