@@ -299,10 +299,14 @@ class Engine:
         self._hall = None
         now = self.clock.now()
         today = now.astimezone(self.config.hall.tz).date()
-        conn = await self._writer_conn()
-        async with conn.begin():
-            hall = await self.repo.load(conn, self.config, today)
-            self._replies = await self.repo.load_replies(conn, now - REPLY_RETENTION)
+        try:
+            conn = await self._writer_conn()
+            async with conn.begin():
+                hall = await self.repo.load(conn, self.config, today)
+                self._replies = await self.repo.load_replies(conn, now - REPLY_RETENTION)
+        except Exception:
+            await self._close_conn()   # a broken connection is not used again
+            raise
         self._hall = hall
 
     def _prune_memory(self, now: datetime) -> None:

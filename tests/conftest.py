@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -31,12 +32,9 @@ async def _pg_admin():
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db_url(request, tmp_path):
-    """A fresh, empty database URL on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'yimen.db'}"
-        return
+@asynccontextmanager
+async def pg_database():
+    """A fresh PostgreSQL database, dropped afterwards."""
     admin = await _pg_admin()
     name = f"yimen_test_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -46,3 +44,19 @@ async def db_url(request, tmp_path):
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request, tmp_path):
+    """A fresh, empty database URL on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'yimen.db'}"
+        return
+    async with pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def pg_url():
+    async with pg_database() as url:
+        yield url

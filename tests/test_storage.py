@@ -297,3 +297,32 @@ async def test_remembered_replies_are_forgotten_after_a_day(db, clock):
     async with db.connect() as conn:
         keys = (await conn.execute(select(schema.replies.c.key))).scalars().all()
     assert keys == ["kiosk-1:old:1"]                   # only the new one is kept
+
+
+async def test_a_dropped_database_connection_is_survived(pg_url, clock):
+    """PostgreSQL restarts or drops the writer's connection: the command in flight is not
+    acknowledged, the next one reconnects, and numbering has no gap."""
+    import asyncpg
+
+    from tests.conftest import PG_URL
+
+    engine_db = open_database(pg_url)
+    await upgrade(engine_db)
+    e = await started(engine_db, clock)
+    assert (await e.execute(cmd("take", service="A")))["ticket"]["number"] == "A001"
+    admin = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        name = pg_url.rsplit("/", 1)[1]
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = $1", name)
+    finally:
+        await admin.close()
+    numbers, failed = [], 0
+    for _ in range(3):
+        try:
+            numbers.append((await e.execute(cmd("take", service="A")))["ticket"]["number"])
+        except StorageUnavailable:
+            failed += 1
+    assert failed <= 1 and numbers == ["A002", "A003", "A004"][:3 - failed]
+    await e.stop()
+    await engine_db.dispose()
