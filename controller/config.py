@@ -9,10 +9,18 @@ import re
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 HALL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
@@ -66,6 +74,9 @@ def _spans(value: object) -> tuple[Span, ...]:
     return tuple(v if isinstance(v, Span) else Span.parse(str(v)) for v in value)
 
 
+Spans = Annotated[tuple[Span, ...], BeforeValidator(_spans)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -92,13 +103,8 @@ class Service(_Model):
     category: str = ""
     daily_cap: int = Field(default=999, ge=0, le=99999)
     avg_service_min: float = Field(default=10.0, gt=0)
-    hours: tuple[Span, ...] = ()
+    hours: Spans = ()
     quotas: tuple[Quota, ...] = ()
-
-    @field_validator("hours", mode="before")
-    @classmethod
-    def _hours(cls, v: object) -> tuple[Span, ...]:
-        return _spans(v)
 
     @model_validator(mode="after")
     def _default_prefix(self) -> "Service":
@@ -153,17 +159,10 @@ class Clerk(_Model):
 class Device(_Model):
     """A protocol v1 device and, for window-bound kinds, the window it belongs to."""
 
-    id: str
+    id: str = Field(pattern=DEVICE_ID.pattern)
     kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]
     window: str | None = None
     password: str | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not DEVICE_ID.fullmatch(v):
-            raise ValueError(f"device id {v!r} must match {DEVICE_ID.pattern}")
-        return v
 
     @model_validator(mode="after")
     def _bound(self) -> "Device":
@@ -175,29 +174,17 @@ class Device(_Model):
 class Hall(_Model):
     """The hall itself: identity, time zone, opening calendar and queue settings."""
 
-    id: str
+    id: str = Field(pattern=HALL_ID.pattern)
     name: str = Field(min_length=1)
     name_en: str = ""
     timezone: str = "Asia/Shanghai"
-    hours: tuple[Span, ...] = (Span(start=0, end=24 * 60),)
+    hours: Spans = (Span(start=0, end=24 * 60),)
     days: tuple[Literal[WEEKDAYS], ...] = WEEKDAYS  # type: ignore[valid-type]
     holidays: tuple[date, ...] = ()
     workdays: tuple[date, ...] = ()
     max_recalls: int = Field(default=2, ge=0, le=20)
     recent_samples: int = Field(default=20, ge=1, le=1000)
     status_url: str = ""
-
-    @field_validator("hours", mode="before")
-    @classmethod
-    def _hours(cls, v: object) -> tuple[Span, ...]:
-        return _spans(v)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not HALL_ID.fullmatch(v):
-            raise ValueError(f"hall id {v!r} must match {HALL_ID.pattern}")
-        return v
 
     @field_validator("timezone")
     @classmethod

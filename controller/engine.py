@@ -219,7 +219,7 @@ class Engine:
             if p.prune_at:
                 self._prune_memory(p.prune_at)
         self.stats.batches += 1
-        for item, result in zip(p.batch, p.results):
+        for item, result in zip(p.batch, p.results, strict=True):
             self._answer(item, result)
         if p.changes.events:
             self._notify(p.changes.events)

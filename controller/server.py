@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from controller.clock import Clock
 from controller.config import HallConfig
 from controller.engine import Engine
 from controller.storage.db import database_url, open_database, upgrade
@@ -19,7 +20,8 @@ from controller.web.api import ENGINE, add_routes
 log = logging.getLogger("yimen.server")
 
 
-def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = None) -> web.Application:
+def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = None,
+               clock: Clock | None = None) -> web.Application:
     """The app factory: ``cleanup_ctx`` opens the database, migrates it, runs the engine, and
     closes all of it in reverse order."""
     app = web.Application(client_max_size=64 * 1024)
@@ -29,7 +31,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
         db = open_database(url, config.storage.synchronous)
         try:
             await upgrade(db)
-            engine = Engine(config, db)
+            engine = Engine(config, db, clock)
             await engine.start()
             app[ENGINE] = engine
             gc.collect()
@@ -37,6 +39,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             log.info("hall %s open on %s", config.hall.id, db.url.render_as_string(hide_password=True))
             yield
             await engine.stop()
+            log.info("hall %s closed", config.hall.id)
         finally:
             await db.dispose()
 

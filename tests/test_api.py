@@ -10,8 +10,8 @@ from tests.helpers import demo_config
 
 
 @pytest.fixture
-async def client(tmp_path):
-    app = create_app(demo_config(), tmp_path)
+async def client(tmp_path, clock):
+    app = create_app(demo_config(), tmp_path, clock=clock)
     async with TestClient(TestServer(app)) as c:
         yield c
 

@@ -9,7 +9,7 @@ import pytest
 from controller.config import load_config, parse_config
 from controller.core.errors import Refused
 from controller.core.hall import HallState
-from tests.helpers import CST, EXAMPLE, MONDAY_9, check_invariants, new_hall, snapshot, small_config
+from tests.helpers import CST, EXAMPLE, MONDAY_9, check_invariants, new_hall, small_config, snapshot
 
 
 def take(hall: HallState, service: str = "A", now: datetime = MONDAY_9, **kw) -> dict:

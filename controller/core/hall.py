@@ -17,7 +17,13 @@ from controller.config import HallConfig, Window
 from controller.core import calendar
 from controller.core.errors import Refused
 from controller.core.model import (
-    Appointment, Attendance, Event, Priority, Ticket, TicketState, WindowState,
+    Appointment,
+    Attendance,
+    Event,
+    Priority,
+    Ticket,
+    TicketState,
+    WindowState,
 )
 from controller.core.queue import WaitingLine
 
@@ -187,8 +193,10 @@ class HallState:
             "number": ticket.number, "service": ticket.service, "service_name": svc.name,
             "state": ticket.state.value, "priority": ticket.priority.value,
             "ahead": ahead, "est_wait_min": self.estimate_min(ticket.service, ahead),
-            "issued_at": self.local(ticket.issued_at).isoformat(timespec="seconds"), "day": ticket.day.isoformat(),
-            "window": ticket.window if ticket.state is not TicketState.WAITING else ticket.target_window,
+            "issued_at": self.local(ticket.issued_at).isoformat(timespec="seconds"),
+            "day": ticket.day.isoformat(),
+            "window": (ticket.target_window if ticket.state is TicketState.WAITING
+                       else ticket.window),
         }
         base = self.config.hall.status_url
         if base:
@@ -386,7 +394,7 @@ class HallState:
             heads = [h for s in cfg.services if (h := self.lines[s].head()) is not None]
             return min(heads, key=lambda h: (h[0], h[1])) if heads else None
         # weighted: smooth weighted round robin over services with someone waiting
-        eligible = [(s, w) for s, w in zip(cfg.services, cfg.weights) if self.lines[s]]
+        eligible = [(s, w) for s, w in zip(cfg.services, cfg.weights, strict=True) if self.lines[s]]
         if not eligible:
             return None
         total = sum(w for _, w in eligible)

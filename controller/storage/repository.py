@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from dataclasses import asdict, fields
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
@@ -16,7 +16,12 @@ from controller.config import HallConfig
 from controller.core import calendar
 from controller.core.hall import Changes, HallState
 from controller.core.model import (
-    Appointment, Attendance, Priority, Ticket, TicketState, WindowState,
+    Appointment,
+    Attendance,
+    Priority,
+    Ticket,
+    TicketState,
+    WindowState,
 )
 from controller.storage import schema
 

@@ -8,7 +8,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, Index, Integer, MetaData, String, Table, Text,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
