@@ -104,6 +104,8 @@ class Engine:
     def hall(self) -> HallState:
         """The live state, for reading only; replaced when rebuilt from storage."""
         if self._hall is None:
+            if self._running:
+                raise StorageUnavailable("the hall is being reloaded from storage")
             raise EngineStopped("the engine has not started")
         return self._hall
 
@@ -202,22 +204,22 @@ class Engine:
                          generation)
 
     async def _commit(self, p: _Prepared) -> None:
-        if p.changes or p.replies or p.prune_at:
-            try:
+        try:
+            if p.changes or p.replies or p.prune_at:
                 conn = await self._writer_conn()
                 async with conn.begin():
                     await self.repo.write(conn, p.changes, p.replies)
                     if p.prune_at:
                         await self.repo.prune_replies(conn, p.prune_at - REPLY_RETENTION)
-            except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
-                log.error("commit failed, rebuilding from storage: %s", exc)
-                self._hall = None
-                self._generation += 1
-                self._fail(p.batch, StorageUnavailable("storage unavailable"))
-                await self._close_conn()
-                return
-            if p.prune_at:
-                self._prune_memory(p.prune_at)
+        except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
+            log.error("commit failed, rebuilding from storage: %s", exc)
+            self._hall = None
+            self._generation += 1
+            self._fail(p.batch, StorageUnavailable("storage unavailable"))
+            await self._close_conn()
+            return
+        if p.prune_at:
+            self._prune_memory(p.prune_at)
         self.stats.batches += 1
         for item, result in zip(p.batch, p.results, strict=True):
             self._answer(item, result)
