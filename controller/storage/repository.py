@@ -8,7 +8,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -175,11 +175,6 @@ class Repository:
             state.attendance[row["id"]] = Attendance(
                 id=row["id"], staff=row["staff"], window=row["window"], role=row["role"],
                 login_at=row["login_at"])
-
-    async def count_tickets(self, conn: AsyncConnection, day: date) -> int:
-        t = schema.tickets
-        return (await conn.execute(select(func.count()).select_from(t).where(
-            t.c.hall == self.hall, t.c.day == day))).scalar_one()
 
 
 def _ticket(row) -> Ticket:  # noqa: ANN001

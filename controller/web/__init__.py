@@ -1,0 +1,1 @@
+"""The hall server's HTTP doors."""
