@@ -75,5 +75,5 @@ def test_serve_refuses_a_broken_config(tmp_path):
 
 def test_db_upgrade_creates_the_schema(tmp_path):
     run = yimen("db", "upgrade", "--data", str(tmp_path))
-    assert run.returncode == 0 and "revision 0001" in run.stdout
+    assert run.returncode == 0 and "revision 0002" in run.stdout
     assert (tmp_path / "yimen.db").exists()

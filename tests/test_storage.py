@@ -36,7 +36,7 @@ async def started(db, clock, **kw) -> Engine:
 
 async def test_migrations_are_idempotent(db):
     await upgrade(db)
-    assert await current_revision(db) == "0001"
+    assert await current_revision(db) == "0002"
 
 
 async def test_state_is_rebuilt_after_a_restart(db, clock):
@@ -327,3 +327,19 @@ async def test_a_dropped_database_connection_is_survived(pg_url, clock):
     assert failed <= 1 and numbers == ["A002", "A003", "A004"][:3 - failed]
     await e.stop()
     await engine_db.dispose()
+
+
+async def test_ratings_and_open_sessions_survive_restart(db, clock):
+    e = await started(db, clock)
+    await e.execute(cmd("take", service="A"))
+    await e.execute(cmd("login", window="1", staff="1001"))
+    await e.execute(cmd("call_next", window="1"))
+    session = (await e.execute(cmd("evaluate", window="1")))["evaluation"]["session"]
+    await e.stop()
+    e2 = await started(db, clock)
+    assert e2.hall.open_evaluation("1").id == session
+    await e2.execute(cmd("rate", window="1", session=session, level="very_satisfied"))
+    await e2.stop()
+    async with db.connect() as conn:
+        row = (await conn.execute(select(schema.evaluations))).mappings().one()
+    assert (row["level"], row["clerk"], row["number"]) == ("very_satisfied", "1001", "A001")

@@ -12,7 +12,8 @@ from controller.core.hall import HallState
 
 #: The commands the hall understands, by name; each is a ``HallState`` method.
 OPS = ("take", "cancel", "add_appointment", "login", "logout", "pause", "resume", "call_next",
-       "call_number", "recall", "no_show", "start", "done", "hold", "transfer", "rollover")
+       "call_number", "recall", "no_show", "start", "done", "hold", "transfer", "rollover",
+       "evaluate", "rate", "expire_evaluation")
 
 def _params(op: str) -> tuple[frozenset[str], frozenset[str]]:
     """A command's argument names and the required ones (all but ``self`` and ``now``)."""

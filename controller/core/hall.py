@@ -16,6 +16,7 @@ from typing import Any
 from controller.config import HallConfig, Window
 from controller.core import calendar
 from controller.core.errors import Refused
+from controller.core.evaluation import BAD_LEVELS, LEVELS, REASONS, Evaluation
 from controller.core.model import (
     Appointment,
     Attendance,
@@ -36,12 +37,13 @@ class Changes:
     windows: dict[str, WindowState] = field(default_factory=dict)
     attendance: dict[str, Attendance] = field(default_factory=dict)
     appointments: dict[str, Appointment] = field(default_factory=dict)
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     day: date | None = None
 
     def __bool__(self) -> bool:
         return bool(self.tickets or self.windows or self.attendance or self.appointments
-                    or self.events or self.day)
+                    or self.evaluations or self.events or self.day)
 
 
 class HallState:
@@ -69,6 +71,7 @@ class HallState:
         self.tokens: dict[str, set[str]] = {}
         self.appointments: dict[str, Appointment] = {}
         self.attendance: dict[str, Attendance] = {}
+        self.evaluations: dict[str, Evaluation] = {}   # open sessions
         self.durations: dict[str, deque[float]] = {
             s: deque(maxlen=config.hall.recent_samples) for s in self.services}
         self.changes = Changes()
@@ -555,6 +558,62 @@ class HallState:
         self._emit("transferred", now, t, window=ws.id, clerk=ws.clerk, from_service=from_service,
                    to_service=to_service, to_window=to_window)
         return {"window": ws.id, "ticket": self.public(t)}
+
+    # ------------------------------------------------------------------ 好差评
+    def evaluate(self, now: datetime, window: str) -> dict:
+        """Ask the citizen at the window to rate the service of the current ticket. Asking
+        again while a session is open returns that session."""
+        self.roll_to(now)
+        ws = self._staffed(window)
+        t = self._current(ws)
+        for ev in self.evaluations.values():
+            if ev.window == window:
+                return {"evaluation": self.evaluation_view(ev)}
+        ev = Evaluation(id=f"{t.id}@{window}@{now.timestamp():.3f}", window=window,
+                        clerk=ws.clerk, ticket=t.id, number=t.number, service=t.service,
+                        opened_at=now)
+        self.evaluations[ev.id] = ev
+        self.changes.evaluations[ev.id] = ev
+        self._emit("evaluation_opened", now, t, window=window, clerk=ws.clerk, session=ev.id)
+        return {"evaluation": self.evaluation_view(ev)}
+
+    def rate(self, now: datetime, window: str, session: str, level: str,
+             reasons: str | None = None) -> dict:
+        """The citizen's one rating for an open session (一次一评)."""
+        self.roll_to(now)
+        ev = self.evaluations.get(session)
+        if ev is None or ev.window != window:
+            raise Refused("session_closed", "本次评价已结束", "no open rating session here")
+        if level not in LEVELS:
+            raise Refused("bad_level", "无效的评价", f"unknown level {level!r}")
+        picked = [r for r in (reasons or "").split(",") if r]
+        if any(r not in REASONS for r in picked) or (picked and level not in BAD_LEVELS):
+            raise Refused("bad_reasons", "无效的原因", "reasons only for the two bad levels")
+        ev.level, ev.reasons, ev.closed_at = level, picked, now
+        del self.evaluations[session]
+        self.changes.evaluations[ev.id] = ev
+        self._emit("rated", now, window=window, clerk=ev.clerk, session=ev.id, level=level,
+                   ticket_number=ev.number)
+        return {"evaluation": self.evaluation_view(ev)}
+
+    def expire_evaluation(self, now: datetime, session: str) -> dict:
+        """Close a session nobody rated as unrated (未评价), never as a default rating."""
+        self.roll_to(now)
+        ev = self.evaluations.pop(session, None)
+        if ev is None:
+            return {"evaluation": None}
+        ev.closed_at = now
+        self.changes.evaluations[ev.id] = ev
+        self._emit("unrated", now, window=ev.window, clerk=ev.clerk, session=ev.id)
+        return {"evaluation": self.evaluation_view(ev)}
+
+    def evaluation_view(self, ev: Evaluation) -> dict[str, Any]:
+        return {"session": ev.id, "window": ev.window, "ticket": ev.number,
+                "open": ev.open, "level": ev.level, "timeout_s": ev.timeout_s,
+                "opened_at": ev.opened_at.isoformat()}
+
+    def open_evaluation(self, window: str) -> Evaluation | None:
+        return next((ev for ev in self.evaluations.values() if ev.window == window), None)
 
     # ------------------------------------------------------------------ views
     def window_view(self, window: str) -> dict[str, Any]:

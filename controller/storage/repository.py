@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.config import HallConfig
 from controller.core import calendar
+from controller.core.evaluation import Evaluation
 from controller.core.hall import Changes, HallState
 from controller.core.model import (
     Appointment,
@@ -28,7 +29,7 @@ from controller.storage import schema
 _KEYS = {
     schema.tickets: ("hall", "id"), schema.windows: ("hall", "id"),
     schema.attendance: ("hall", "id"), schema.appointments: ("hall", "code"),
-    schema.hall_state: ("hall",),
+    schema.hall_state: ("hall",), schema.evaluations: ("hall", "id"),
 }
 #: Columns fixed when a row is first written; an upsert leaves them (and their indexes) alone.
 _FIXED = {
@@ -86,6 +87,10 @@ class Repository:
         if changes.appointments:
             await conn.execute(_upsert(dialect, schema.appointments),
                                [{"hall": hall, **asdict(a)} for a in changes.appointments.values()])
+        if changes.evaluations:
+            await conn.execute(_upsert(dialect, schema.evaluations), [
+                {"hall": hall, **asdict(ev), "reasons": json.dumps(ev.reasons)}
+                for ev in changes.evaluations.values()])
         if changes.events:
             await conn.execute(schema.events.insert(), [
                 {"hall": hall, "at": e.at, "kind": e.kind, "window": e.window, "clerk": e.clerk,
@@ -147,6 +152,12 @@ class Repository:
                 a.c.hall == self.hall, a.c.day >= day))).mappings():
             state.appointments[row["code"]] = Appointment(
                 code=row["code"], service=row["service"], day=row["day"], ticket=row["ticket"])
+        ev = schema.evaluations
+        for row in (await conn.execute(select(ev).where(
+                ev.c.hall == self.hall, ev.c.closed_at.is_(None)))).mappings():
+            fields_ = {k: row[k] for k in ("id", "window", "clerk", "ticket", "number",
+                                           "service", "opened_at", "timeout_s")}
+            state.evaluations[row["id"]] = Evaluation(**fields_)
         return state
 
     def _count_issued(self, state: HallState, ticket: Ticket) -> None:

@@ -140,3 +140,21 @@ replies = Table(
     Column("reply", Text, nullable=False),
 )
 Index("ix_replies_hall_at", replies.c.hall, replies.c.at)
+
+#: 好差评 sessions: ``level`` is NULL for an open session and for one that ended unrated.
+evaluations = Table(
+    "evaluations", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("id", String(96), primary_key=True),
+    Column("window", String(16), nullable=False),
+    Column("clerk", String(16)),
+    Column("ticket", String(32), nullable=False),
+    Column("number", String(16), nullable=False),
+    Column("service", String(8), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("timeout_s", Integer, nullable=False),
+    Column("closed_at", UTCDateTime()),
+    Column("level", String(24)),
+    Column("reasons", Text, nullable=False),
+)
+Index("ix_evaluations_hall_opened", evaluations.c.hall, evaluations.c.opened_at)
