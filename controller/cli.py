@@ -32,12 +32,22 @@ def _add_storage(p: argparse.ArgumentParser) -> None:
                         "(default: $YIMEN_DB, then the config's storage.url)")
 
 
+def _add_bus(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", default=os.environ.get("YIMEN_BROKER") or None, metavar="URL",
+                   help="use this MQTT broker (mqtt://host:port) instead of the embedded one "
+                        "(default: $YIMEN_BROKER, then the config's bus.broker)")
+    p.add_argument("--mqtt", metavar="HOST:PORT",
+                   help="where the embedded broker listens (default: $YIMEN_MQTT, then the "
+                        "config's bus.listen; port 0 picks a free one)")
+
+
 def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner: str = "") -> int:
     from controller.server import create_app, run
 
     config = config or _config(args.config)
     listen = args.http or os.environ.get("YIMEN_HTTP") or config.server.http
-    app = create_app(config, args.data, args.db)
+    app = create_app(config, args.data, args.db, broker=args.broker,
+                     broker_listen=args.mqtt or os.environ.get("YIMEN_MQTT") or None)
     asyncio.run(run(app, listen, banner))
     return 0
 
@@ -100,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
     p.add_argument("--http", metavar="HOST:PORT", help="listen address (default from config)")
     _add_storage(p)
+    _add_bus(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="serve the demo hall (config/demo.toml)")
     p.add_argument("--http", metavar="HOST:PORT", help="listen address (default 127.0.0.1:8480)")
     _add_storage(p)
+    _add_bus(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check-config", help="validate hall configuration files")

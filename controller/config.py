@@ -184,6 +184,7 @@ class Hall(_Model):
     workdays: tuple[date, ...] = ()
     max_recalls: int = Field(default=2, ge=0, le=20)
     recent_samples: int = Field(default=20, ge=1, le=1000)
+    evaluation_timeout_s: int = Field(default=60, ge=5, le=600)
     status_url: str = ""
 
     @field_validator("timezone")
@@ -212,6 +213,46 @@ class Server(_Model):
     http: str = "127.0.0.1:8480"
 
 
+class Bus(_Model):
+    """The MQTT bus. With no ``broker`` the server runs its own embedded broker on
+    ``listen``; ``secret`` derives device passwords (else one is kept in the data folder)."""
+
+    broker: str = ""
+    listen: str = "127.0.0.1:1883"
+    secret: str = ""
+
+
+RATING_LEVELS = ("very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied")
+
+
+class Simulation(_Model):
+    """The stream of simulated citizens in ``yimen demo`` and ``yimen simulate`` (模拟客流).
+
+    ``speed`` compresses time: at 30, an 8-minute service takes 16 seconds. Mixes are relative
+    weights; an empty ``service_mix`` takes every service equally often."""
+
+    arrivals_per_min: float = Field(default=4.0, gt=0, le=6000)
+    speed: float = Field(default=30.0, gt=0, le=100_000)
+    service_mix: dict[str, float] = {}
+    service_min: dict[str, float] = {}
+    rating_mix: dict[str, float] = {"very_satisfied": 70, "satisfied": 20, "basic": 6,
+                                    "dissatisfied": 3, "very_dissatisfied": 1}
+    unrated_share: float = Field(default=0.1, ge=0, le=1)
+    green_share: float = Field(default=0.05, ge=0, le=1)
+
+    @field_validator("rating_mix")
+    @classmethod
+    def _levels(cls, v: dict[str, float]) -> dict[str, float]:
+        for level, weight in v.items():
+            if level not in RATING_LEVELS:
+                raise ValueError(f"unknown rating level {level!r} (one of {', '.join(RATING_LEVELS)})")
+            if weight < 0:
+                raise ValueError(f"weight of {level!r} is negative")
+        if not any(v.values()):
+            raise ValueError("at least one rating level needs a weight")
+        return v
+
+
 class HallConfig(_Model):
     hall: Hall
     services: tuple[Service, ...] = Field(min_length=1)
@@ -220,6 +261,8 @@ class HallConfig(_Model):
     devices: tuple[Device, ...] = ()
     storage: Storage = Storage()
     server: Server = Server()
+    bus: Bus = Bus()
+    simulation: Simulation = Simulation()
 
     @model_validator(mode="after")
     def _references(self) -> "HallConfig":
@@ -240,6 +283,12 @@ class HallConfig(_Model):
         for i, d in enumerate(self.devices):
             if d.window is not None and d.window not in wins:
                 raise ValueError(f"devices[{i}].window: unknown window {d.window!r}")
+        for key in ("service_mix", "service_min"):
+            for code, value in getattr(self.simulation, key).items():
+                if code not in codes:
+                    raise ValueError(f"simulation.{key}: unknown service {code!r}")
+                if value < 0:
+                    raise ValueError(f"simulation.{key}: {code!r} is negative")
         return self
 
     def service(self, code: str) -> Service | None:

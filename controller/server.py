@@ -1,4 +1,5 @@
-"""The hall server (``yimen serve``): storage, engine and HTTP, owned by one aiohttp app."""
+"""The hall server (``yimen serve``): storage, engine, device bus and HTTP, owned by one
+aiohttp app."""
 
 from __future__ import annotations
 
@@ -7,23 +8,30 @@ import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
 
+from controller.bus import security
+from controller.bus.broker import EmbeddedBroker
+from controller.bus.link import BrokerAddress
+from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig
 from controller.engine import Engine
 from controller.storage.db import database_url, open_database, upgrade
-from controller.web.api import ENGINE, add_routes
+from controller.web.api import BUS, ENGINE, add_routes
 
 log = logging.getLogger("yimen.server")
 
 
 def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = None,
-               clock: Clock | None = None) -> web.Application:
-    """The app factory: ``cleanup_ctx`` opens the database, migrates it, runs the engine, and
-    closes all of it in reverse order."""
+               clock: Clock | None = None, broker: str | None = None, bus: bool = True,
+               broker_listen: str | None = None) -> web.Application:
+    """The app factory: ``cleanup_ctx`` opens the database, migrates it, runs the engine, the
+    broker (embedded unless ``broker`` or the config's ``bus.broker`` names one) and the
+    device bus, and closes all of it in reverse order."""
     app = web.Application(client_max_size=64 * 1024)
 
     async def hall(app: web.Application) -> AsyncIterator[None]:
@@ -37,7 +45,12 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             gc.collect()
             gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
             log.info("hall %s open on %s", config.hall.id, db.url.render_as_string(hide_password=True))
-            yield
+            if bus:
+                async with _device_bus(engine, data_dir, broker, broker_listen) as hall_bus:
+                    app[BUS] = hall_bus
+                    yield
+            else:
+                yield
             await engine.stop()
             log.info("hall %s closed", config.hall.id)
         finally:
@@ -46,6 +59,30 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     app.cleanup_ctx.append(hall)
     add_routes(app)
     return app
+
+
+@asynccontextmanager
+async def _device_bus(engine: Engine, data_dir: str | Path, broker: str | None,
+                      listen: str | None) -> AsyncIterator[HallBus]:
+    config = engine.config
+    secret = security.load_secret(config, data_dir)
+    embedded = None
+    url = broker or config.bus.broker
+    if url:
+        address = BrokerAddress.parse(url)
+    else:
+        embedded = EmbeddedBroker(config, secret, data_dir, listen)
+        address = await embedded.start()
+    hall_bus = HallBus(engine, address, security.derived_password(secret, security.CONTROLLER_USER))
+    await hall_bus.start()
+    log.info("device bus on mqtt://%s:%d (%s)", address.host, address.port,
+             "embedded" if embedded else "external")
+    try:
+        yield hall_bus
+    finally:
+        await hall_bus.stop()
+        if embedded is not None:
+            await embedded.stop()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -64,7 +101,9 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = site._server.sockets[0].getsockname()[1] if site._server else port  # noqa: SLF001
-        print(f"{banner}listening on http://{host}:{bound}", flush=True)
+        bus = app.get(BUS)
+        mqtt = f", devices on mqtt://{bus.link.broker.host}:{bus.link.broker.port}" if bus else ""
+        print(f"{banner}listening on http://{host}:{bound}{mqtt}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

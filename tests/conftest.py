@@ -60,3 +60,9 @@ async def db_url(request, tmp_path):
 async def pg_url():
     async with pg_database() as url:
         yield url
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def broker_kind(request) -> str:
+    """Contract tests run on the embedded broker and on Mosquitto."""
+    return request.param

@@ -11,7 +11,7 @@ from tests.helpers import demo_config
 
 @pytest.fixture
 async def client(tmp_path, clock):
-    app = create_app(demo_config(), tmp_path, clock=clock)
+    app = create_app(demo_config(), tmp_path, clock=clock, bus=False)
     async with TestClient(TestServer(app)) as c:
         yield c
 

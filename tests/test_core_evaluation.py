@@ -60,3 +60,15 @@ def test_evaluate_needs_a_clerk_and_a_ticket():
 
 def test_masked_clerk_names():
     assert (masked_name("张三"), masked_name("欧阳娜娜"), masked_name("李")) == ("张*", "欧***", "李*")
+
+
+def test_asking_for_the_next_citizen_closes_an_unanswered_prompt_as_unrated():
+    hall = serving_hall()
+    first = hall.evaluate(T, "1")["evaluation"]["session"]
+    hall.take(T, "A")
+    hall.call_next(T + timedelta(minutes=5), "1")
+    second = hall.evaluate(T + timedelta(minutes=9), "1")["evaluation"]
+    assert second["session"] != first and second["ticket"] == "A002"
+    closed = hall.drain().evaluations[first]
+    assert not closed.open and closed.level is None           # unrated, not a default rating
+    assert refused(hall, hall.rate, T, "1", first, "satisfied").code == "session_closed"

@@ -40,7 +40,7 @@ def write_config(folder: Path) -> Path:
 async def start_server(config: Path, data: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "serve", "--config", str(config),
-         "--data", str(data), "--http", "127.0.0.1:0"],
+         "--data", str(data), "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     loop = asyncio.get_running_loop()

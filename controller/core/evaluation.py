@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from controller.config import RATING_LEVELS
+
 #: The five levels, best first (非常满意 … 非常不满意). Symbolic names, never numbers.
-LEVELS = ("very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied")
+LEVELS = RATING_LEVELS
 BAD_LEVELS = frozenset(LEVELS[3:])   # 差评
 REASONS = frozenset({"attitude", "efficiency", "process", "environment", "other"})
 DEFAULT_TIMEOUT_S = 60

@@ -562,16 +562,19 @@ class HallState:
     # ------------------------------------------------------------------ 好差评
     def evaluate(self, now: datetime, window: str) -> dict:
         """Ask the citizen at the window to rate the service of the current ticket. Asking
-        again while a session is open returns that session."""
+        again for the same ticket returns the open session; a session still open for an
+        earlier citizen is closed as unrated first (one evaluator shows one prompt)."""
         self.roll_to(now)
         ws = self._staffed(window)
         t = self._current(ws)
-        for ev in self.evaluations.values():
-            if ev.window == window:
-                return {"evaluation": self.evaluation_view(ev)}
+        earlier = self.open_evaluation(window)
+        if earlier is not None and earlier.ticket == t.id:
+            return {"evaluation": self.evaluation_view(earlier)}
+        if earlier is not None:
+            self.expire_evaluation(now, earlier.id)
         ev = Evaluation(id=f"{t.id}@{window}@{now.timestamp():.3f}", window=window,
                         clerk=ws.clerk, ticket=t.id, number=t.number, service=t.service,
-                        opened_at=now)
+                        opened_at=now, timeout_s=self.config.hall.evaluation_timeout_s)
         self.evaluations[ev.id] = ev
         self.changes.evaluations[ev.id] = ev
         self._emit("evaluation_opened", now, t, window=window, clerk=ws.clerk, session=ev.id)

@@ -12,11 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from controller.bus.service import HallBus
 from controller.core.commands import Command
 from controller.core.errors import Refused
 from controller.engine import Engine, EngineStopped, StorageUnavailable
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
+BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
 
 #: Keypad names for the window commands (``POST /api/windows/{window}/{op}``).
 WINDOW_OPS = {"login": "login", "logout": "logout", "pause": "pause", "resume": "resume",
@@ -122,10 +124,20 @@ async def health(request: web.Request) -> web.Response:
                   "day": engine.hall.day.isoformat(), "stats": asdict(engine.stats)})
 
 
+async def devices(request: web.Request) -> web.Response:
+    """The device registry (设备台账): what announced itself, bindings, errors."""
+    bus = request.app.get(BUS)
+    if bus is None:
+        return _json({"ok": False, "error": {"code": "no_bus", "message": "设备总线未启用",
+                                             "message_en": "the device bus is not running"}}, 404)
+    return _json(bus.status())
+
+
 def add_routes(app: web.Application) -> None:
     app.middlewares.append(errors)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/board", board)
+    app.router.add_get("/api/devices", devices)
     app.router.add_get("/api/tickets", list_tickets)
     app.router.add_post("/api/tickets", take_ticket)
     app.router.add_get("/api/tickets/{number}", get_ticket)

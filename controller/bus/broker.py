@@ -1,0 +1,188 @@
+"""The embedded MQTT broker (amqtt) that lets one command run a whole hall.
+
+Three plugins replace amqtt's defaults: per-device passwords, the protocol's topic ACL (both
+from ``controller.bus.security``, so the embedded broker and ``yimen broker-config``'s
+Mosquitto files enforce the same rules), and a snapshot of retained messages kept in the
+data folder, so devices that reboot while the hall server is restarting still find their
+``set``. A hall that outgrows one box points ``bus.broker`` at Mosquitto or EMQX instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
+
+from controller.bus import security
+from controller.bus.link import BrokerAddress
+from controller.config import HallConfig
+
+log = logging.getLogger("yimen.broker")
+
+
+class PasswordPlugin(BaseAuthPlugin):
+    """Each device logs in with its own id and password; nobody logs in anonymously."""
+
+    @dataclass
+    class Config:
+        users: dict[str, str] = field(default_factory=dict)
+
+    async def authenticate(self, *, session: Any) -> bool:
+        expected = self.config.users.get(session.username or "")
+        ok = expected is not None and hmac.compare_digest(expected, session.password or "")
+        if not ok:
+            log.warning("refused MQTT login as %r from client %s", session.username, session.client_id)
+        return ok
+
+
+class AclPlugin(BaseTopicPlugin):
+    """Protocol v1's topic ACL: device X writes only ``device/X/…`` and reads its own ``set``
+    and ``cmd`` (screens and announcers also ``calls`` and ``board``)."""
+
+    @dataclass
+    class Config:
+        root: str = ""
+        grants: Any = None
+
+    async def topic_filtering(self, *, session: Any = None, topic: str | None = None,
+                              action: Action | None = None) -> bool:
+        user = session.username if session is not None else None
+        ok = topic is not None and security.allowed(self.config.grants, self.config.root, user,
+                                                    str(action), topic)
+        if not ok and action != Action.RECEIVE:
+            log.warning("ACL refused %s %s to %r", action, topic, user)
+        return ok
+
+
+class RetainedSnapshotPlugin(BasePlugin):
+    """Keeps the broker's retained messages in a JSON file (written at most every
+    ``interval_s``, atomically) and restores them when the broker starts."""
+
+    @dataclass
+    class Config:
+        path: str = ""
+        interval_s: float = 0.2
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._dirty = False
+        self._writer: asyncio.Task | None = None
+
+    async def on_broker_post_start(self) -> None:
+        path = Path(self.config.path)
+        if not path.exists():
+            return
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            for topic, (data, qos) in saved.items():
+                await self.context.retain_message(topic, base64.b64decode(data), qos)
+            log.info("restored %d retained messages from %s", len(saved), path)
+        except (ValueError, TypeError) as exc:
+            log.error("retained messages in %s unreadable, starting empty: %s", path, exc)
+
+    async def on_broker_retained_message(self, *, client_id: str | None = None,
+                                         retained_message: Any = None) -> None:
+        self._dirty = True
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_later())
+
+    async def _write_later(self) -> None:
+        await asyncio.sleep(self.config.interval_s)
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        snapshot = {topic: [base64.b64encode(bytes(m.data)).decode(), m.qos or 0]
+                    for topic, m in self.context.retained_messages.items() if m.data}
+        path = Path(self.config.path)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(snapshot, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    async def on_broker_pre_shutdown(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+        self._flush()
+
+
+class _Subscriptions(dict):
+    """amqtt walks ``_subscriptions`` across ``await``s (the ACL check), so a device subscribing
+    meanwhile raised "dictionary changed size during iteration" and the message was dropped.
+    Walking a copy fixes that."""
+
+    def items(self):  # noqa: ANN201
+        return [(k, list(v)) for k, v in super().items()]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(list(super().keys()))
+
+
+class _HallBroker(Broker):
+    """amqtt's broker with two fixes the hall needs (kept here rather than patching amqtt)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._subscriptions = _Subscriptions()
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Any) -> None:
+        # amqtt calls this on every connect for *every* filter in the broker, which would hand
+        # a new client other devices' retained ``set``s past the ACL: only its own filters.
+        subscribers = self._subscriptions.get(subscription[0], ())
+        if any(s.client_id == session.client_id for s, _ in subscribers):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
+def _plugin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class EmbeddedBroker:
+    """``await start()`` binds ``listen`` (port 0 picks a free one; see ``address``)."""
+
+    def __init__(self, config: HallConfig, secret: str, data_dir: str | Path,
+                 listen: str | None = None) -> None:
+        host, _, port = (listen or config.bus.listen).rpartition(":")
+        self.host, self.port = host or "127.0.0.1", int(port)
+        self.plugins = {
+                _plugin(PasswordPlugin): {"users": security.passwords(config, secret)},
+                _plugin(AclPlugin): {"root": f"yimen/v1/{config.hall.id}/",
+                                     "grants": security.grants(config)},
+                _plugin(RetainedSnapshotPlugin): {"path": str(Path(data_dir) / "broker-retained.json")},
+        }
+        self.broker: _HallBroker | None = None
+
+    async def start(self) -> BrokerAddress:
+        """Start (or start again, on the port it had)."""
+        self.broker = _HallBroker({
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "timeout_disconnect_delay": 0, "plugins": self.plugins})
+        await self.broker.start()
+        server = self.broker._servers["default"].instance          # amqtt keeps no public handle
+        self.port = server.sockets[0].getsockname()[1]
+        log.info("embedded MQTT broker on %s:%d", self.host, self.port)
+        return self.address
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress(self.host, self.port)
+
+    async def stop(self) -> None:
+        if self.broker is not None:
+            await self.broker.shutdown()
+            self.broker = None

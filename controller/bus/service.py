@@ -1,0 +1,271 @@
+"""The hall's device bus: protocol v1 between the engine and the devices.
+
+Incoming events become engine commands (de-duplicated by ``device:event_id`` in the same
+transaction as their effect) and get their reply on the device's ``cmd``. Committed engine
+events become ``set``s, ``calls`` and ``board``. Bad input is answered, counted and logged;
+it never changes state and never stops the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller import __version__
+from controller.bus import protocol, views
+from controller.bus.link import BrokerAddress, MqttLink
+from controller.bus.security import CONTROLLER_USER
+from controller.core.commands import Command
+from controller.core.errors import Refused
+from controller.core.model import Event
+from controller.engine import Engine, EngineStopped, StorageUnavailable
+from controller.tasks import cancel_all
+
+log = logging.getLogger("yimen.bus")
+
+_WINDOW_EVENTS = {"login", "logout", "paused", "resumed", "called", "recalled", "done",
+                  "no_show", "held", "transferred", "serving", "closed"}
+_EVALUATION_EVENTS = {"evaluation_opened", "rated", "unrated"}
+_CALL_EVENTS = {"called", "recalled"}
+
+
+@dataclass
+class DeviceRecord:
+    """What the registry knows of one device (设备台账)."""
+
+    id: str
+    kind: str | None = None
+    model: str | None = None
+    fw: str | None = None
+    caps: dict[str, Any] = field(default_factory=dict)
+    online: bool = False
+    last_seen: datetime | None = None
+    last_error: str | None = None
+    errors: int = 0
+    state: dict[str, Any] | None = None
+
+
+class HallBus:
+    """Owns the controller's MQTT identity for one hall."""
+
+    def __init__(self, engine: Engine, broker: BrokerAddress, password: str | None = None) -> None:
+        self.engine = engine
+        self.config = engine.config
+        self.topics = protocol.Topics(self.config.hall.id)
+        self.devices = {d.id: d for d in self.config.devices}
+        self.registry: dict[str, DeviceRecord] = {}
+        self.errors: Counter[str] = Counter()
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.recent_calls: deque[dict[str, Any]] = deque(maxlen=10)
+        self.link = MqttLink(
+            broker, f"yimen-controller-{self.config.hall.id}-{self.boot_id}",
+            username=CONTROLLER_USER, password=password,
+            will=(self.topics.state, b'{"state":"offline"}'),
+            subscriptions=self.topics.subscriptions,
+            on_connect=self._on_connect, on_message=self._on_message)
+        self._dirty_windows: set[str] = set()
+        self._dirty_evaluators: set[str] = set()
+        self._calls: list[dict[str, Any]] = []
+        self._board_dirty = False
+        self._published: dict[str, bytes] = {}      # device → the last ``set`` it was sent
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._tasks: set[asyncio.Task] = set()
+        self._main: list[asyncio.Task] = []
+        engine.subscribe(self._on_events)
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        self._main = [asyncio.create_task(self.link.run(), name="yimen-bus-link"),
+                      asyncio.create_task(self._publisher(), name="yimen-bus-publisher")]
+        for ev in list(self.engine.hall.evaluations.values()):
+            self._expire_later(ev.id, ev.opened_at + timedelta(seconds=ev.timeout_s))
+
+    async def stop(self) -> None:
+        if self.link.connected.is_set():
+            await self.link.publish(self.topics.state, b'{"state":"offline"}', retain=True)
+        self._closing = True
+        self.link.close()
+        self._wake.set()
+        await cancel_all([*self._main, *self._tasks])
+        self._main, self._tasks = [], set()
+
+    def _spawn(self, coro) -> None:  # noqa: ANN001
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ incoming
+    async def _on_connect(self) -> None:
+        """On every (re)connect: controller/state online, every owned ``set``, ``board``."""
+        state = {"state": "online", "boot_id": self.boot_id, "version": __version__,
+                 "ts": self._local_now().isoformat()}
+        await self.link.publish(self.topics.state, protocol.encode(state), retain=True)
+        self._published.clear()
+        self._dirty_windows.update(self.engine.hall.windows)
+        self._dirty_evaluators.update(self.engine.hall.windows)
+        self._board_dirty = True
+        self._wake.set()
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None:
+            return
+        device, leaf = parsed
+        record = self.registry.setdefault(device, DeviceRecord(device))
+        record.last_seen = self._local_now()
+        if leaf == "event":
+            self._spawn(self._handle_event(device, payload))
+        elif leaf == "info":
+            self._on_info(record, payload)
+        elif leaf == "availability":
+            record.online = payload.strip() == b"online"
+        else:
+            try:
+                record.state = json.loads(payload) if payload else None
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                self._count(record, "bad_state")
+
+    def _on_info(self, record: DeviceRecord, payload: bytes) -> None:
+        if not payload:                      # empty retained info: the device is withdrawn
+            self.registry.pop(record.id, None)
+            return
+        try:
+            info = json.loads(payload)
+            if not isinstance(info, dict):
+                raise ValueError("info must be an object")
+        except (UnicodeDecodeError, ValueError) as exc:
+            self._count(record, "bad_info", str(exc))
+            return
+        record.kind, record.model, record.fw = info.get("kind"), info.get("model"), info.get("fw")
+        record.caps = info.get("caps") if isinstance(info.get("caps"), dict) else {}
+
+    async def _handle_event(self, device: str, payload: bytes) -> None:
+        ref = None
+        try:
+            event = protocol.parse_event(device, payload)
+            ref = event.event_id
+            command = protocol.to_command(event, self.devices.get(device))
+            result = await self.engine.execute(command, key=f"dev:{device}:{event.event_id}")
+            out = self._success(event, result)
+        except protocol.ProtocolError as exc:
+            self._count(self.registry.get(device), exc.code, exc.detail)
+            out = protocol.error_reply(ref or exc.ref, exc.code, exc.message, exc.detail)
+        except Refused as r:
+            out = protocol.error_reply(ref, r.code, r.message)
+        except (StorageUnavailable, EngineStopped):
+            out = protocol.error_reply(ref, "unavailable", "系统繁忙，请稍后重试")
+        await self.link.publish(self.topics.device(device, "cmd"), protocol.encode(out))
+
+    def _success(self, event: protocol.DeviceEvent, result: dict[str, Any]) -> dict[str, Any]:
+        if event.type == "take":
+            return protocol.reply(event.event_id, "ticket", ticket=result["ticket"])
+        if event.type == "rating":
+            return protocol.reply(event.event_id, "ack", evaluation=result["evaluation"])
+        return protocol.reply(event.event_id, "ack", result=result)
+
+    def _count(self, record: DeviceRecord | None, code: str, detail: str = "") -> None:
+        self.errors[code] += 1
+        if record is not None:
+            record.errors += 1
+            record.last_error = f"{code}: {detail}" if detail else code
+        log.warning("device %s: %s %s", record.id if record else "?", code, detail)
+
+    # ------------------------------------------------------------------ outgoing
+    def _on_events(self, events: list[Event]) -> None:
+        """Engine listener (after commit): mark what changed; the publisher sends it."""
+        hall = self.engine.hall
+        for ev in events:
+            if ev.service:                   # a line changed: every readout counting it
+                self._dirty_windows.update(hall.windows_for.get(ev.service, ()))
+            if ev.kind in _WINDOW_EVENTS and ev.window:
+                self._dirty_windows.add(ev.window)
+            elif ev.kind == "rollover":
+                self._dirty_windows.update(hall.windows)
+            if ev.kind in _EVALUATION_EVENTS and ev.window:
+                self._dirty_evaluators.add(ev.window)
+                if ev.kind == "evaluation_opened":
+                    session = ev.data["session"]
+                    timeout = hall.evaluations[session].timeout_s
+                    self._expire_later(session, ev.at + timedelta(seconds=timeout))
+            if ev.kind in _CALL_EVENTS:
+                call = views.call_object(hall, ev, ev.at.astimezone(hall.tz))
+                self._calls.append(call)
+                self.recent_calls.append(call)
+        self._board_dirty = True
+        self._wake.set()
+
+    async def _publisher(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.link.connected.is_set():
+                continue                         # _on_connect marks everything again
+            try:
+                await self._publish_pending()
+            except (StorageUnavailable, EngineStopped):
+                await asyncio.sleep(0.5)         # the state is being reloaded
+                self._wake.set()
+
+    async def _publish_pending(self) -> None:
+        hall = self.engine.hall
+        windows, self._dirty_windows = self._dirty_windows, set()
+        evaluators, self._dirty_evaluators = self._dirty_evaluators, set()
+        calls, self._calls = self._calls, []
+        called = {c["window"]: c["call_id"] for c in calls}
+        sends = []
+        for device in self.devices.values():
+            w = device.window
+            if w is None or w not in hall.windows:
+                continue
+            if device.kind == "caller" and w in windows:
+                sends.append((device.id, views.caller_set(hall, w)))
+            elif device.kind == "window_display" and w in windows:
+                sends.append((device.id, views.window_display_set(hall, w, called.get(w))))
+            elif device.kind == "evaluator" and w in evaluators:
+                sends.append((device.id, views.evaluator_set(hall, self.config, w)))
+        publish = self.link.publish
+        changed = []
+        for device, payload in sends:
+            data = protocol.encode(payload)
+            if self._published.get(device) != data:      # unchanged content is not resent
+                self._published[device] = data
+                changed.append(publish(self.topics.device(device, "set"), data, retain=True))
+        await asyncio.gather(*changed)
+        for call in calls:                       # in order: screens and announcers queue them
+            await publish(self.topics.calls, protocol.encode(call))
+        if self._board_dirty:
+            self._board_dirty = False
+            board = views.board(hall, list(self.recent_calls), self._local_now())
+            await publish(self.topics.board, protocol.encode(board), qos=0, retain=True)
+
+    # ------------------------------------------------------------------ 好差评 time-outs
+    def _expire_later(self, session: str, deadline: datetime) -> None:
+        async def expire() -> None:
+            await self.engine.clock.sleep_until(deadline)
+            try:
+                await self.engine.execute(Command("expire_evaluation", {"session": session}))
+            except (Refused, StorageUnavailable, EngineStopped) as exc:
+                log.warning("rating session %s not closed: %s", session, exc)
+
+        self._spawn(expire())
+
+    def _local_now(self) -> datetime:
+        return self.engine.clock.now().astimezone(self.config.hall.tz)
+
+    def status(self) -> dict[str, Any]:
+        """For the device page and metrics."""
+        return {"connected": self.link.connected.is_set(), "boot_id": self.boot_id,
+                "errors": dict(self.errors),
+                "devices": [{"id": r.id, "kind": r.kind, "model": r.model, "fw": r.fw,
+                             "online": r.online, "errors": r.errors, "last_error": r.last_error,
+                             "last_seen": r.last_seen.isoformat() if r.last_seen else None,
+                             "bound_window": self.devices[r.id].window if r.id in self.devices
+                             else None}
+                            for r in sorted(self.registry.values(), key=lambda r: r.id)]}

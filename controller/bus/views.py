@@ -1,0 +1,73 @@
+"""What each device should show, built from the hall's state (pure).
+
+``set`` payloads are absolute: each replaces what the device had. Public outputs carry ticket
+numbers only, never a citizen's name, ID or phone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from controller.config import HallConfig
+from controller.core.evaluation import masked_name
+from controller.core.hall import HallState
+from controller.core.model import Event
+
+FLASH_S = 5
+_IDLE_TEXT = {"closed": "暂停服务", "paused": "暂停服务", "idle": "欢迎光临", "serving": ""}
+
+
+def call_text(number: str, window: str) -> str:
+    """The sentence screens and announcers use: 请A012号到3号窗口办理."""
+    return f"请{number}号到{window}号窗口办理"
+
+
+def caller_set(hall: HallState, window: str) -> dict[str, Any]:
+    view = hall.window_view(window)
+    return {"op": "show", "text": view["ticket"] or "", "waiting": view["waiting"],
+            "state": view["state"]}
+
+
+def window_display_set(hall: HallState, window: str, call_id: str | None = None) -> dict[str, Any]:
+    """``call_id`` names the call or recall just made here: the screen flashes for it."""
+    view = hall.window_view(window)
+    if view["ticket"]:
+        out = {"op": "show", "lines": [view["ticket"], f"请到{window}号窗口"],
+               "ticket": view["ticket"], "window": window, "flash_s": FLASH_S if call_id else 0}
+        if call_id:
+            out["call_id"] = call_id
+        return out
+    return {"op": "show", "lines": [view["name"], _IDLE_TEXT[view["state"]]], "ticket": None,
+            "window": window, "flash_s": 0}
+
+
+def evaluator_set(hall: HallState, config: HallConfig, window: str) -> dict[str, Any]:
+    ev = hall.open_evaluation(window)
+    if ev is None:
+        return {"op": "idle"}
+    clerk = next((c for c in config.clerks if c.id == ev.clerk), None)
+    return {"op": "prompt", "session": ev.id, "ticket": ev.number,
+            "staff_name": masked_name(clerk.name) if clerk else "", "timeout_s": ev.timeout_s}
+
+
+def call_object(hall: HallState, event: Event, local_at: datetime) -> dict[str, Any]:
+    """One ``calls`` message for a call or recall event."""
+    window = event.window or ""
+    return {"call_id": uuid.uuid4().hex, "ticket": event.number, "window": window,
+            "window_name": hall.window_cfg[window].name if window in hall.window_cfg else window,
+            "service": event.service, "recall": event.kind == "recalled",
+            "text": call_text(event.number or "", window), "at": local_at.isoformat()}
+
+
+def board(hall: HallState, recent_calls: list[dict[str, Any]], local_at: datetime) -> dict[str, Any]:
+    windows = []
+    for w in hall.windows:
+        view = hall.window_view(w)
+        windows.append({"window": w, "name": view["name"], "state": view["state"],
+                        "ticket": view["ticket"]})
+    services = [{"service": s["service"], "name": s["name"], "waiting": s["waiting"],
+                 "est_wait_min": s["est_wait_min"]} for s in hall.services_view()]
+    return {"windows": windows, "services": services, "recent_calls": recent_calls[-10:],
+            "at": local_at.isoformat()}

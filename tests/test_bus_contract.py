@@ -1,0 +1,272 @@
+"""Protocol v1 contract: tests that act as devices over a real broker (embedded and Mosquitto)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiomqtt
+from sqlalchemy import select
+
+from controller.bus.protocol import MAX_PAYLOAD
+from controller.storage import schema
+from devices.simulators import Refusal
+from tests.bushelp import big_hall, devices, hall_server, open_broker, unique
+from tests.helpers import demo_config, snapshot
+
+
+async def raw_event(device, payload: bytes) -> dict:
+    """Publish raw bytes as ``device``'s event and return the next ``cmd`` it receives."""
+    async with device._changed:
+        before = len(device._seen_cmds)
+        await device.link.publish(device.topics.device(device.id, "event"), payload)
+        await asyncio.wait_for(device._changed.wait_for(lambda: len(device._seen_cmds) > before), 10)
+    return last_cmd(device)
+
+
+def last_cmd(device) -> dict:
+    return device.last_cmd
+
+
+async def test_take_replies_with_a_ticket_and_a_repeat_gets_the_same_one(broker_kind, tmp_path, clock):
+    config = unique(demo_config())
+    async with open_broker(broker_kind, config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url) as server, \
+            devices(config, broker.address, ["kiosk-1"]) as dev:
+        kiosk = dev["kiosk-1"]
+        first = await kiosk.send("take", service="B", event_id="boot1:7")
+        again = await kiosk.send("take", service="B", event_id="boot1:7")
+        assert first["ok"] and first["op"] == "ticket" and first["ref"] == "boot1:7"
+        assert first["ticket"]["number"] == again["ticket"]["number"] == "B001"
+        assert first["ticket"]["service_name"] == "不动产登记"
+        assert {"ahead", "est_wait_min", "issued_at"} <= set(first["ticket"])
+        assert len(server.engine.hall.tickets) == 1                  # never a second ticket
+        other = await kiosk.take("B", priority="green", phone_tail="1234")
+        assert other["number"] == "B002" and "phone_tail" not in json.dumps(other)
+        refused = await kiosk.send("take", service="Z")
+        assert not refused["ok"] and refused["op"] == "error"
+        assert refused["error"] == {"code": "unknown_service", "message": refused["error"]["message"]}
+        assert refused["error"]["message"]                           # zh-CN text for the screen
+        # the registry knows the kiosk from its retained info and availability
+        status = server.bus.status()
+        (record,) = [d for d in status["devices"] if d["id"] == "kiosk-1"]
+        assert record["kind"] == "kiosk" and record["online"] and record["model"] == "yimen-sim"
+
+
+async def test_fifty_callers_pressing_next_at_once_never_get_the_same_ticket(broker_kind, tmp_path, clock):
+    config = unique(big_hall(50))
+    async with open_broker(broker_kind, config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url) as server, \
+            devices(config, broker.address) as dev:
+        for _ in range(60):
+            await dev["kiosk-1"].take("A")
+        callers = [dev[f"caller-w{i:02d}"] for i in range(1, 51)]
+        await asyncio.gather(*[c.press("login", staff=f"1{c.id[-2:]}") for c in callers])
+        replies = await asyncio.gather(*[c.press("next") for c in callers])
+        numbers = [r["result"]["ticket"]["number"] for r in replies]
+        assert len(set(numbers)) == 50 and set(numbers) == {f"A{i:03d}" for i in range(1, 51)}
+        # every window display and caller readout shows its own window's ticket
+        for caller, number in zip(callers, numbers, strict=True):
+            led = dev[f"led-w{caller.id[-2:]}"]
+            await led.wait_until(lambda led=led, n=number: led.lines[:1] == [n])
+            await caller.wait_until(lambda c=caller, n=number: c.shown == {
+                "op": "show", "text": n, "waiting": 10, "state": "serving"})
+        hall = server.engine.hall
+        assert sorted(w.current for w in hall.windows.values() if w.current) == \
+            sorted(t.id for t in hall.tickets.values() if t.window)
+
+
+async def test_every_caller_key_acts_and_refusals_carry_codes(broker_kind, tmp_path, clock):
+    config = unique(demo_config())
+    ids = ["kiosk-1", "caller-w01", "led-w01", "caller-w04", "hall-screen-1"]
+    async with open_broker(broker_kind, config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url) as server, \
+            devices(config, broker.address, ids) as dev:
+        kiosk, caller, led, screen = dev["kiosk-1"], dev["caller-w01"], dev["led-w01"], dev["hall-screen-1"]
+
+        async def refused(key: str, **fields) -> str:
+            try:
+                await caller.press(key, **fields)
+            except Refusal as r:
+                return r.code
+            raise AssertionError(f"{key} was not refused")
+
+        assert await refused("next") == "not_logged_in"
+        await caller.press("login", staff="1001")
+        assert await refused("next") == "queue_empty"
+        for _ in range(4):
+            await kiosk.take("A")
+        called = await caller.press("next")
+        assert called["result"]["ticket"]["number"] == "A001"
+        await caller.press("recall")
+        await screen.wait_until(lambda: [c["recall"] for c in screen.calls] == [False, True])
+        assert screen.calls[1]["text"] == "请A001号到1号窗口办理"
+        await caller.press("no_show")
+        await caller.press("next")                                     # A002
+        await caller.press("hold")
+        await caller.press("next")                                     # A003
+        await caller.press("call", number="A002")                      # call back the held one
+        await led.wait_until(lambda: led.lines[:1] == ["A002"])
+        await caller.press("transfer", to_service="B")                 # A002 goes to the B line
+        await caller.press("next")                                     # A004
+        await caller.press("evaluate")
+        await caller.press("done")
+        await caller.press("pause")
+        assert await refused("next") == "window_paused"
+        await caller.press("resume")
+        assert await refused("call", number="A999") == "unknown_ticket"
+        await caller.press("logout")
+        await led.wait_until(lambda: led.lines == ["1号窗口", "暂停服务"])
+        t = server.engine.hall.tickets
+        states = {x.number: x.state.value for x in t.values()}
+        assert states["A001"] == "no_show" and states["A004"] == "done"
+        a002 = next(x for x in t.values() if x.number == "A002")
+        assert states["A002"] == "waiting" and a002.service == "B"
+        await dev["caller-w04"].press("login", staff="1004")
+        moved = await dev["caller-w04"].press("next")                  # the B window gets A002
+        assert moved["result"]["ticket"]["number"] == "A002"
+
+
+async def test_bad_input_gets_an_error_reply_is_counted_and_changes_nothing(broker_kind, tmp_path, clock):
+    config = unique(demo_config())
+    async with open_broker(broker_kind, config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url) as server, \
+            devices(config, broker.address, ["kiosk-1", "caller-w01", "hall-screen-1"]) as dev:
+        kiosk, caller = dev["kiosk-1"], dev["caller-w01"]
+        for d in (kiosk, caller):
+            d.last_cmd = None
+
+            async def keep(body, d=d):
+                d.last_cmd = body
+            d.on_cmd = keep
+        await kiosk.take("A")
+        before = snapshot(server.engine.hall)
+        cases = [
+            (kiosk, b"{not json", None, "bad_json"),
+            (kiosk, b"\xff\xfe", None, "bad_json"),
+            (kiosk, b"[1, 2]", None, "bad_payload"),
+            (kiosk, b'{"type": "take", "service": "A"}', None, "missing_field"),
+            (kiosk, b'{"event_id": "x1", "service": "A"}', "x1", "missing_field"),
+            (kiosk, b'{"event_id": "x2", "type": "dance"}', "x2", "unknown_type"),
+            (kiosk, b'{"event_id": "x3", "type": "take"}', "x3", "missing_field"),
+            (kiosk, b'{"event_id": "x4", "type": "take", "service": 7}', "x4", "bad_field"),
+            (kiosk, b'{"event_id": "x5", "type": "key", "key": "next"}', "x5", "wrong_kind"),
+            (caller, b'{"event_id": "x6", "type": "key", "key": "explode"}', "x6", "unknown_key"),
+            (caller, b'{"event_id": "x7", "type": "key", "key": "call"}', "x7", "missing_field"),
+            (caller, b'{"event_id": "x8", "type": "rating", "level": "basic"}', "x8", "wrong_kind"),
+            (kiosk, b'{"event_id": "x9", "type": "take", "service": "A", "pad": "'
+             + b"x" * MAX_PAYLOAD + b'"}', None, "payload_too_large"),
+        ]
+        for device, payload, ref, code in cases:
+            out = await raw_event(device, payload)
+            got = (out["op"], out["ok"], out["ref"], out["error"]["code"])
+            assert got == ("error", False, ref, code), payload[:60]
+            assert out["error"]["message"]
+        assert snapshot(server.engine.hall) == before                  # nothing changed
+        assert sum(server.bus.errors.values()) == len(cases)
+        status = {d["id"]: d for d in server.bus.status()["devices"]}
+        assert status["kiosk-1"]["errors"] == 10 and status["caller-w01"]["errors"] == 3
+        assert status["kiosk-1"]["last_error"].startswith("payload_too_large")
+        # the bus keeps working
+        assert (await kiosk.take("A"))["number"] == "A002"
+
+
+async def test_unknown_and_unbound_devices_change_nothing(tmp_path, clock):
+    """On a broker without the ACL (the machine's Mosquitto) a stranger can still publish."""
+    base = demo_config()
+    config = unique(base.model_copy(update={"devices": base.devices + (
+        base.devices[0].model_copy(update={"id": "caller-spare", "kind": "caller", "window": None}),)}))
+    async with open_broker("mosquitto", config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url) as server, \
+            devices(config, broker.address, ["caller-spare"]) as dev:
+        before = snapshot(server.engine.hall)
+        spare = dev["caller-spare"]
+        try:
+            await spare.press("next")
+        except Refusal as r:
+            assert r.code == "not_bound"
+        else:
+            raise AssertionError("an unbound caller acted")
+        async with aiomqtt.Client(broker.address.host, broker.address.port, identifier="stranger") as c:
+            topic = f"{server.bus.topics.root}device/stranger/"
+            await c.subscribe(topic + "cmd", qos=1)
+            await c.publish(topic + "event", b'{"event_id":"s1","type":"take","service":"A"}', qos=1)
+            async for message in c.messages:
+                body = json.loads(message.payload)
+                break
+        assert body["error"]["code"] == "unknown_device" and body["ref"] == "s1"
+        assert snapshot(server.engine.hall) == before
+
+
+async def test_ratings_one_per_session_stored_and_time_outs_unrated(broker_kind, tmp_path, clock):
+    config = unique(demo_config(), evaluation_timeout_s=30)
+    ids = ["kiosk-1", "caller-w01", "eval-w01"]
+    async with open_broker(broker_kind, config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url) as server, \
+            devices(config, broker.address, ids) as dev:
+        kiosk, caller, evaluator = dev["kiosk-1"], dev["caller-w01"], dev["eval-w01"]
+        await evaluator.wait_until(lambda: evaluator.shown == {"op": "idle"})
+        await kiosk.take("A")
+        await kiosk.take("A")
+        await caller.press("login", staff="1001")
+        await caller.press("next")
+        await caller.press("evaluate")
+        prompt = await asyncio.wait_for(evaluator.prompted.get(), 10)
+        assert prompt["ticket"] == "A001" and prompt["staff_name"] == "王*"
+        assert prompt["timeout_s"] == 30 and "level" not in prompt      # nothing pre-selected
+        ack = await evaluator.rate("dissatisfied", ["attitude"])
+        assert ack["ok"] and ack["evaluation"]["level"] == "dissatisfied"
+        await evaluator.wait_until(lambda: evaluator.shown == {"op": "idle"})
+        try:
+            await evaluator.rate("very_satisfied", session=prompt["session"])
+        except Refusal as r:
+            assert r.code == "session_closed"
+        else:
+            raise AssertionError("a second rating was taken")
+        # the next citizen walks away: the session times out as unrated
+        await caller.press("next")
+        await caller.press("evaluate")
+        second = await asyncio.wait_for(evaluator.prompted.get(), 10)
+        clock.advance(seconds=31)
+        await evaluator.wait_until(lambda: evaluator.shown == {"op": "idle"})
+        async with server.engine.db.connect() as conn:
+            rows = {r.number: r for r in (await conn.execute(select(schema.evaluations))).all()}
+        assert rows["A001"].level == "dissatisfied" and rows["A001"].clerk == "1001"
+        assert rows["A001"].window == "1" and rows["A001"].closed_at is not None
+        assert rows["A002"].level is None and rows["A002"].closed_at is not None
+        assert second["ticket"] == "A002"
+
+
+async def test_controller_restart_keeps_every_display_right(broker_kind, tmp_path, clock):
+    config = unique(big_hall(6))
+    async with open_broker(broker_kind, config, tmp_path) as broker:
+        server = hall_server(config, tmp_path / "data", clock, broker.url)
+        async with server as first, devices(config, broker.address) as dev:
+            boot = first.bus.boot_id
+            for _ in range(4):
+                await dev["kiosk-1"].take("A")
+            for i in range(1, 5):
+                await dev[f"caller-w{i:02d}"].press("login", staff=f"10{i}")
+                await dev[f"caller-w{i:02d}"].press("next")
+            await dev["led-w04"].wait_until(lambda: dev["led-w04"].lines[:1] == ["A004"])
+        # the controller is gone; a display that reboots now still shows the right thing
+        async with devices(config, broker.address, [f"led-w{i:02d}" for i in range(1, 7)]) as rebooted:
+            for i in range(1, 7):
+                led = rebooted[f"led-w{i:02d}"]
+                want = [f"A{i:03d}"] if i <= 4 else [server_window_name(config, i)]
+                await led.wait_until(lambda led=led, w=want: led.lines[:1] == w)
+        async with hall_server(config, tmp_path / "data", clock, broker.url) as second, \
+                devices(config, broker.address) as dev:
+            assert second.bus.boot_id != boot
+            for i in range(1, 5):
+                led = dev[f"led-w{i:02d}"]
+                await led.wait_until(lambda led=led, i=i: led.lines[:1] == [f"A{i:03d}"])
+            await dev["caller-w01"].wait_until(
+                lambda: (dev["caller-w01"].controller or {}).get("boot_id") == second.bus.boot_id)
+            assert dev["caller-w01"].controller["state"] == "online"
+            assert (await dev["caller-w05"].send("key", key="next"))["error"]["code"] == "not_logged_in"
+
+
+def server_window_name(config, i: int) -> str:
+    window = config.windows[i - 1]
+    return window.name
