@@ -26,6 +26,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from controller.bus import security
 from controller.bus.link import BrokerAddress
 from controller.config import HallConfig
+from controller.tasks import cancel_all
 
 log = logging.getLogger("yimen.broker")
 
@@ -183,6 +184,20 @@ class EmbeddedBroker:
         return BrokerAddress(self.host, self.port)
 
     async def stop(self) -> None:
-        if self.broker is not None:
-            await self.broker.shutdown()
-            self.broker = None
+        if self.broker is None:
+            return
+        # amqtt stops a connection by cancelling its reader and waiting for it; under load the
+        # cancellation can be swallowed (see controller.tasks) and shutdown waited forever.
+        # Closing the sockets first lets every reader end on its own.
+        for _, handler in list(self.broker._sessions.values()):
+            stream = getattr(getattr(handler, "writer", None), "_writer", None)
+            if stream is not None:
+                stream.transport.abort()
+        shutdown = asyncio.ensure_future(self.broker.shutdown())
+        done, _ = await asyncio.wait([shutdown], timeout=10)
+        if not done:
+            log.error("embedded broker did not shut down within 10 s; abandoning it")
+            await cancel_all([shutdown], timeout=1)
+            for server in self.broker._servers.values():
+                server.instance.close()
+        self.broker = None
