@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from controller import __version__
@@ -41,22 +43,87 @@ def _add_bus(p: argparse.ArgumentParser) -> None:
                         "config's bus.listen; port 0 picks a free one)")
 
 
-def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner: str = "") -> int:
+def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner: str = "",
+              also=None) -> int:  # noqa: ANN001
+    """Run the hall server; ``also`` is an extra cleanup context (the demo's devices)."""
     from controller.server import create_app, run
 
     config = config or _config(args.config)
     listen = args.http or os.environ.get("YIMEN_HTTP") or config.server.http
     app = create_app(config, args.data, args.db, broker=args.broker,
                      broker_listen=args.mqtt or os.environ.get("YIMEN_MQTT") or None)
+    if also is not None:
+        app.cleanup_ctx.append(also)
     asyncio.run(run(app, listen, banner))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo hall: the server and, unless --no-devices, every simulated device with a
+    stream of citizens, in one process."""
+    from controller.web.api import BUS
+
     config = _config(DEMO_CONFIG)
     banner = (f"{config.hall.name} ({config.hall.id}): {len(config.services)} services, "
-              f"{len(config.windows)} windows, {len(config.clerks)} clerks — ")
-    return cmd_serve(args, config, banner)
+              f"{len(config.windows)} windows, {len(config.devices)} devices — ")
+
+    async def simulated_hall(app) -> AsyncIterator[None]:  # noqa: ANN001
+        from controller.bus import security
+        from devices.simhall import SimulatedHall
+
+        hall = SimulatedHall(config, app[BUS].link.broker, security.load_secret(config, args.data))
+        await hall.start()
+        yield
+        await hall.stop()
+
+    return cmd_serve(args, config, banner, None if args.no_devices else simulated_hall)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Simulated devices and citizens against a running hall server."""
+    from controller.bus import security
+    from controller.bus.link import BrokerAddress
+    from devices.simhall import SimulatedHall
+
+    config = _config(args.config)
+    url = args.broker or config.bus.broker or f"mqtt://{config.bus.listen}"
+
+    async def go() -> None:
+        hall = SimulatedHall(config, BrokerAddress.parse(url), security.load_secret(config, args.data))
+        await hall.start(citizens=not args.devices_only)
+        print(f"simulating {len(hall.devices)} devices of hall {config.hall.id} on {url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await hall.stop()
+            print(f"stats: {dict(hall.stats)}", flush=True)
+
+    asyncio.run(go())
+    return 0
+
+
+def cmd_broker_config(args: argparse.Namespace) -> int:
+    """Mosquitto files with the same passwords and ACL as the embedded broker."""
+    from controller.bus import security
+
+    config = _config(args.config)
+    port = int(config.bus.listen.rpartition(":")[2]) if args.port is None else args.port
+    files = security.mosquitto_files(config, security.load_secret(config, args.data), port)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        if name == "passwd":
+            path.chmod(0o600)
+        print(f"wrote {path}")
+    print(f"passwd is readable by its owner only: chown it to the user Mosquitto runs as. Run "
+          f"`mosquitto -c mosquitto.conf` in {out}, then `yimen serve --broker mqtt://HOST:{port}`")
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -113,11 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bus(p)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="serve the demo hall (config/demo.toml)")
+    p = sub.add_parser("demo", help="serve the demo hall (config/demo.toml) with simulated "
+                                    "devices and citizens")
     p.add_argument("--http", metavar="HOST:PORT", help="listen address (default 127.0.0.1:8480)")
+    p.add_argument("--no-devices", action="store_true", help="the server only")
     _add_storage(p)
     _add_bus(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="run a hall's simulated devices and citizens")
+    p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
+    p.add_argument("--devices-only", action="store_true", help="devices, but no citizens or clerks")
+    _add_storage(p)
+    _add_bus(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("broker-config", help="write Mosquitto passwd, acl and conf for a hall")
+    p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
+    p.add_argument("--out", default="mosquitto", metavar="DIR", help="folder for the files")
+    p.add_argument("--port", type=int, help="listener port (default: the config's bus.listen)")
+    _add_storage(p)
+    p.set_defaults(func=cmd_broker_config)
 
     p = sub.add_parser("check-config", help="validate hall configuration files")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -148,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        for noisy in ("alembic", "amqtt", "transitions"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
     except KeyboardInterrupt:

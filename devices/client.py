@@ -142,6 +142,10 @@ class DeviceClient:
             await self.on_call(body)
         elif topic == self.topics.board:
             await self.on_board(body)
+        await self.changed()
+
+    async def changed(self) -> None:
+        """Wake ``wait_until`` callers: something the device shows or did has changed."""
         async with self._changed:
             self._changed.notify_all()
 

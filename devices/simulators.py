@@ -163,6 +163,7 @@ class Announcer(DeviceClient):
                 await asyncio.sleep(self.seconds_per_char * len(text))
                 self.spoken.append(text)
                 self.speaking -= 1
+                await self.changed()
 
 
 SIMULATORS: dict[str, type[DeviceClient]] = {

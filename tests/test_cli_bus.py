@@ -1,0 +1,94 @@
+"""``yimen demo`` brings a living hall; ``yimen broker-config`` writes working Mosquitto files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import aiomqtt
+import pytest
+
+from controller.bus import security
+from controller.bus.link import BrokerAddress
+from controller.config import load_config
+from tests.bushelp import free_port, mosquitto_available, reachable
+from tests.helpers import DEMO
+from tests.test_cli import yimen
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+async def test_demo_runs_the_hall_with_simulated_devices_and_citizens(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "demo", "--data", str(tmp_path),
+         "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        loop = asyncio.get_running_loop()
+        line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 60)
+        url = re.search(r"http://[\d.]+:\d+", line).group(0)
+        assert "mqtt://127.0.0.1:" in line and "40 devices" in line
+        board = {}
+        for _ in range(100):                    # citizens arrive, clerks call
+            board = get(url + "/api/board")
+            if sum(1 for w in board["windows"] if w["ticket"]) >= 2:
+                break
+            await asyncio.sleep(0.2)
+        assert sum(1 for w in board["windows"] if w["ticket"]) >= 2, board
+        devices = get(url + "/api/devices")
+        assert devices["connected"] and len(devices["devices"]) == 40
+        assert all(d["online"] for d in devices["devices"]) and devices["errors"] == {}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+
+
+async def test_broker_config_files_run_mosquitto_with_the_hall_passwords(tmp_path):
+    mosquitto_available()
+    out, port = tmp_path / "mq", free_port()
+    run = yimen("broker-config", "--config", str(DEMO), "--data", str(tmp_path), "--out", str(out),
+                "--port", str(port))
+    assert run.returncode == 0, run.stderr
+    assert {p.name for p in out.iterdir()} == {"mosquitto.conf", "passwd", "acl"}
+    assert oct((out / "passwd").stat().st_mode & 0o777) == "0o600"
+    conf = (out / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "set_tcp_nodelay true" in conf
+    assert "max_queued_messages" in conf
+    assert "topic write yimen/v1/demo/device/kiosk-1/event" in (out / "acl").read_text()
+    # Mosquitto runs on these files, and a device logs in with the password derived from the
+    # secret the CLI kept in --data
+    config = load_config(DEMO)
+    password = security.passwords(config, security.load_secret(config, tmp_path))["kiosk-1"]
+    if os.geteuid() == 0:                         # Mosquitto started as root reads as 'mosquitto'
+        with contextlib.suppress(KeyError):
+            user = pwd.getpwnam("mosquitto")
+            os.chown(out / "passwd", user.pw_uid, user.pw_gid)
+    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c",
+                             "mosquitto.conf"], cwd=out, stderr=subprocess.DEVNULL)
+    try:
+        address = BrokerAddress("127.0.0.1", port)
+        for _ in range(100):
+            if reachable(address):
+                break
+            await asyncio.sleep(0.05)
+        async with aiomqtt.Client("127.0.0.1", port, username="kiosk-1", password=password):
+            pass
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", port, username="kiosk-1", password="guess"):
+                pass
+    finally:
+        proc.terminate()
+        proc.wait(10)
