@@ -167,6 +167,15 @@ def cmd_bench_engine(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in out["checks"]) or not args.strict else 1
 
 
+def cmd_bench_bus(args: argparse.Namespace) -> int:
+    from controller.bench import bus as bench
+
+    out = asyncio.run(bench.run(args.broker, args.devices, args.windows, args.presses,
+                                args.interval, args.tickets, args.db))
+    print(bench.report(out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yimen", description="Yimen (一门) hall controller")
     parser.add_argument("--version", action="version", version=f"yimen {__version__}")
@@ -223,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--db", metavar="URL", help="run the engine on this database instead")
     b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     b.set_defaults(func=cmd_bench_engine)
+    b = bsub.add_parser("bus", help="caller next → window display latency and take throughput "
+                                    "over MQTT, with the broker's two-hop baseline")
+    b.add_argument("--broker", metavar="URL", help="an external broker, e.g. mqtt://127.0.0.1:1883 "
+                                                   "(default: an embedded one)")
+    b.add_argument("--devices", type=int, default=500, help="simulated devices connected")
+    b.add_argument("--windows", type=int, default=50, help="windows calling")
+    b.add_argument("--presses", type=int, default=20, help="next presses per window")
+    b.add_argument("--interval", type=float, default=0.5, help="seconds between a window's presses")
+    b.add_argument("--tickets", type=int, default=6000, help="tickets taken for the throughput")
+    b.add_argument("--db", metavar="URL", help="run the engine on this database instead")
+    b.set_defaults(func=cmd_bench_bus)
     return parser
 
 
