@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,21 +82,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulated devices and citizens against a running hall server."""
     from controller.bus import security
     from controller.bus.link import BrokerAddress
+    from controller.server import until_signalled
     from devices.simhall import SimulatedHall
 
     config = _config(args.config)
-    url = args.broker or config.bus.broker or f"mqtt://{config.bus.listen}"
+    url = args.broker or config.bus.broker or f"mqtt://{args.mqtt or config.bus.listen}"
 
     async def go() -> None:
         hall = SimulatedHall(config, BrokerAddress.parse(url), security.load_secret(config, args.data))
         await hall.start(citizens=not args.devices_only)
         print(f"simulating {len(hall.devices)} devices of hall {config.hall.id} on {url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await until_signalled()
         finally:
             await hall.stop()
             print(f"stats: {dict(hall.stats)}", flush=True)
@@ -109,9 +105,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_broker_config(args: argparse.Namespace) -> int:
     """Mosquitto files with the same passwords and ACL as the embedded broker."""
     from controller.bus import security
+    from controller.bus.link import BrokerAddress
 
     config = _config(args.config)
-    port = int(config.bus.listen.rpartition(":")[2]) if args.port is None else args.port
+    port = BrokerAddress.parse(config.bus.listen).port if args.port is None else args.port
     files = security.mosquitto_files(config, security.load_secret(config, args.data), port)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,15 @@ async def _device_bus(engine: Engine, data_dir: str | Path, broker: str | None,
             await embedded.stop()
 
 
+async def until_signalled() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 def parse_listen(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -104,10 +113,6 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
         bus = app.get(BUS)
         mqtt = f", devices on mqtt://{bus.link.broker.host}:{bus.link.broker.port}" if bus else ""
         print(f"{banner}listening on http://{host}:{bound}{mqtt}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_signalled()
     finally:
         await runner.cleanup()

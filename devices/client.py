@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from controller import __version__
@@ -25,6 +26,15 @@ log = logging.getLogger("yimen.device")
 
 REPLY_OPS = frozenset({"ticket", "ack", "error"})
 _SEEN_CMDS = 256
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An event waiting for its reply; ``sent_on`` is the connection it last went out on."""
+
+    payload: bytes
+    reply: asyncio.Future
+    sent_on: int = 0
 
 
 class DeviceTimeout(Exception):
@@ -46,7 +56,7 @@ class DeviceClient:
         self.retry_s = retry_s
         self.boot_id = uuid.uuid4().hex[:8]
         self._seq = 0
-        self._pending: dict[str, tuple[bytes, asyncio.Future]] = {}
+        self._pending: dict[str, _Pending] = {}
         self._seen_cmds: OrderedDict[str, None] = OrderedDict()
         self.shown: dict[str, Any] | None = None     # the last ``set``
         self.controller: dict[str, Any] | None = None
@@ -77,8 +87,9 @@ class DeviceClient:
     async def _on_connect(self) -> None:
         await self.link.publish(self.topics.device(self.id, "info"), encode(self.info), retain=True)
         await self.link.publish(self.topics.device(self.id, "availability"), b"online", retain=True)
-        for payload, _ in list(self._pending.values()):
-            await self.link.publish(self.topics.device(self.id, "event"), payload)
+        for pending in list(self._pending.values()):
+            if pending.sent_on < self.link.connects:      # not yet sent on this connection
+                await self._publish_event(pending)
 
     # ------------------------------------------------------------------ events out
     def next_event_id(self) -> str:
@@ -91,22 +102,28 @@ class DeviceClient:
         ``retry_s`` and after every reconnect."""
         event_id = event_id or self.next_event_id()
         payload = encode({"event_id": event_id, "type": type_, **fields})
-        future = asyncio.get_running_loop().create_future()
-        self._pending[event_id] = (payload, future)
         loop = asyncio.get_running_loop()
+        pending = self._pending[event_id] = _Pending(payload, loop.create_future())
         deadline = loop.time() + timeout
         try:
             while True:
-                await self.link.publish(self.topics.device(self.id, "event"), payload)
+                await self._publish_event(pending)
                 wait = min(self.retry_s, deadline - loop.time())
                 if wait <= 0:
                     raise DeviceTimeout(f"{self.id}: no reply to {type_} {event_id}")
                 try:
-                    return await asyncio.wait_for(asyncio.shield(future), wait)
+                    return await asyncio.wait_for(asyncio.shield(pending.reply), wait)
                 except TimeoutError:
                     continue
         finally:
             self._pending.pop(event_id, None)
+
+    async def _publish_event(self, pending: _Pending) -> None:
+        # marked before the publish is acknowledged, so a reconnect handler running meanwhile
+        # does not send it a second time on the same connection
+        before, pending.sent_on = pending.sent_on, self.link.connects
+        if not await self.link.publish(self.topics.device(self.id, "event"), pending.payload):
+            pending.sent_on = before
 
     async def publish_state(self, state: dict[str, Any]) -> None:
         await self.link.publish(self.topics.device(self.id, "state"), encode(state), retain=True)
@@ -134,8 +151,8 @@ class DeviceClient:
                 self._seen_cmds.popitem(last=False)
             pending = self._pending.get(body.get("ref") or "")
             if body.get("op") in REPLY_OPS and pending is not None:
-                if not pending[1].done():
-                    pending[1].set_result(body)
+                if not pending.reply.done():
+                    pending.reply.set_result(body)
             else:
                 await self.on_cmd(body)
         elif topic == self.topics.calls:

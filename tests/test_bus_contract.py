@@ -21,10 +21,6 @@ async def raw_event(device, payload: bytes) -> dict:
         before = len(device._seen_cmds)
         await device.link.publish(device.topics.device(device.id, "event"), payload)
         await asyncio.wait_for(device._changed.wait_for(lambda: len(device._seen_cmds) > before), 10)
-    return last_cmd(device)
-
-
-def last_cmd(device) -> dict:
     return device.last_cmd
 
 
@@ -159,6 +155,7 @@ async def test_bad_input_gets_an_error_reply_is_counted_and_changes_nothing(brok
         ]
         for device, payload, ref, code in cases:
             out = await raw_event(device, payload)
+            assert "error" in out, (payload[:40], out)
             got = (out["op"], out["ok"], out["ref"], out["error"]["code"])
             assert got == ("error", False, ref, code), payload[:60]
             assert out["error"]["message"]

@@ -158,8 +158,8 @@ class EmbeddedBroker:
 
     def __init__(self, config: HallConfig, secret: str, data_dir: str | Path,
                  listen: str | None = None) -> None:
-        host, _, port = (listen or config.bus.listen).rpartition(":")
-        self.host, self.port = host or "127.0.0.1", int(port)
+        bind = BrokerAddress.parse(listen or config.bus.listen)
+        self.host, self.port = bind.host, bind.port
         self.plugins = {
                 _plugin(PasswordPlugin): {"users": security.passwords(config, secret)},
                 _plugin(AclPlugin): {"root": f"yimen/v1/{config.hall.id}/",

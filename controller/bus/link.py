@@ -33,7 +33,7 @@ class BrokerAddress:
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
         if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
             raise ValueError(f"expected mqtt://host:port, got {url!r}")
-        return cls(parts.hostname, parts.port or 1883)
+        return cls(parts.hostname, 1883 if parts.port is None else parts.port)
 
 
 class MqttLink:

@@ -59,6 +59,11 @@ class HallBus:
         self.config = engine.config
         self.topics = protocol.Topics(self.config.hall.id)
         self.devices = {d.id: d for d in self.config.devices}
+        #: (window, kind) → the ids of the devices bound there, for the ``set``s
+        self._bound: dict[tuple[str, str], list[str]] = {}
+        for d in self.config.devices:
+            if d.window is not None:
+                self._bound.setdefault((d.window, d.kind), []).append(d.id)
         self.registry: dict[str, DeviceRecord] = {}
         self.errors: Counter[str] = Counter()
         self.boot_id = uuid.uuid4().hex[:12]
@@ -220,16 +225,14 @@ class HallBus:
         calls, self._calls = self._calls, []
         called = {c["window"]: c["call_id"] for c in calls}
         sends = []
-        for device in self.devices.values():
-            w = device.window
-            if w is None or w not in hall.windows:
-                continue
-            if device.kind == "caller" and w in windows:
-                sends.append((device.id, views.caller_set(hall, w)))
-            elif device.kind == "window_display" and w in windows:
-                sends.append((device.id, views.window_display_set(hall, w, called.get(w))))
-            elif device.kind == "evaluator" and w in evaluators:
-                sends.append((device.id, views.evaluator_set(hall, self.config, w)))
+        for w in windows:
+            for device in self._bound.get((w, "caller"), ()):
+                sends.append((device, views.caller_set(hall, w)))
+            for device in self._bound.get((w, "window_display"), ()):
+                sends.append((device, views.window_display_set(hall, w, called.get(w))))
+        for w in evaluators:
+            for device in self._bound.get((w, "evaluator"), ()):
+                sends.append((device, views.evaluator_set(hall, self.config, w)))
         publish = self.link.publish
         changed = []
         for device, payload in sends:
