@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller.clock import Clock, SystemClock
 from controller.config import HallConfig
@@ -24,7 +25,8 @@ from controller.core.commands import Command, apply
 from controller.core.errors import Refused
 from controller.core.hall import Changes, HallState
 from controller.core.model import Event
-from controller.storage.repository import Repository
+from controller.storage.repository import Repository, Rows
+from controller.storage.runner import Runner, runner_for
 
 log = logging.getLogger("yimen.engine")
 
@@ -68,6 +70,7 @@ class _Prepared:
     results: list[str | dict]
     replies: dict[str, tuple[datetime, str]]
     changes: Changes
+    rows: Rows
     prune_at: datetime | None
     generation: int
 
@@ -93,7 +96,7 @@ class Engine:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._replies: dict[str, tuple[datetime, str]] = {}
         self._listeners: list[Listener] = []
-        self._conn: AsyncConnection | None = None
+        self.store: Runner = runner_for(db)
         self._tasks: list[asyncio.Task] = []
         self._running = False
         self._last_prune: datetime | None = None
@@ -130,7 +133,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self._close_conn()
+        await self.store.close()
 
     async def __aenter__(self) -> "Engine":
         await self.start()
@@ -200,23 +203,20 @@ class Engine:
         self._replies.update(replies)
         now = self.clock.now()
         prune = self._last_prune is None or now - self._last_prune > PRUNE_EVERY
-        return _Prepared(batch, results, replies, self._hall.drain(), now if prune else None,
+        changes = self._hall.drain()
+        rows = self.repo.rows(self.db.dialect.name, changes, replies)
+        return _Prepared(batch, results, replies, changes, rows, now if prune else None,
                          generation)
 
     async def _commit(self, p: _Prepared) -> None:
         try:
-            if p.changes or p.replies or p.prune_at:
-                conn = await self._writer_conn()
-                async with conn.begin():
-                    await self.repo.write(conn, p.changes, p.replies)
-                    if p.prune_at:
-                        await self.repo.prune_replies(conn, p.prune_at - REPLY_RETENTION)
+            if p.rows or p.prune_at:
+                await self.store.run(lambda conn: self._write(conn, p))
         except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
             log.error("commit failed, rebuilding from storage: %s", exc)
             self._hall = None
             self._generation += 1
             self._fail(p.batch, StorageUnavailable("storage unavailable"))
-            await self._close_conn()
             return
         if p.prune_at:
             self._prune_memory(p.prune_at)
@@ -282,18 +282,11 @@ class Engine:
                 log.exception("listener %r failed", listener)
 
     # ------------------------------------------------------------------ storage
-    async def _writer_conn(self) -> AsyncConnection:
-        if self._conn is None:
-            self._conn = await self.db.connect()
-        return self._conn
-
-    async def _close_conn(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            try:
-                await conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+    def _write(self, conn: Connection, p: _Prepared) -> None:
+        """One batch, in the storage runner's transaction."""
+        self.repo.write(conn, p.rows)
+        if p.prune_at:
+            self.repo.prune_replies(conn, p.prune_at - REPLY_RETENTION)
 
     async def _rebuild(self) -> None:
         """Load the hall's state and remembered replies from storage (after a start, a
@@ -301,14 +294,9 @@ class Engine:
         self._hall = None
         now = self.clock.now()
         today = now.astimezone(self.config.hall.tz).date()
-        try:
-            conn = await self._writer_conn()
-            async with conn.begin():
-                hall = await self.repo.load(conn, self.config, today)
-                self._replies = await self.repo.load_replies(conn, now - REPLY_RETENTION)
-        except Exception:
-            await self._close_conn()   # a broken connection is not used again
-            raise
+        hall, self._replies = await self.store.run(lambda conn: (
+            self.repo.load(conn, self.config, today),
+            self.repo.load_replies(conn, now - REPLY_RETENTION)))
         self._hall = hall
 
     def _prune_memory(self, now: datetime) -> None:

@@ -141,6 +141,7 @@ class DeviceClient:
             self.controller = body
         elif topic.endswith("/set"):
             self.shown = body
+            await self.changed()             # shown now; reporting it may take a round trip
             await self.on_set(body)
         elif topic.endswith("/cmd"):
             cmd_id = body.get("cmd_id")

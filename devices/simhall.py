@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from controller.bus import security
@@ -28,11 +29,12 @@ IDLE_POLL_S = 2.0        # a clerk with nobody waiting presses next again after 
 
 
 def build_devices(config: HallConfig, broker: BrokerAddress, secret: str,
+                  only: Callable[[str], bool] = lambda _id: True,
                   **kwargs: Any) -> dict[str, DeviceClient]:
-    """A simulator for every configured device of a simulated kind."""
+    """A simulator for every configured device of a simulated kind (whose id passes ``only``)."""
     passwords = security.passwords(config, secret)
     return {d.id: SIMULATORS[d.kind](config.hall.id, d.id, broker, passwords[d.id], **kwargs)
-            for d in config.devices if d.kind in SIMULATORS}
+            for d in config.devices if d.kind in SIMULATORS and only(d.id)}
 
 
 class SimulatedHall:

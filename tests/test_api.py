@@ -89,7 +89,7 @@ async def test_storage_failure_is_a_503_and_nothing_is_issued(client, monkeypatc
     engine = client.server.app[ENGINE]
     real = engine.repo.write
 
-    async def broken(*args, **kw):
+    def broken(*args, **kw):
         raise OSError("disk unplugged")
 
     monkeypatch.setattr(engine.repo, "write", broken)

@@ -133,3 +133,50 @@ async def test_a_broker_restart_mid_burst_loses_no_call(kind, tmp_path, clock):
         for c in callers:                       # displays caught up with the last call
             led = dev[f"led-w{c.id[-2:]}"]
             await led.wait_until(lambda led=led, n=called[c.id][-1]: led.lines[:1] == [n], 15)
+
+
+async def test_embedded_broker_delivers_by_exact_and_wildcard_filters_only_to_matches(tmp_path):
+    """The embedded broker looks a message's subscribers up by topic instead of matching every
+    filter: exact filters, ``+`` and ``#`` still reach exactly the clients they match."""
+    from controller.bus.broker import EmbeddedBroker
+
+    config = unique(demo_config())
+    broker = EmbeddedBroker(config, SECRET, tmp_path, "127.0.0.1:0")
+    address = await broker.start()
+    root = f"yimen/v1/{config.hall.id}/"
+    password = security.derived_password(SECRET, security.CONTROLLER_USER)
+    got: dict[str, list[str]] = {"exact": [], "plus": [], "hash": [], "other": []}
+    filters = {"exact": root + "device/led-w01/set", "plus": root + "device/+/set",
+               "hash": root + "device/#", "other": root + "device/led-w02/set"}
+    try:
+        clients = []
+        for name, topic_filter in filters.items():
+            client = aiomqtt.Client(address.host, address.port, identifier=f"probe-{name}",
+                                    username=security.CONTROLLER_USER, password=password)
+            await client.__aenter__()
+            await client.subscribe(topic_filter, qos=1)
+            clients.append((name, client))
+
+        async def collect(name, client):
+            async for message in client.messages:
+                got[name].append(str(message.topic).removeprefix(root))
+
+        tasks = [asyncio.create_task(collect(n, c)) for n, c in clients]
+        publisher = clients[0][1]
+        for topic in ("device/led-w01/set", "device/led-w03/set", "device/kiosk-1/cmd", "board"):
+            await publisher.publish(root + topic, b"{}", qos=1)
+        for _ in range(100):
+            if len(got["hash"]) == 3:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert got["exact"] == ["device/led-w01/set"]
+        assert got["plus"] == ["device/led-w01/set", "device/led-w03/set"]
+        assert got["hash"] == ["device/led-w01/set", "device/led-w03/set", "device/kiosk-1/cmd"]
+        assert got["other"] == []
+        for task in tasks:
+            task.cancel()
+        for _, client in clients:
+            await client.__aexit__(None, None, None)
+    finally:
+        await broker.stop()

@@ -9,6 +9,7 @@ import aiomqtt
 from sqlalchemy import select
 
 from controller.bus.protocol import MAX_PAYLOAD
+from controller.bus.service import COUNTS_EVERY_S
 from controller.storage import schema
 from devices.simulators import Refusal
 from tests.bushelp import big_hall, devices, hall_server, open_broker, unique
@@ -70,6 +71,38 @@ async def test_fifty_callers_pressing_next_at_once_never_get_the_same_ticket(bro
         hall = server.engine.hall
         assert sorted(w.current for w in hall.windows.values() if w.current) == \
             sorted(t.id for t in hall.tickets.values() if t.window)
+
+
+async def test_a_call_shows_at_once_and_a_rush_of_tickets_updates_readouts_once(broker_kind, tmp_path,
+                                                                             clock):
+    """What citizens watch (the called window's screen) goes out at once; the people-waiting
+    count on every other keypad follows a rush of tickets within a second, not per ticket."""
+    config = unique(big_hall(6))
+    async with open_broker(broker_kind, config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url), \
+            devices(config, broker.address) as dev:
+        callers = [dev[f"caller-w{i:02d}"] for i in range(1, 7)]
+        await asyncio.gather(*[c.press("login", staff=f"1{c.id[-2:]}") for c in callers])
+        watcher = dev["caller-w06"]
+        await watcher.wait_until(lambda: watcher.shown and watcher.shown["state"] == "idle")
+        seen: list[int] = []
+        real_on_set = watcher.on_set
+
+        async def counting(body):
+            seen.append(body["waiting"])
+            await real_on_set(body)
+
+        watcher.on_set = counting
+        for _ in range(30):
+            await dev["kiosk-1"].take("A")
+        await watcher.wait_until(lambda: watcher.shown["waiting"] == 30, COUNTS_EVERY_S * 5)
+        assert seen[-1] == 30 and len(seen) <= 3, seen          # coalesced, and right
+        await asyncio.sleep(COUNTS_EVERY_S * 1.5)               # the last count is out
+        led = dev["led-w01"]
+        await callers[0].press("next")
+        await led.wait_until(lambda: led.lines[:1] == ["A001"], COUNTS_EVERY_S / 2)
+        assert watcher.shown["waiting"] == 30                   # not yet: it follows
+        await watcher.wait_until(lambda: watcher.shown["waiting"] == 29, COUNTS_EVERY_S * 5)
 
 
 async def test_every_caller_key_acts_and_refusals_carry_codes(broker_kind, tmp_path, clock):

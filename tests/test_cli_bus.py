@@ -92,3 +92,15 @@ async def test_broker_config_files_run_mosquitto_with_the_hall_passwords(tmp_pat
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_bench_bus_measures_calls_and_tickets_through_a_hall_server_of_its_own():
+    r = yimen("bench", "bus", "--devices", "30", "--windows", "3", "--presses", "3",
+              "--interval", "0.05", "--tickets", "90")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "30 devices connected" in out and "3 windows calling" in out
+    assert "(9 presses)" in out and "(9 round trips)" in out      # every press got its set
+    assert "over 90 tickets" in out
+    assert "did not arrive within 10 s: 0 []" in out and "bus errors: none" in out
+    assert re.search(r"p50 \d+\.\d+ ms, p99 \d+\.\d+ ms \(9 presses\)", out)

@@ -145,7 +145,7 @@ async def test_a_failed_commit_acknowledges_nothing_and_changes_nothing(db, cloc
     await e.execute(cmd("take", service="A"))
     real_write = e.repo.write
 
-    async def broken(*args, **kw):
+    def broken(*args, **kw):
         raise OSError("disk full")
 
     monkeypatch.setattr(e.repo, "write", broken)
@@ -207,18 +207,18 @@ async def test_durations_survive_restart_for_estimates(db, clock):
 
 def slow_write(engine: Engine, monkeypatch, fail: bool):
     """The first commit takes 50 ms (and fails if asked); the next batch is applied meanwhile."""
-    real = engine.repo.write
+    real = engine.store.run
     calls = []
 
-    async def write(*args, **kw):
+    async def run(work):
         calls.append(1)
         if len(calls) == 1:
             await asyncio.sleep(0.05)
             if fail:
                 raise OSError("disk full")
-        return await real(*args, **kw)
+        return await real(work)
 
-    monkeypatch.setattr(engine.repo, "write", write)
+    monkeypatch.setattr(engine.store, "run", run)
 
 
 async def test_a_failed_commit_also_fails_the_batch_applied_on_top_of_it(db, clock, monkeypatch):

@@ -5,44 +5,51 @@ window, hall screens, the rest kiosks), every window's caller presses ``next`` a
 pace; measured is the time from the press's publish to the window display's ``set`` arriving.
 In the same run and with the same devices connected, the broker's own two-hop baseline: a
 client publishes, a relay client republishes, the first receives. Then kiosks take tickets as
-fast as replies come back, with durable commits. Everything but an external broker runs in
-this one process, so the controller shares the CPU with the devices it serves.
+fast as replies come back, with durable commits.
+
+Three processes, as in a hall: the hall server (engine, bus and, unless an external broker is
+named, the embedded broker) as ``yimen serve`` runs it; the devices nobody times (kiosks,
+evaluators, hall screens); and this one, with the callers and window displays being timed and
+the baseline's clients, so both latencies are taken by the same clock under the same load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+import multiprocessing
 import random
 import statistics
 import tempfile
 import time
-from pathlib import Path
+from multiprocessing.connection import Connection
 from typing import Any
 
 from controller.bus import security
-from controller.bus.broker import EmbeddedBroker
 from controller.bus.link import BrokerAddress, MqttLink
-from controller.config import HallConfig, parse_config
+from controller.config import parse_config
 from controller.tasks import cancel_all
 
 SECRET = "bench"
 
 
-def bus_config(windows: int, devices: int, hall: str) -> HallConfig:
+def bus_config(windows: int, devices: int, hall: str) -> dict[str, Any]:
+    """The raw form of a generated hall (it crosses to the server's process as it is)."""
     ids = [f"{w:02d}" for w in range(1, windows + 1)]
     bound = [{"id": f"{k}-w{w}", "kind": kind, "window": w} for w in ids
              for k, kind in (("caller", "caller"), ("led", "window_display"), ("eval", "evaluator"))]
     screens = [{"id": f"hall-screen-{i}", "kind": "hall_display"} for i in range(1, 5)]
     kiosks = [{"id": f"kiosk-{i}", "kind": "kiosk"}
               for i in range(1, max(1, devices - len(bound) - len(screens)) + 1)]
-    return parse_config({
+    return {
         "hall": {"id": hall, "name": "压测大厅", "hours": ["00:00-24:00"],
                  "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
         "services": [{"code": "A", "name": "综合", "daily_cap": 99999}],
         "windows": [{"id": w, "services": ["A"]} for w in ids],
         "clerks": [{"id": f"9{w}", "name": f"员{w}", "windows": [w]} for w in ids],
         "devices": bound + screens + kiosks, "bus": {"secret": SECRET},
-    }, "<bench>")
+    }
 
 
 def _pct(values: list[float], p: int) -> float:
@@ -108,46 +115,128 @@ async def two_hop_baseline(broker: BrokerAddress, root: str, windows: int, press
         await cancel_all(tasks)
 
 
-async def run(broker_url: str | None, devices: int, windows: int, presses: int,
-              interval_s: float, tickets: int, db: str | None = None) -> dict[str, Any]:
+def _serve(raw: dict[str, Any], folder: str, db: str | None, broker: str | None,
+           conn: Connection) -> None:
+    """The hall server's process: sends the broker's address when the bus is up, then, for
+    every message until ``stop``, its CPU time and the bus's error counters."""
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_serve_async(raw, folder, db, broker, conn))
+
+
+async def _serve_async(raw: dict[str, Any], folder: str, db: str | None, broker: str | None,
+                       conn: Connection) -> None:
     from aiohttp import web
 
     from controller.server import create_app
     from controller.web.api import BUS
+
+    app = create_app(parse_config(raw, "<bench>"), folder, db, broker=broker,
+                     broker_listen="127.0.0.1:0")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        bus = app[BUS]
+        await asyncio.wait_for(bus.link.connected.wait(), 30)
+        conn.send((bus.link.broker.host, bus.link.broker.port))
+        while await _recv(conn, None) != "stop":
+            conn.send({"errors": dict(bus.errors), "cpu_s": time.process_time()})
+    finally:
+        await runner.cleanup()
+
+
+def _crowd(raw: dict[str, Any], address: tuple[str, int], conn: Connection) -> None:
+    """The devices nobody times (kiosks, evaluators, hall screens) in a process of their own,
+    as they would be boxes of their own: sends ``connected``, then for ``("take", n)``
+    takes ``n`` tickets from all kiosks at once and sends the seconds it took."""
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_crowd_async(raw, address, conn))
+
+
+async def _crowd_async(raw: dict[str, Any], address: tuple[str, int], conn: Connection) -> None:
+    from devices.simhall import build_devices
+
+    config = parse_config(raw, "<bench>")
+    sims = build_devices(config, BrokerAddress(*address), SECRET, only=lambda i: not _timed(i))
+    try:
+        for d in sims.values():
+            await d.start()
+        await asyncio.wait_for(asyncio.gather(*[d.link.connected.wait() for d in sims.values()]),
+                               120)
+        gc.collect()
+        gc.freeze()
+        conn.send(len(sims))
+        kiosks = [d for d in sims.values() if d.kind == "kiosk"]
+        while (msg := await _recv(conn, None)) != "stop":
+            count = msg[1]
+            t0 = time.perf_counter()
+
+            async def takes(k, n: int) -> None:  # noqa: ANN001
+                for _ in range(n):
+                    await k.send("take", service="A")
+
+            await asyncio.gather(*[takes(k, count // len(kiosks) + (i < count % len(kiosks)))
+                                   for i, k in enumerate(kiosks)])
+            conn.send(time.perf_counter() - t0)
+    finally:
+        await asyncio.gather(*[d.stop() for d in sims.values()])
+
+
+def _timed(device_id: str) -> bool:
+    """The devices whose latency is measured: every window's caller and display."""
+    return device_id.startswith(("caller-w", "led-w"))
+
+
+async def _recv(conn: Connection, timeout: float | None = 60) -> Any:
+    loop = asyncio.get_running_loop()
+    if not await loop.run_in_executor(None, conn.poll, timeout):
+        raise TimeoutError("a bench process did not answer")
+    return conn.recv()
+
+
+def _process(target, *args: Any) -> tuple[Any, Connection]:  # noqa: ANN001
+    mp = multiprocessing.get_context("spawn")
+    conn, child = mp.Pipe()
+    proc = mp.Process(target=target, args=(*args, child), daemon=True)
+    proc.start()
+    return proc, conn
+
+
+async def run(broker_url: str | None, devices: int, windows: int, presses: int,
+              interval_s: float, tickets: int, db: str | None = None) -> dict[str, Any]:
     from devices.simhall import build_devices
 
     hall = f"bench-{random.randrange(16**6):06x}"
-    config = bus_config(windows, devices, hall)
-    folder = Path(tempfile.mkdtemp(prefix="yimen-bench-bus-"))
-    embedded = None
-    if broker_url:
-        address = BrokerAddress.parse(broker_url)
-    else:
-        embedded = EmbeddedBroker(config, SECRET, folder, "127.0.0.1:0")
-        address = await embedded.start()
-    app = create_app(config, folder, db, broker=f"mqtt://{address.host}:{address.port}")
-    runner = web.AppRunner(app)
-    await runner.setup()
+    raw = bus_config(windows, devices, hall)
+    config = parse_config(raw, "<bench>")
+    server, server_conn = _process(_serve, raw, tempfile.mkdtemp(prefix="yimen-bench-bus-"), db,
+                                   broker_url)
+    procs, conns = [server], [server_conn]
     out: dict[str, Any] = {"broker": broker_url or "embedded (amqtt)", "windows": windows}
-    sims = build_devices(config, address, SECRET)
+    sims: dict[str, Any] = {}
     try:
-        await asyncio.wait_for(app[BUS].link.connected.wait(), 10)
+        host, port = await _recv(server_conn)
+        address = BrokerAddress(host, port)
         t0 = time.perf_counter()
+        crowd, crowd_conn = _process(_crowd, raw, (host, port))
+        procs.append(crowd)
+        conns.append(crowd_conn)
+        sims = build_devices(config, address, SECRET, only=_timed)
         for d in sims.values():
             await d.start()
         await asyncio.wait_for(asyncio.gather(*[d.link.connected.wait() for d in sims.values()]), 120)
-        out["devices"] = len(sims)
+        out["devices"] = len(sims) + await _recv(crowd_conn, 120)
         out["connect_s"] = time.perf_counter() - t0
         await asyncio.sleep(1.0)                                  # retained sets settle
-        kiosks = [d for d in sims.values() if d.kind == "kiosk"]
+        gc.collect()
+        gc.freeze()
         callers = [sims[f"caller-w{w.id}"] for w in config.windows]
         leds = [sims[f"led-w{w.id}"] for w in config.windows]
-        backlog = windows * (presses + 1)
-        await asyncio.gather(*[kiosks[i % len(kiosks)].send("take", service="A")
-                               for i in range(backlog)])
+        crowd_conn.send(("take", windows * (presses + 1)))       # the people to call
+        await _recv(crowd_conn)
         await asyncio.gather(*[c.send("key", key="login", staff=f"9{c.id[-2:]}") for c in callers])
+        missed: list[str] = []
 
-        async def press(i: int) -> float:
+        async def press(i: int) -> float | None:
             led = leds[i]
             before = (led.shown or {}).get("ticket")
             t0 = time.perf_counter()
@@ -162,29 +251,30 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
             await reply_task
             return ms
 
-        missed: list[str] = []
-
         out["next_to_set_ms"] = [ms for ms in await _paced(windows, presses, interval_s, press)
                                  if ms is not None]
         out["missed"] = missed
         out["baseline_ms"] = await two_hop_baseline(address, f"yimen/v1/{hall}/", windows, presses,
                                                     interval_s)
-        t0 = time.perf_counter()
-        per_kiosk = tickets // len(kiosks)
-
-        async def takes(k) -> None:  # noqa: ANN001
-            for _ in range(per_kiosk):
-                await k.send("take", service="A")
-
-        await asyncio.gather(*[takes(k) for k in kiosks])
-        out["tickets"] = per_kiosk * len(kiosks)
-        out["take_per_s"] = out["tickets"] / (time.perf_counter() - t0)
-        out["bus_errors"] = dict(app[BUS].errors)
+        server_conn.send("stats")
+        cpu0 = (await _recv(server_conn))["cpu_s"]
+        crowd_conn.send(("take", tickets))
+        out["tickets"] = tickets
+        out["take_per_s"] = tickets / await _recv(crowd_conn, 600)
+        server_conn.send("stats")
+        final = await _recv(server_conn)
+        out["bus_errors"] = final["errors"]
+        out["server_cpu_ms_per_take"] = (final["cpu_s"] - cpu0) * 1000 / tickets
     finally:
         await asyncio.gather(*[d.stop() for d in sims.values()])
-        await runner.cleanup()
-        if embedded is not None:
-            await embedded.stop()
+        for proc, conn in reversed(list(zip(procs, conns, strict=True))):   # the devices, then the server
+            try:
+                conn.send("stop")
+            except OSError:
+                pass
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
     return out
 
 
@@ -205,6 +295,7 @@ def report(out: dict[str, Any], target_ms: float = 5.0) -> str:
         f"{'ok' if out['take_per_s'] >= 2000 else 'MISSED'}",
         f"presses whose set did not arrive within 10 s: {len(out['missed'])} "
         f"{sorted(set(out['missed']))}",
+        f"hall server CPU per take: {out['server_cpu_ms_per_take']:.3f} ms",
         f"bus errors: {out['bus_errors'] or 'none'}",
     ]
     return "\n".join(lines)

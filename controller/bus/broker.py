@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ class RetainedSnapshotPlugin(BasePlugin):
         super().__init__(context)
         self._dirty = False
         self._writer: asyncio.Task | None = None
+        self._saving = threading.Lock()     # a cancelled writer's thread may still be saving
 
     async def on_broker_post_start(self) -> None:
         path = Path(self.config.path)
@@ -99,46 +101,96 @@ class RetainedSnapshotPlugin(BasePlugin):
 
     async def _write_later(self) -> None:
         await asyncio.sleep(self.config.interval_s)
-        self._flush()
+        snapshot = self._snapshot()
+        if snapshot is not None:      # encoded and synced off the loop: the broker keeps going
+            await asyncio.to_thread(self._save, snapshot)
 
-    def _flush(self) -> None:
+    def _snapshot(self) -> dict[str, Any] | None:
         if not self._dirty:
-            return
+            return None
         self._dirty = False
-        snapshot = {topic: [base64.b64encode(bytes(m.data)).decode(), m.qos or 0]
-                    for topic, m in self.context.retained_messages.items() if m.data}
+        return {topic: (bytes(m.data), m.qos or 0)
+                for topic, m in self.context.retained_messages.items() if m.data}
+
+    def _save(self, snapshot: dict[str, Any]) -> None:
         path = Path(self.config.path)
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(snapshot, f)
+        with self._saving, open(tmp, "w", encoding="utf-8") as f:
+            json.dump({topic: [base64.b64encode(data).decode(), qos]
+                       for topic, (data, qos) in snapshot.items()}, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
 
     async def on_broker_pre_shutdown(self) -> None:
         if self._writer is not None:
-            self._writer.cancel()
-        self._flush()
+            await cancel_all([self._writer])
+        snapshot = self._snapshot()
+        if snapshot is not None:
+            self._save(snapshot)
 
 
 class _Subscriptions(dict):
-    """amqtt walks ``_subscriptions`` across ``await``s (the ACL check), so a device subscribing
-    meanwhile raised "dictionary changed size during iteration" and the message was dropped.
-    Walking a copy fixes that."""
+    """amqtt's ``_subscriptions`` (filter → subscribers), mended twice:
+
+    - amqtt walks it across ``await``s (the ACL check), so a device subscribing meanwhile raised
+      "dictionary changed size during iteration" and the message was dropped: walks get a copy;
+    - amqtt matched every message against every filter in the broker (three or four per
+      device): ``items()`` for the message being broadcast (``topic``, set by ``_TopicQueue``)
+      returns only the filters that can match it — the exact one, found by key, and the few
+      with wildcards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.topic: str | None = None
+        self._wild: set[str] = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if "+" in key or "#" in key:
+            self._wild.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._wild.discard(key)
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self._wild.clear()
+        super().clear()
 
     def items(self):  # noqa: ANN201
-        return [(k, list(v)) for k, v in super().items()]
+        topic, self.topic = self.topic, None
+        if topic is None:
+            return [(k, list(v)) for k, v in super().items()]
+        keys = [topic] if topic in self else []
+        keys += [k for k in self._wild if k in self]
+        return [(k, list(self[k])) for k in keys]
 
     def __iter__(self):  # noqa: ANN204
         return iter(list(super().keys()))
 
 
+class _TopicQueue(asyncio.Queue):
+    """amqtt's broadcast queue: tells ``_Subscriptions`` which topic is being broadcast (amqtt
+    takes one message off and walks the subscriptions for it with no ``await`` between)."""
+
+    def __init__(self, subscriptions: _Subscriptions) -> None:
+        super().__init__()
+        self._subscriptions = subscriptions
+
+    async def get(self) -> Any:
+        item = await super().get()
+        self._subscriptions.topic = item.get("topic")
+        return item
+
+
 class _HallBroker(Broker):
-    """amqtt's broker with two fixes the hall needs (kept here rather than patching amqtt)."""
+    """amqtt's broker with the fixes the hall needs (kept here rather than patching amqtt)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._subscriptions = _Subscriptions()
+        self._broadcast_queue = _TopicQueue(self._subscriptions)
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Any) -> None:

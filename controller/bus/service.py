@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,10 @@ _WINDOW_EVENTS = {"login", "logout", "paused", "resumed", "called", "recalled", 
                   "no_show", "held", "transferred", "serving", "closed"}
 _EVALUATION_EVENTS = {"evaluation_opened", "rated", "unrated"}
 _CALL_EVENTS = {"called", "recalled"}
+#: How long a change that only moves counts (people waiting, the board after a take) may wait
+#: to be sent with the ones after it: in a busy hall every ticket would otherwise resend the
+#: readout of every window serving that line.
+COUNTS_EVERY_S = 1.0
 
 
 @dataclass
@@ -74,10 +79,12 @@ class HallBus:
             will=(self.topics.state, b'{"state":"offline"}'),
             subscriptions=self.topics.subscriptions,
             on_connect=self._on_connect, on_message=self._on_message)
-        self._dirty_windows: set[str] = set()
+        self._dirty_windows: set[str] = set()     # their own state changed: sent at once
+        self._recount: set[str] = set()           # only their line's count changed
+        self._counts_due: float | None = None     # when the counts (and board) go out
         self._dirty_evaluators: set[str] = set()
         self._calls: list[dict[str, Any]] = []
-        self._board_dirty = False
+        self._board_dirty = False                 # the board goes out at once (a call)
         self._published: dict[str, bytes] = {}      # device → the last ``set`` it was sent
         self._wake = asyncio.Event()
         self._closing = False
@@ -188,7 +195,7 @@ class HallBus:
         hall = self.engine.hall
         for ev in events:
             if ev.service:                   # a line changed: every readout counting it
-                self._dirty_windows.update(hall.windows_for.get(ev.service, ()))
+                self._recount.update(hall.windows_for.get(ev.service, ()))
             if ev.kind in _WINDOW_EVENTS and ev.window:
                 self._dirty_windows.add(ev.window)
             elif ev.kind == "rollover":
@@ -203,7 +210,11 @@ class HallBus:
                 call = views.call_object(hall, ev, ev.at.astimezone(hall.tz))
                 self._calls.append(call)
                 self.recent_calls.append(call)
-        self._board_dirty = True
+                self._board_dirty = True
+        if self._counts_due is None:
+            loop = asyncio.get_running_loop()
+            self._counts_due = loop.time() + COUNTS_EVERY_S
+            loop.call_at(self._counts_due, self._wake.set)
         self._wake.set()
 
     async def _publisher(self) -> None:
@@ -219,34 +230,54 @@ class HallBus:
                 self._wake.set()
 
     async def _publish_pending(self) -> None:
+        """Send what changed: first the screens and readouts of windows that just called and
+        the ``calls`` themselves (what citizens are watching), then the readouts of the other
+        windows, evaluators and ``board``, yielding between windows so the urgent packets are
+        on the wire while the rest is built."""
         hall = self.engine.hall
         windows, self._dirty_windows = self._dirty_windows, set()
+        due = self._counts_due
+        if due is not None and asyncio.get_running_loop().time() >= due:
+            self._counts_due = None
+            windows |= self._recount
+            self._recount = set()
+            self._board_dirty = True
         evaluators, self._dirty_evaluators = self._dirty_evaluators, set()
         calls, self._calls = self._calls, []
         called = {c["window"]: c["call_id"] for c in calls}
-        sends = []
+        sent: list[asyncio.Task] = []
+
+        def send(topic: str, data: bytes, **kwargs: Any) -> None:
+            sent.append(asyncio.ensure_future(self.link.publish(topic, data, **kwargs)))
+
+        def offer(w: str, kind: str, build: Callable[[str], dict[str, Any]]) -> None:
+            """The ``set`` of the devices of ``kind`` at ``w``, unless they have it already."""
+            devices = self._bound.get((w, kind), ())
+            data = protocol.encode(build(w)) if devices else b""
+            for device in devices:
+                if self._published.get(device) != data:
+                    self._published[device] = data
+                    send(self.topics.device(device, "set"), data, retain=True)
+
+        def send_sets(w: str) -> None:
+            offer(w, "window_display", lambda w: views.window_display_set(hall, w, called.get(w)))
+            offer(w, "caller", lambda w: views.caller_set(hall, w))
+
+        for w in called:
+            send_sets(w)
+        for call in calls:                   # in order: screens and announcers queue them
+            send(self.topics.calls, protocol.encode(call))
         for w in windows:
-            for device in self._bound.get((w, "caller"), ()):
-                sends.append((device, views.caller_set(hall, w)))
-            for device in self._bound.get((w, "window_display"), ()):
-                sends.append((device, views.window_display_set(hall, w, called.get(w))))
+            if w not in called:
+                await asyncio.sleep(0)
+                send_sets(w)
         for w in evaluators:
-            for device in self._bound.get((w, "evaluator"), ()):
-                sends.append((device, views.evaluator_set(hall, self.config, w)))
-        publish = self.link.publish
-        changed = []
-        for device, payload in sends:
-            data = protocol.encode(payload)
-            if self._published.get(device) != data:      # unchanged content is not resent
-                self._published[device] = data
-                changed.append(publish(self.topics.device(device, "set"), data, retain=True))
-        await asyncio.gather(*changed)
-        for call in calls:                       # in order: screens and announcers queue them
-            await publish(self.topics.calls, protocol.encode(call))
+            offer(w, "evaluator", lambda w: views.evaluator_set(hall, self.config, w))
         if self._board_dirty:
             self._board_dirty = False
             board = views.board(hall, list(self.recent_calls), self._local_now())
-            await publish(self.topics.board, protocol.encode(board), qos=0, retain=True)
+            send(self.topics.board, protocol.encode(board), qos=0, retain=True)
+        await asyncio.gather(*sent)
 
     # ------------------------------------------------------------------ 好差评 time-outs
     def _expire_later(self, session: str, deadline: datetime) -> None:

@@ -1,4 +1,7 @@
-"""Writing the core's changes in one transaction, and rebuilding a hall's state from rows."""
+"""Writing the core's changes in one transaction, and rebuilding a hall's state from rows.
+
+Plain (synchronous) SQLAlchemy: the engine runs each batch as one call through
+``controller.storage.runner``, in a thread of its own on SQLite."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from controller.config import HallConfig
 from controller.core import calendar
@@ -66,70 +69,81 @@ def _window_row(hall: str, w: WindowState) -> dict[str, Any]:
             "logged_in_at": w.logged_in_at, "paused": w.paused}
 
 
+#: One statement of a batch and its rows, built from the core's objects before the commit.
+Rows = list[tuple[Any, list[dict[str, Any]]]]
+
+
 class Repository:
     """One hall's rows. All writes of a batch go through ``write`` in one transaction."""
 
     def __init__(self, hall: str) -> None:
         self.hall = hall
 
-    async def write(self, conn: AsyncConnection, changes: Changes,
-                    replies: dict[str, tuple[datetime, str]]) -> None:
-        hall, dialect = self.hall, conn.dialect.name
+    def rows(self, dialect: str, changes: Changes,
+             replies: dict[str, tuple[datetime, str]]) -> Rows:
+        """What a batch writes, copied out of the live objects now: the commit runs while the
+        next batch is already changing them."""
+        hall, out = self.hall, []
         if changes.tickets:
-            await conn.execute(_upsert(dialect, schema.tickets),
-                               [_ticket_row(hall, t) for t in changes.tickets.values()])
+            out.append((_upsert(dialect, schema.tickets),
+                        [_ticket_row(hall, t) for t in changes.tickets.values()]))
         if changes.windows:
-            await conn.execute(_upsert(dialect, schema.windows),
-                               [_window_row(hall, w) for w in changes.windows.values()])
+            out.append((_upsert(dialect, schema.windows),
+                        [_window_row(hall, w) for w in changes.windows.values()]))
         if changes.attendance:
-            await conn.execute(_upsert(dialect, schema.attendance),
-                               [{"hall": hall, **asdict(a)} for a in changes.attendance.values()])
+            out.append((_upsert(dialect, schema.attendance),
+                        [{"hall": hall, **asdict(a)} for a in changes.attendance.values()]))
         if changes.appointments:
-            await conn.execute(_upsert(dialect, schema.appointments),
-                               [{"hall": hall, **asdict(a)} for a in changes.appointments.values()])
+            out.append((_upsert(dialect, schema.appointments),
+                        [{"hall": hall, **asdict(a)} for a in changes.appointments.values()]))
         if changes.evaluations:
-            await conn.execute(_upsert(dialect, schema.evaluations), [
+            out.append((_upsert(dialect, schema.evaluations), [
                 {"hall": hall, **asdict(ev), "reasons": json.dumps(ev.reasons)}
-                for ev in changes.evaluations.values()])
+                for ev in changes.evaluations.values()]))
         if changes.events:
-            await conn.execute(schema.events.insert(), [
+            out.append((schema.events.insert(), [
                 {"hall": hall, "at": e.at, "kind": e.kind, "window": e.window, "clerk": e.clerk,
                  "ticket": e.ticket, "number": e.number, "service": e.service,
                  "data": json.dumps(e.data, ensure_ascii=False, default=str)}
-                for e in changes.events])
+                for e in changes.events]))
         if changes.day is not None:
-            await self.save_day(conn, changes.day)
+            out.append((_upsert(dialect, schema.hall_state), [{"hall": hall, "day": changes.day}]))
         if replies:
-            await conn.execute(schema.replies.insert(), [
-                {"hall": hall, "key": k, "at": at, "reply": r} for k, (at, r) in replies.items()])
+            out.append((schema.replies.insert(), [
+                {"hall": hall, "key": k, "at": at, "reply": r} for k, (at, r) in replies.items()]))
+        return out
 
-    async def save_day(self, conn: AsyncConnection, day: date) -> None:
-        await conn.execute(_upsert(conn.dialect.name, schema.hall_state),
-                           [{"hall": self.hall, "day": day}])
+    def write(self, conn: Connection, rows: Rows) -> None:
+        for statement, params in rows:
+            conn.execute(statement, params)
 
-    async def prune_replies(self, conn: AsyncConnection, before: datetime) -> None:
-        await conn.execute(delete(schema.replies).where(
+    def save_day(self, conn: Connection, day: date) -> None:
+        conn.execute(_upsert(conn.dialect.name, schema.hall_state),
+                     [{"hall": self.hall, "day": day}])
+
+    def prune_replies(self, conn: Connection, before: datetime) -> None:
+        conn.execute(delete(schema.replies).where(
             schema.replies.c.hall == self.hall, schema.replies.c.at < before))
 
-    async def load_replies(self, conn: AsyncConnection,
+    def load_replies(self, conn: Connection,
                            since: datetime) -> dict[str, tuple[datetime, str]]:
         r = schema.replies
-        rows = await conn.execute(select(r.c.key, r.c.at, r.c.reply).where(
+        rows = conn.execute(select(r.c.key, r.c.at, r.c.reply).where(
             r.c.hall == self.hall, r.c.at >= since))
         return {key: (at, reply) for key, at, reply in rows}
 
-    async def load(self, conn: AsyncConnection, config: HallConfig, today: date) -> HallState:
+    def load(self, conn: Connection, config: HallConfig, today: date) -> HallState:
         """Rebuild the hall's live state: the stored day's tickets, every ticket still open,
         windows, open attendance and bookings. The day is rolled over later, as a command."""
         t = schema.tickets
-        day = (await conn.execute(select(schema.hall_state.c.day).where(
+        day = (conn.execute(select(schema.hall_state.c.day).where(
             schema.hall_state.c.hall == self.hall))).scalar_one_or_none()
         if day is None:
             day = today
-            await self.save_day(conn, day)
+            self.save_day(conn, day)
         state = HallState(config, day)
         open_states = [s.value for s in TicketState if not s.terminal]
-        rows = await conn.execute(select(t).where(
+        rows = conn.execute(select(t).where(
             t.c.hall == self.hall, or_(t.c.day == day, t.c.state.in_(open_states))
         ).order_by(t.c.day, t.c.ordinal))
         done: list[Ticket] = []
@@ -146,14 +160,14 @@ class Repository:
         for ticket in sorted(done, key=lambda x: x.finished_at):
             state.durations[ticket.service].append(
                 (ticket.finished_at - ticket.called_at).total_seconds() / 60)
-        await self._load_windows(conn, state)
+        self._load_windows(conn, state)
         a = schema.appointments
-        for row in (await conn.execute(select(a).where(
+        for row in (conn.execute(select(a).where(
                 a.c.hall == self.hall, a.c.day >= day))).mappings():
             state.appointments[row["code"]] = Appointment(
                 code=row["code"], service=row["service"], day=row["day"], ticket=row["ticket"])
         ev = schema.evaluations
-        for row in (await conn.execute(select(ev).where(
+        for row in (conn.execute(select(ev).where(
                 ev.c.hall == self.hall, ev.c.closed_at.is_(None)))).mappings():
             fields_ = {k: row[k] for k in ("id", "window", "clerk", "ticket", "number",
                                            "service", "opened_at", "timeout_s")}
@@ -170,9 +184,9 @@ class Repository:
                 state.segment_counts[key] = state.segment_counts.get(key, 0) + 1
         state.ordinal = max(state.ordinal, ticket.ordinal)
 
-    async def _load_windows(self, conn: AsyncConnection, state: HallState) -> None:
+    def _load_windows(self, conn: Connection, state: HallState) -> None:
         w, att = schema.windows, schema.attendance
-        for row in (await conn.execute(select(w).where(w.c.hall == self.hall))).mappings():
+        for row in (conn.execute(select(w).where(w.c.hall == self.hall))).mappings():
             ws = state.windows.get(row["id"])
             if ws is None:
                 continue
@@ -181,7 +195,7 @@ class Repository:
         for ticket in state.tickets.values():
             if ticket.state.at_window and ticket.window in state.windows:
                 state.windows[ticket.window].current = ticket.id
-        for row in (await conn.execute(select(att).where(
+        for row in (conn.execute(select(att).where(
                 att.c.hall == self.hall, att.c.logout_at.is_(None)))).mappings():
             state.attendance[row["id"]] = Attendance(
                 id=row["id"], staff=row["staff"], window=row["window"], role=row["role"],
