@@ -36,7 +36,8 @@ _EVALUATION_EVENTS = {"evaluation_opened", "rated", "unrated"}
 _CALL_EVENTS = {"called", "recalled"}
 #: How long a change that only moves counts (people waiting, the board after a take) may wait
 #: to be sent with the ones after it: in a busy hall every ticket would otherwise resend the
-#: readout of every window serving that line.
+#: readout of every window serving that line. The readouts then go out spread over half of
+#: this, not as one burst in front of the next call.
 COUNTS_EVERY_S = 1.0
 
 
@@ -81,7 +82,7 @@ class HallBus:
             on_connect=self._on_connect, on_message=self._on_message)
         self._dirty_windows: set[str] = set()     # their own state changed: sent at once
         self._recount: set[str] = set()           # only their line's count changed
-        self._counts_due: float | None = None     # when the counts (and board) go out
+        self._counts_wake = asyncio.Event()
         self._dirty_evaluators: set[str] = set()
         self._calls: list[dict[str, Any]] = []
         self._board_dirty = False                 # the board goes out at once (a call)
@@ -95,7 +96,8 @@ class HallBus:
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
         self._main = [asyncio.create_task(self.link.run(), name="yimen-bus-link"),
-                      asyncio.create_task(self._publisher(), name="yimen-bus-publisher")]
+                      asyncio.create_task(self._publisher(), name="yimen-bus-publisher"),
+            asyncio.create_task(self._counter(), name="yimen-bus-counts")]
         for ev in list(self.engine.hall.evaluations.values()):
             self._expire_later(ev.id, ev.opened_at + timedelta(seconds=ev.timeout_s))
 
@@ -105,6 +107,7 @@ class HallBus:
         self._closing = True
         self.link.close()
         self._wake.set()
+        self._counts_wake.set()
         await cancel_all([*self._main, *self._tasks])
         self._main, self._tasks = [], set()
 
@@ -211,10 +214,7 @@ class HallBus:
                 self._calls.append(call)
                 self.recent_calls.append(call)
                 self._board_dirty = True
-        if self._counts_due is None:
-            loop = asyncio.get_running_loop()
-            self._counts_due = loop.time() + COUNTS_EVERY_S
-            loop.call_at(self._counts_due, self._wake.set)
+        self._counts_wake.set()
         self._wake.set()
 
     async def _publisher(self) -> None:
@@ -230,54 +230,74 @@ class HallBus:
                 self._wake.set()
 
     async def _publish_pending(self) -> None:
-        """Send what changed: first the screens and readouts of windows that just called and
-        the ``calls`` themselves (what citizens are watching), then the readouts of the other
-        windows, evaluators and ``board``, yielding between windows so the urgent packets are
-        on the wire while the rest is built."""
+        """Send what changed at once: the screens and readouts of windows that just called and
+        the ``calls`` themselves (what citizens are watching) first, then the other windows
+        whose own state changed, the evaluators and, after a call, ``board``."""
         hall = self.engine.hall
         windows, self._dirty_windows = self._dirty_windows, set()
-        due = self._counts_due
-        if due is not None and asyncio.get_running_loop().time() >= due:
-            self._counts_due = None
-            windows |= self._recount
-            self._recount = set()
-            self._board_dirty = True
         evaluators, self._dirty_evaluators = self._dirty_evaluators, set()
         calls, self._calls = self._calls, []
         called = {c["window"]: c["call_id"] for c in calls}
-        sent: list[asyncio.Task] = []
+        sent: list[asyncio.Future] = []
 
-        def send(topic: str, data: bytes, **kwargs: Any) -> None:
-            sent.append(asyncio.ensure_future(self.link.publish(topic, data, **kwargs)))
-
-        def offer(w: str, kind: str, build: Callable[[str], dict[str, Any]]) -> None:
-            """The ``set`` of the devices of ``kind`` at ``w``, unless they have it already."""
-            devices = self._bound.get((w, kind), ())
-            data = protocol.encode(build(w)) if devices else b""
-            for device in devices:
-                if self._published.get(device) != data:
-                    self._published[device] = data
-                    send(self.topics.device(device, "set"), data, retain=True)
-
-        def send_sets(w: str) -> None:
-            offer(w, "window_display", lambda w: views.window_display_set(hall, w, called.get(w)))
-            offer(w, "caller", lambda w: views.caller_set(hall, w))
+        def sets(w: str) -> None:
+            self._offer(sent, w, "window_display",
+                        lambda w: views.window_display_set(hall, w, called.get(w)))
+            self._offer(sent, w, "caller", lambda w: views.caller_set(hall, w))
 
         for w in called:
-            send_sets(w)
+            sets(w)
         for call in calls:                   # in order: screens and announcers queue them
-            send(self.topics.calls, protocol.encode(call))
-        for w in windows:
-            if w not in called:
-                await asyncio.sleep(0)
-                send_sets(w)
+            self._send(sent, self.topics.calls, protocol.encode(call))
+        for w in windows - called.keys():
+            sets(w)
         for w in evaluators:
-            offer(w, "evaluator", lambda w: views.evaluator_set(hall, self.config, w))
+            self._offer(sent, w, "evaluator", lambda w: views.evaluator_set(hall, self.config, w))
         if self._board_dirty:
-            self._board_dirty = False
-            board = views.board(hall, list(self.recent_calls), self._local_now())
-            send(self.topics.board, protocol.encode(board), qos=0, retain=True)
+            self._publish_board(sent)
         await asyncio.gather(*sent)
+
+    async def _counter(self) -> None:
+        """People-waiting counts and ``board`` after changes that only move counts: at most
+        every ``COUNTS_EVERY_S``, one readout at a time over half of it."""
+        while not self._closing:
+            await self._counts_wake.wait()
+            await asyncio.sleep(COUNTS_EVERY_S / 2)
+            self._counts_wake.clear()
+            if not self.link.connected.is_set():
+                continue
+            pending, self._recount = sorted(self._recount, reverse=True), set()
+            gap = COUNTS_EVERY_S / 2 / max(1, len(pending))
+            sent: list[asyncio.Future] = []
+            try:
+                while pending:
+                    self._offer(sent, pending[-1], "caller",
+                                lambda w: views.caller_set(self.engine.hall, w))
+                    pending.pop()
+                    await asyncio.sleep(gap)
+                self._publish_board(sent)
+            except (StorageUnavailable, EngineStopped):
+                self._recount.update(pending)    # the state is being reloaded: later
+                self._counts_wake.set()
+            await asyncio.gather(*sent)
+
+    def _send(self, sent: list[asyncio.Future], topic: str, data: bytes, **kwargs: Any) -> None:
+        sent.append(asyncio.ensure_future(self.link.publish(topic, data, **kwargs)))
+
+    def _offer(self, sent: list[asyncio.Future], w: str, kind: str,
+               build: Callable[[str], dict[str, Any]]) -> None:
+        """The ``set`` of the devices of ``kind`` at ``w``, unless they have it already."""
+        devices = self._bound.get((w, kind), ())
+        data = protocol.encode(build(w)) if devices else b""
+        for device in devices:
+            if self._published.get(device) != data:
+                self._published[device] = data
+                self._send(sent, self.topics.device(device, "set"), data, retain=True)
+
+    def _publish_board(self, sent: list[asyncio.Future]) -> None:
+        self._board_dirty = False
+        board = views.board(self.engine.hall, list(self.recent_calls), self._local_now())
+        self._send(sent, self.topics.board, protocol.encode(board), qos=0, retain=True)
 
     # ------------------------------------------------------------------ 好差评 time-outs
     def _expire_later(self, session: str, deadline: datetime) -> None:
