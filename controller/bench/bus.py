@@ -20,6 +20,7 @@ import gc
 import logging
 import multiprocessing
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -146,7 +147,7 @@ async def _serve_async(raw: dict[str, Any], folder: str, db: str | None, broker:
 
 def _crowd(raw: dict[str, Any], address: tuple[str, int], conn: Connection) -> None:
     """The devices nobody times (kiosks, evaluators, hall screens) in a process of their own,
-    as they would be boxes of their own: sends ``connected``, then for ``("take", n)``
+    as they would be boxes of their own: sends how many are connected, then for ``("take", n)``
     takes ``n`` tickets from all kiosks at once and sends the seconds it took."""
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(_crowd_async(raw, address, conn))
@@ -208,8 +209,8 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
     hall = f"bench-{random.randrange(16**6):06x}"
     raw = bus_config(windows, devices, hall)
     config = parse_config(raw, "<bench>")
-    server, server_conn = _process(_serve, raw, tempfile.mkdtemp(prefix="yimen-bench-bus-"), db,
-                                   broker_url)
+    folder = tempfile.mkdtemp(prefix="yimen-bench-bus-")
+    server, server_conn = _process(_serve, raw, folder, db, broker_url)
     procs, conns = [server], [server_conn]
     out: dict[str, Any] = {"broker": broker_url or "embedded (amqtt)", "windows": windows}
     sims: dict[str, Any] = {}
@@ -275,6 +276,7 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
             proc.join(30)
             if proc.is_alive():
                 proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
