@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from controller.bus import security
@@ -37,6 +37,14 @@ def build_devices(config: HallConfig, broker: BrokerAddress, secret: str,
             for d in config.devices if d.kind in SIMULATORS and only(d.id)}
 
 
+async def connect_all(devices: Iterable[DeviceClient], timeout: float = 15.0) -> None:
+    """Start every device and wait until all are connected to the broker."""
+    devices = list(devices)
+    for device in devices:
+        await device.start()
+    await asyncio.wait_for(asyncio.gather(*[d.link.connected.wait() for d in devices]), timeout)
+
+
 class SimulatedHall:
     def __init__(self, config: HallConfig, broker: BrokerAddress, secret: str,
                  seed: int | None = None) -> None:
@@ -46,6 +54,7 @@ class SimulatedHall:
         self.devices = build_devices(config, broker, secret)
         self.stats: Counter[str] = Counter()
         self._tasks: list[asyncio.Task] = []
+        self._taking: set[asyncio.Task] = set()
 
     def of_kind(self, cls: type) -> list[Any]:
         return [d for d in self.devices.values() if type(d) is cls]
@@ -55,10 +64,7 @@ class SimulatedHall:
         return next((d for d in self.of_kind(cls) if d.id in ids), None)
 
     async def start(self, citizens: bool = True, timeout: float = 15.0) -> None:
-        for device in self.devices.values():
-            await device.start()
-        await asyncio.wait_for(asyncio.gather(
-            *[d.link.connected.wait() for d in self.devices.values()]), timeout)
+        await connect_all(self.devices.values(), timeout)
         if not citizens:
             return
         self._tasks.append(asyncio.create_task(self._arrivals(), name="sim-arrivals"))
@@ -71,7 +77,7 @@ class SimulatedHall:
                 self._tasks.append(asyncio.create_task(self._citizen_rates(evaluator)))
 
     async def stop(self) -> None:
-        await cancel_all(self._tasks)
+        await cancel_all([*self._tasks, *self._taking])
         self._tasks = []
         await asyncio.gather(*[d.stop() for d in self.devices.values()])
 
@@ -90,7 +96,9 @@ class SimulatedHall:
         while True:
             await asyncio.sleep(self.rng.expovariate(rate_per_s))
             fields = {"priority": "green"} if self.rng.random() < self.sim.green_share else {}
-            asyncio.create_task(self._take(self.rng.choice(kiosks), self._pick(mix), fields))
+            take = asyncio.create_task(self._take(self.rng.choice(kiosks), self._pick(mix), fields))
+            self._taking.add(take)           # held until done, and cancelled on stop
+            take.add_done_callback(self._taking.discard)
 
     async def _take(self, kiosk: Kiosk, service: str, fields: dict[str, str]) -> None:
         try:

@@ -27,7 +27,7 @@ from controller.engine import Engine
 from controller.server import create_app
 from controller.web.api import BUS, ENGINE
 from devices.client import DeviceClient
-from devices.simhall import build_devices
+from devices.simhall import build_devices, connect_all
 
 SECRET = "bus-test-secret"
 MOSQUITTO_URL = os.environ.get("YIMEN_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -211,11 +211,8 @@ async def devices(config: HallConfig, address: BrokerAddress, ids: list[str] | N
     """Started simulators for ``ids`` (default: every configured device), connected."""
     built = build_devices(config, address, SECRET, **kwargs)
     chosen: dict[str, DeviceClient] = {i: built[i] for i in (ids or built)}
-    for d in chosen.values():
-        await d.start()
     try:
-        await asyncio.wait_for(asyncio.gather(*[d.link.connected.wait() for d in chosen.values()]),
-                               15)
+        await connect_all(chosen.values())
         yield chosen
     finally:
         await asyncio.gather(*[d.stop() for d in chosen.values()])

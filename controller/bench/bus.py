@@ -154,15 +154,12 @@ def _crowd(raw: dict[str, Any], address: tuple[str, int], conn: Connection) -> N
 
 
 async def _crowd_async(raw: dict[str, Any], address: tuple[str, int], conn: Connection) -> None:
-    from devices.simhall import build_devices
+    from devices.simhall import build_devices, connect_all
 
     config = parse_config(raw, "<bench>")
     sims = build_devices(config, BrokerAddress(*address), SECRET, only=lambda i: not _timed(i))
     try:
-        for d in sims.values():
-            await d.start()
-        await asyncio.wait_for(asyncio.gather(*[d.link.connected.wait() for d in sims.values()]),
-                               120)
+        await connect_all(sims.values(), 120)
         gc.collect()
         gc.freeze()
         conn.send(len(sims))
@@ -204,7 +201,7 @@ def _process(target, *args: Any) -> tuple[Any, Connection]:  # noqa: ANN001
 
 async def run(broker_url: str | None, devices: int, windows: int, presses: int,
               interval_s: float, tickets: int, db: str | None = None) -> dict[str, Any]:
-    from devices.simhall import build_devices
+    from devices.simhall import build_devices, connect_all
 
     hall = f"bench-{random.randrange(16**6):06x}"
     raw = bus_config(windows, devices, hall)
@@ -222,9 +219,7 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
         procs.append(crowd)
         conns.append(crowd_conn)
         sims = build_devices(config, address, SECRET, only=_timed)
-        for d in sims.values():
-            await d.start()
-        await asyncio.wait_for(asyncio.gather(*[d.link.connected.wait() for d in sims.values()]), 120)
+        await connect_all(sims.values(), 120)
         out["devices"] = len(sims) + await _recv(crowd_conn, 120)
         out["connect_s"] = time.perf_counter() - t0
         await asyncio.sleep(1.0)                                  # retained sets settle

@@ -26,6 +26,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 
 from controller.bus import security
 from controller.bus.link import BrokerAddress
+from controller.bus.protocol import Topics
 from controller.config import HallConfig
 from controller.tasks import cancel_all
 
@@ -214,7 +215,7 @@ class EmbeddedBroker:
         self.host, self.port = bind.host, bind.port
         self.plugins = {
                 _plugin(PasswordPlugin): {"users": security.passwords(config, secret)},
-                _plugin(AclPlugin): {"root": f"yimen/v1/{config.hall.id}/",
+                _plugin(AclPlugin): {"root": Topics(config.hall.id).root,
                                      "grants": security.grants(config)},
                 _plugin(RetainedSnapshotPlugin): {"path": str(Path(data_dir) / "broker-retained.json")},
         }

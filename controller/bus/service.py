@@ -97,7 +97,7 @@ class HallBus:
     async def start(self) -> None:
         self._main = [asyncio.create_task(self.link.run(), name="yimen-bus-link"),
                       asyncio.create_task(self._publisher(), name="yimen-bus-publisher"),
-            asyncio.create_task(self._counter(), name="yimen-bus-counts")]
+                      asyncio.create_task(self._counter(), name="yimen-bus-counts")]
         for ev in list(self.engine.hall.evaluations.values()):
             self._expire_later(ev.id, ev.opened_at + timedelta(seconds=ev.timeout_s))
 
