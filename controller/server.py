@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from controller.bus import security
-from controller.bus.broker import EmbeddedBroker
+from controller.bus.broker_process import BrokerProcess
 from controller.bus.link import BrokerAddress
 from controller.bus.service import HallBus
 from controller.clock import Clock
@@ -24,6 +24,9 @@ from controller.storage.db import database_url, open_database, upgrade
 from controller.web.api import BUS, ENGINE, add_routes
 
 log = logging.getLogger("yimen.server")
+
+#: The embedded broker's process, when the server runs one (absent with an external broker).
+BROKER: web.AppKey[BrokerProcess] = web.AppKey("broker", BrokerProcess)
 
 
 def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = None,
@@ -46,8 +49,10 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
             log.info("hall %s open on %s", config.hall.id, db.url.render_as_string(hide_password=True))
             if bus:
-                async with _device_bus(engine, data_dir, broker, broker_listen) as hall_bus:
+                async with _device_bus(engine, data_dir, broker, broker_listen) as (hall_bus, embedded):
                     app[BUS] = hall_bus
+                    if embedded is not None:
+                        app[BROKER] = embedded
                     yield
             else:
                 yield
@@ -63,7 +68,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
 
 @asynccontextmanager
 async def _device_bus(engine: Engine, data_dir: str | Path, broker: str | None,
-                      listen: str | None) -> AsyncIterator[HallBus]:
+                      listen: str | None) -> AsyncIterator[tuple[HallBus, BrokerProcess | None]]:
     config = engine.config
     secret = security.load_secret(config, data_dir)
     embedded = None
@@ -71,14 +76,14 @@ async def _device_bus(engine: Engine, data_dir: str | Path, broker: str | None,
     if url:
         address = BrokerAddress.parse(url)
     else:
-        embedded = EmbeddedBroker(config, secret, data_dir, listen)
+        embedded = BrokerProcess(config, secret, data_dir, listen)
         address = await embedded.start()
     hall_bus = HallBus(engine, address, security.derived_password(secret, security.CONTROLLER_USER))
     await hall_bus.start()
     log.info("device bus on mqtt://%s:%d (%s)", address.host, address.port,
              "embedded" if embedded else "external")
     try:
-        yield hall_bus
+        yield hall_bus, embedded
     finally:
         await hall_bus.stop()
         if embedded is not None:

@@ -1,10 +1,10 @@
 """The embedded MQTT broker (amqtt) that lets one command run a whole hall.
 
-Three plugins replace amqtt's defaults: per-device passwords, the protocol's topic ACL (both
-from ``controller.bus.security``, so the embedded broker and ``yimen broker-config``'s
-Mosquitto files enforce the same rules), and a snapshot of retained messages kept in the
-data folder, so devices that reboot while the hall server is restarting still find their
-``set``. A hall that outgrows one box points ``bus.broker`` at Mosquitto or EMQX instead.
+Per-device passwords and the protocol's topic ACL come from ``controller.bus.security``, so
+the embedded broker and ``yimen broker-config``'s Mosquitto files enforce the same rules. A
+plugin keeps a snapshot of the retained messages in the data folder, so devices that reboot
+while the hall server is restarting still find their ``set``. A hall that outgrows one box
+points ``bus.broker`` at Mosquitto or EMQX instead.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from amqtt.broker import Broker
 from amqtt.contexts import Action
-from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
 
 from controller.bus import security
 from controller.bus.link import BrokerAddress
@@ -45,25 +45,6 @@ class PasswordPlugin(BaseAuthPlugin):
         ok = expected is not None and hmac.compare_digest(expected, session.password or "")
         if not ok:
             log.warning("refused MQTT login as %r from client %s", session.username, session.client_id)
-        return ok
-
-
-class AclPlugin(BaseTopicPlugin):
-    """Protocol v1's topic ACL: device X writes only ``device/X/…`` and reads its own ``set``
-    and ``cmd`` (screens and announcers also ``calls`` and ``board``)."""
-
-    @dataclass
-    class Config:
-        root: str = ""
-        grants: Any = None
-
-    async def topic_filtering(self, *, session: Any = None, topic: str | None = None,
-                              action: Action | None = None) -> bool:
-        user = session.username if session is not None else None
-        ok = topic is not None and security.allowed(self.config.grants, self.config.root, user,
-                                                    str(action), topic)
-        if not ok and action != Action.RECEIVE:
-            log.warning("ACL refused %s %s to %r", action, topic, user)
         return ok
 
 
@@ -134,16 +115,14 @@ class RetainedSnapshotPlugin(BasePlugin):
 class _Subscriptions(dict):
     """amqtt's ``_subscriptions`` (filter → subscribers), mended twice:
 
-    - amqtt walks it across ``await``s (the ACL check), so a device subscribing meanwhile raised
-      "dictionary changed size during iteration" and the message was dropped: walks get a copy;
+    - amqtt walks it across ``await``s, so a device subscribing meanwhile raised "dictionary
+      changed size during iteration" and the message was dropped: walks get a copy;
     - amqtt matched every message against every filter in the broker (three or four per
-      device): ``items()`` for the message being broadcast (``topic``, set by ``_TopicQueue``)
-      returns only the filters that can match it — the exact one, found by key, and the few
-      with wildcards."""
+      device): ``matching(topic)`` looks the exact filter up by key and checks only the few
+      filters with wildcards."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.topic: str | None = None
         self._wild: set[str] = set()
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -159,39 +138,81 @@ class _Subscriptions(dict):
         self._wild.clear()
         super().clear()
 
+    def matching(self, topic: str, matches: Any) -> list[tuple[Any, int]]:
+        """The subscribers (session, qos) whose filter matches ``topic``; ``matches(topic,
+        filter)`` is amqtt's wildcard matching."""
+        out = list(self.get(topic, ()))
+        for f in self._wild:
+            if f in self and matches(topic, f):
+                out += self[f]
+        return out
+
     def items(self):  # noqa: ANN201
-        topic, self.topic = self.topic, None
-        if topic is None:
-            return [(k, list(v)) for k, v in super().items()]
-        keys = [topic] if topic in self else []
-        keys += [k for k in self._wild if k in self]
-        return [(k, list(self[k])) for k in keys]
+        return [(k, list(v)) for k, v in super().items()]
 
     def __iter__(self):  # noqa: ANN204
         return iter(list(super().keys()))
 
 
-class _TopicQueue(asyncio.Queue):
-    """amqtt's broadcast queue: tells ``_Subscriptions`` which topic is being broadcast (amqtt
-    takes one message off and walks the subscriptions for it with no ``await`` between)."""
-
-    def __init__(self, subscriptions: _Subscriptions) -> None:
-        super().__init__()
-        self._subscriptions = subscriptions
-
-    async def get(self) -> Any:
-        item = await super().get()
-        self._subscriptions.topic = item.get("topic")
-        return item
-
-
 class _HallBroker(Broker):
-    """amqtt's broker with the fixes the hall needs (kept here rather than patching amqtt)."""
+    """amqtt's broker with the fixes the hall needs (kept here rather than patching amqtt).
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    Per message amqtt started a task to broadcast it and, for every recipient, checked the
+    topic ACL through its plugin manager (two more tasks and a gather). Here the protocol's
+    ACL (``controller.bus.security``, the same rules ``yimen broker-config`` writes for
+    Mosquitto) is a plain call, and the broadcast loop hands each message straight to its
+    subscribers' handlers."""
+
+    def __init__(self, config: dict[str, Any], root: str, grants: Any) -> None:
         super().__init__(config)
         self._subscriptions = _Subscriptions()
-        self._broadcast_queue = _TopicQueue(self._subscriptions)
+        self._root, self._grants = root, grants
+        self._sending: set[asyncio.Task] = set()
+
+    async def _topic_filtering(self, session: Any, topic: str, action: Action) -> bool:
+        return self._allowed(session, topic, action)
+
+    def _allowed(self, session: Any, topic: str, action: Action) -> bool:
+        user = session.username if session is not None else None
+        ok = security.allowed(self._grants, self._root, user, str(action), topic)
+        if not ok and action != Action.RECEIVE:
+            log.warning("ACL refused %s %s to %r", action, topic, user)
+        return ok
+
+    async def _broadcast_loop(self) -> None:
+        while True:
+            self._broadcast(await self._broadcast_queue.get())
+
+    def _broadcast(self, message: dict[str, Any]) -> None:
+        topic, data = message["topic"], message["data"]
+        for session, sub_qos in self._subscriptions.matching(topic, self._matches):
+            qos = message.get("qos", sub_qos)
+            if not self._allowed(session, topic, Action.RECEIVE):
+                continue
+            if session.transitions.state != "connected":
+                # as amqtt: kept for a persistent session that is away, if it asked for QoS ≥ 1
+                if not session.clean_session and qos in (1, 2) and not session.is_anonymous:
+                    self._track(self._retain_broadcast_message(message, qos, session))
+                continue
+            handler = self._get_handler(session)
+            if handler is not None:
+                self._track(handler.mqtt_publish(topic, data, qos, retain=False))
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("delivery failed: %r", task.exception())
+
+    async def _shutdown_broadcast_loop(self) -> None:
+        tasks = [*self._sending]
+        if self._broadcast_task is not None:
+            tasks.append(self._broadcast_task)
+        await cancel_all(tasks)
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Any) -> None:
@@ -215,17 +236,16 @@ class EmbeddedBroker:
         self.host, self.port = bind.host, bind.port
         self.plugins = {
                 _plugin(PasswordPlugin): {"users": security.passwords(config, secret)},
-                _plugin(AclPlugin): {"root": Topics(config.hall.id).root,
-                                     "grants": security.grants(config)},
                 _plugin(RetainedSnapshotPlugin): {"path": str(Path(data_dir) / "broker-retained.json")},
         }
+        self.root, self.grants = Topics(config.hall.id).root, security.grants(config)
         self.broker: _HallBroker | None = None
 
     async def start(self) -> BrokerAddress:
         """Start (or start again, on the port it had)."""
         self.broker = _HallBroker({
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "timeout_disconnect_delay": 0, "plugins": self.plugins})
+            "timeout_disconnect_delay": 0, "plugins": self.plugins}, self.root, self.grants)
         await self.broker.start()
         server = self.broker._servers["default"].instance          # amqtt keeps no public handle
         self.port = server.sockets[0].getsockname()[1]

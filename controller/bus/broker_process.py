@@ -1,0 +1,135 @@
+"""The embedded broker in a process of its own, as ``yimen serve`` runs it.
+
+amqtt handles every message in Python: on the hall server's own loop it took about two thirds
+of the loop's time under a full hall, and every call waited behind other devices' traffic.
+In a child process it has a core of its own and the engine's loop only handles the hall.
+
+The child ignores Ctrl-C (the parent stops it in order, after the device bus) and stops by
+itself, saving its retained messages, on SIGTERM or when the parent goes away (its end of the
+pipe closes), so a killed hall server never leaves a broker holding the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from controller.bus.broker import EmbeddedBroker
+from controller.bus.link import BrokerAddress
+from controller.config import HallConfig
+
+log = logging.getLogger("yimen.broker")
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+class BrokerProcess:
+    """Same face as ``EmbeddedBroker`` (``start``, ``address``, ``stop``), plus ``cpu_s``."""
+
+    def __init__(self, config: HallConfig, secret: str, data_dir: str | Path,
+                 listen: str | None = None) -> None:
+        self._args = (config, secret, str(data_dir), listen)
+        bind = BrokerAddress.parse(listen or config.bus.listen)
+        self.host, self.port = bind.host, bind.port
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()       # one request at a time on the pipe
+
+    async def start(self) -> BrokerAddress:
+        mp = multiprocessing.get_context("spawn")
+        self._conn, child = mp.Pipe()
+        self._proc = mp.Process(target=_main, name="yimen-broker", daemon=True,
+                                args=(*self._args, logging.getLogger().level, child))
+        self._proc.start()
+        child.close()
+        answer = await asyncio.to_thread(self._receive, START_TIMEOUT_S)
+        if not (isinstance(answer, tuple) and answer[0] == "ready"):
+            await self.stop()
+            raise OSError(f"embedded broker did not start: {answer}")
+        self.port = answer[1]
+        log.info("embedded MQTT broker on %s:%d (process %d)", self.host, self.port, self._proc.pid)
+        return self.address
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress(self.host, self.port)
+
+    async def cpu_s(self) -> float:
+        """The broker process's CPU time so far (user + system), in seconds."""
+        return await asyncio.to_thread(self._ask, "cpu")
+
+    async def stop(self) -> None:
+        if self._proc is None:
+            return
+        proc, self._proc = self._proc, None
+        try:
+            with self._lock:
+                self._conn.send("stop")
+        except OSError:
+            pass                        # already gone
+        await asyncio.to_thread(proc.join, STOP_TIMEOUT_S)
+        if proc.is_alive():
+            log.error("embedded broker did not stop within %g s; killing it", STOP_TIMEOUT_S)
+            proc.kill()
+            await asyncio.to_thread(proc.join, 5)
+        self._conn.close()
+
+    def _ask(self, request: str) -> Any:
+        with self._lock:
+            self._conn.send(request)
+            return self._receive(10)
+
+    def _receive(self, timeout: float) -> Any:
+        if not self._conn.poll(timeout):
+            return f"no answer within {timeout:g} s"
+        try:
+            return self._conn.recv()
+        except EOFError:
+            return "the broker process ended"
+
+
+def _main(config: HallConfig, secret: str, data_dir: str, listen: str | None, level: int,
+          conn: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=level or logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(EmbeddedBroker(config, secret, data_dir, listen), conn))
+
+
+async def _serve(broker: EmbeddedBroker, conn: Connection) -> None:
+    try:
+        address = await broker.start()
+    except OSError as exc:
+        conn.send(("error", str(exc)))
+        return
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    threading.Thread(target=_requests, args=(conn, loop, stop), daemon=True).start()
+    conn.send(("ready", address.port))
+    try:
+        await stop.wait()
+    finally:
+        await broker.stop()
+
+
+def _requests(conn: Connection, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Answers the parent's requests until ``stop`` or until the parent is gone."""
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            break
+        if request == "stop":
+            break
+        if request == "cpu":
+            conn.send(time.process_time())
+    loop.call_soon_threadsafe(stop.set)
