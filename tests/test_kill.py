@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -37,10 +38,10 @@ def write_config(folder: Path) -> Path:
     return path
 
 
-async def start_server(config: Path, data: Path) -> tuple[subprocess.Popen, str]:
+async def start_server(config: Path, data: Path, mqtt: str = "127.0.0.1:0") -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "serve", "--config", str(config),
-         "--data", str(data), "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"],
+         "--data", str(data), "--http", "127.0.0.1:0", "--mqtt", mqtt],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     loop = asyncio.get_running_loop()
@@ -90,3 +91,46 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_ticket(tmp_path):
     numbers = stored + [after]
     assert len(numbers) == len(set(numbers)), "a number was issued twice"
     assert sorted(numbers) == [f"A{i:03d}" for i in range(1, len(numbers) + 1)], "a gap"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_a_killed_server_leaves_no_broker_holding_its_port(tmp_path):
+    """The embedded broker runs in a child process: when the hall server is killed, the broker
+    saves its retained messages and frees the port, so the server can start again on it."""
+    config, data, port = write_config(tmp_path), tmp_path / "data", _free_port()
+    proc, _ = await start_server(config, data, f"127.0.0.1:{port}")
+    retained = data / "broker-retained.json"
+    try:
+        for _ in range(100):                      # the controller's retained sets reach it
+            if retained.exists() and "/set" in retained.read_text(encoding="utf-8"):
+                break
+            await asyncio.sleep(0.1)
+        assert _listening(port)
+        retained.unlink()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for _ in range(100):
+            if not _listening(port):
+                break
+            await asyncio.sleep(0.1)
+        assert not _listening(port), "the broker outlived the hall server"
+        assert "/set" in retained.read_text(encoding="utf-8"), "retained sets not saved on the way out"
+    finally:
+        proc.kill()
+        proc.wait()
+    proc, _ = await start_server(config, data, f"127.0.0.1:{port}")   # the same port again
+    try:
+        assert _listening(port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
