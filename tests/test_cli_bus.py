@@ -104,3 +104,5 @@ def test_bench_bus_measures_calls_and_tickets_through_a_hall_server_of_its_own()
     assert "over 90 tickets" in out
     assert "did not arrive within 10 s: 0 []" in out and "bus errors: none" in out
     assert re.search(r"p50 \d+\.\d+ ms, p99 \d+\.\d+ ms \(9 presses\)", out)
+    assert re.search(r"alone: +p50 \d+\.\d+ ms, p99 \d+\.\d+ ms", out)
+    assert re.search(r"CPU per take: \d+\.\d+ ms, embedded broker's process \d+\.\d+ ms", out)

@@ -32,8 +32,6 @@ from controller.tasks import cancel_all
 
 log = logging.getLogger("yimen.broker")
 
-WRITE_BUFFER_BYTES = 4 * 1024 * 1024     # per connection, before a write waits (see below)
-
 
 class PasswordPlugin(BaseAuthPlugin):
     """Each device logs in with its own id and password; nobody logs in anonymously."""
@@ -172,16 +170,6 @@ class _HallBroker(Broker):
         self._subscriptions = _Subscriptions()
         self._root, self._grants = root, grants
         self._sending: set[asyncio.Task] = set()
-
-    async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
-        # amqtt registers the PUBACK waiter of a QoS 1 delivery only after the write has
-        # drained; when a busy subscriber (the hall server in a rush) fills the 64 KiB default
-        # buffer, its PUBACK can arrive first, is logged as unknown and the delivery task waits
-        # 5 s for nothing. A larger buffer keeps the write from waiting.
-        stream = getattr(writer, "_writer", None)
-        if stream is not None:
-            stream.transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
-        await super()._client_connected(listener_name, reader, writer)
 
     async def _topic_filtering(self, session: Any, topic: str, action: Action) -> bool:
         return self._allowed(session, topic, action)
