@@ -1,0 +1,143 @@
+"""Resident ID-card readers (居民身份证阅读器, SAM module, UART 115200 8N1).
+
+Both directions: ``AA AA AA 96 69``, a big-endian length of what follows it, the payload and a
+check byte (XOR of the length and payload bytes). A request's payload is ``cmd para data``
+(find card ``20 01``, select ``20 02``, read base info ``30 01``); a response's is ``SW1 SW2
+SW3 data``, SW3 ``90`` ok, ``9F`` card found, ``80`` no card, ``41`` read failed, ``10`` bad
+check byte. Base info is a text length and a photo length (u16 BE each), 256 bytes of UCS-2 LE
+text (name 30, sex 2, ethnicity 4, birth date 16, address 70, ID number 36, …) and the photo.
+
+Only what the service needs leaves this module (``Card``): a keyed hash of the ID number, the
+age class for the green channel (绿色通道) and masked forms for a clerk's screen. The photo
+is skipped, never decoded or kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import date
+from functools import reduce
+
+from devices.codecs.stream import Stream
+
+PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
+FIND, SELECT, READ = (0x20, 0x01), (0x20, 0x02), (0x30, 0x01)
+OK, FOUND, NO_CARD, READ_FAILED, BAD_CHECK = 0x90, 0x9F, 0x80, 0x41, 0x10
+MAX_LEN = 4096
+TEXT_FIELDS = (("name", 30), ("sex", 2), ("ethnicity", 4), ("birth", 16), ("address", 70),
+               ("id_number", 36))
+SENIOR_AGE = 60
+
+
+def _check(body: bytes) -> int:
+    return reduce(lambda a, b: a ^ b, body, 0)
+
+
+def frame(payload: bytes) -> bytes:
+    body = (len(payload) + 1).to_bytes(2, "big") + payload
+    return PREAMBLE + body + bytes([_check(body)])
+
+
+def request(command: tuple[int, int], data: bytes = b"") -> bytes:
+    return frame(bytes(command) + data)
+
+
+def response(sw3: int, data: bytes = b"") -> bytes:
+    return frame(bytes([0x00, 0x00, sw3]) + data)
+
+
+class Decoder:
+    """``feed(bytes)`` → payloads (without length and check byte)."""
+
+    def __init__(self) -> None:
+        self.stream = Stream(max_buffer=2 * MAX_LEN)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        s = self.stream
+        s.add(data)
+        out: list[bytes] = []
+        while s.skip_to(PREAMBLE):
+            if len(s.buf) < 7:
+                break
+            n = int.from_bytes(s.buf[5:7], "big")
+            if not 2 <= n <= MAX_LEN:
+                s.reject()
+                continue
+            total = 7 + n
+            if len(s.buf) < total:
+                break
+            body = bytes(s.buf[5:total - 1])
+            if _check(body) != s.buf[total - 1]:
+                s.reject()
+                continue
+            s.take(total)
+            out.append(body[2:])
+        return out
+
+
+class CardError(ValueError):
+    """The reader's base info could not be read as a card."""
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A card as the hall may know it: nothing here can be turned back into the ID number."""
+
+    token: str               # keyed hash of the ID number (one waiting ticket per ID per line)
+    age_class: str           # ``senior`` (60+), ``adult`` or ``minor``
+    masked_id: str           # 1101**********1234
+    masked_name: str         # 张*三
+
+
+def base_info(text: bytes, photo_len: int = 1024) -> bytes:
+    """The read-base-info response data for a card's 256 bytes of text (the simulator's side;
+    the photo is zeros)."""
+    return len(text).to_bytes(2, "big") + photo_len.to_bytes(2, "big") + text + bytes(photo_len)
+
+
+def card_text(name: str, sex: str, ethnicity: str, birth: date, address: str,
+              id_number: str) -> bytes:
+    """256 bytes of UCS-2 LE text, space-padded per field (the simulator's card)."""
+    values = {"name": name, "sex": sex, "ethnicity": ethnicity,
+              "birth": birth.strftime("%Y%m%d"), "address": address, "id_number": id_number}
+    out = b"".join(values[k].ljust(size // 2)[:size // 2].encode("utf-16-le")
+                   for k, size in TEXT_FIELDS)
+    return out.ljust(256, b" ")
+
+
+def parse_base_info(data: bytes, key: bytes, today: date) -> Card:
+    """The read-base-info response data → the ``Card`` (the photo bytes are not looked at)."""
+    if len(data) < 4:
+        raise CardError("short base info")
+    text_len = int.from_bytes(data[0:2], "big")
+    text = data[4:4 + text_len]
+    if text_len < 158 or len(text) < text_len:
+        raise CardError("base info text too short")
+    fields, at = {}, 0
+    for name, size in TEXT_FIELDS:
+        fields[name] = text[at:at + size].decode("utf-16-le", "replace").strip()
+        at += size
+    id_number, name = fields["id_number"], fields["name"]
+    if len(id_number) != 18 or not id_number[:17].isdigit():
+        raise CardError("not an 18-digit ID number")
+    try:
+        birth = date(int(fields["birth"][:4]), int(fields["birth"][4:6]), int(fields["birth"][6:8]))
+    except ValueError:
+        raise CardError("bad birth date") from None
+    age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return Card(
+        token=hmac.new(key, id_number.upper().encode(), hashlib.sha256).hexdigest()[:32],
+        age_class="senior" if age >= SENIOR_AGE else "adult" if age >= 18 else "minor",
+        masked_id=id_number[:4] + "*" * 10 + id_number[-4:],
+        masked_name=mask_name(name))
+
+
+def mask_name(name: str) -> str:
+    """张三 → 张*, 张小三 → 张*三, 欧阳小明 → 欧**明."""
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
