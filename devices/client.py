@@ -70,6 +70,8 @@ class DeviceClient:
                              subscriptions=subs, on_connect=self._on_connect,
                              on_message=self._on_message)
         self._task: asyncio.Task | None = None
+        #: what ``availability`` says while connected (a bridged device follows its bus)
+        self.available = True
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -86,10 +88,21 @@ class DeviceClient:
 
     async def _on_connect(self) -> None:
         await self.link.publish(self.topics.device(self.id, "info"), encode(self.info), retain=True)
-        await self.link.publish(self.topics.device(self.id, "availability"), b"online", retain=True)
+        await self._publish_availability()
         for pending in list(self._pending.values()):
             if pending.sent_on < self.link.connects:      # not yet sent on this connection
                 await self._publish_event(pending)
+
+    async def set_available(self, online: bool) -> None:
+        """Say ``online``/``offline`` (retained), now if connected, else on connecting."""
+        if online != self.available:
+            self.available = online
+            if self.link.connected.is_set():
+                await self._publish_availability()
+
+    async def _publish_availability(self) -> None:
+        await self.link.publish(self.topics.device(self.id, "availability"),
+                                b"online" if self.available else b"offline", retain=True)
 
     # ------------------------------------------------------------------ events out
     def next_event_id(self) -> str:

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from devices.codecs import ybus
 
-
 _clock: dict[int, float] = {}      # per host, so a later run goes on from where one stopped
 
 

@@ -1,0 +1,148 @@
+"""Serial and GPIO devices as protocol v1 devices: one MQTT identity per physical device.
+
+A bridged device is a ``DeviceClient`` whose presses come from its bus (``press``) and whose
+``set``s become frames for it (handed to ``write``, which the gateway's bus loop sends). The
+controller cannot tell it from a native device. What each kind of hardware can show is less
+than a ``set`` says: an ``FF 68`` keypad shows three digits of waiting count and three of the
+ticket number, so ``A012`` shows as ``012``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from devices.client import DeviceClient, DeviceTimeout
+from devices.codecs import ff68, onbon, ybus
+
+log = logging.getLogger("yimen.gateway")
+
+Write = Callable[[bytes], None]
+LEVELS = ("very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied")
+
+
+class Bridged(DeviceClient):
+    """Shared by every bridged device: a press becomes an event; a refusal beeps."""
+
+    def __init__(self, *args: Any, addr: int, protocol: str, **kwargs: Any) -> None:
+        kwargs.setdefault("model", f"yimen-gateway/{protocol}")
+        super().__init__(*args, **kwargs)
+        self.addr = addr
+        self.protocol = protocol
+        self.write: Write = lambda _frame: None      # set by the bus that owns the device
+        self.host: ybus.BusHost | None = None        # set on a ybus
+        self.replies: list[dict[str, Any]] = []      # the last few, for tests and the log
+        self._tasks: set[asyncio.Task] = set()
+
+    def submit(self, type_: str, **fields: Any) -> None:
+        """Send an event without holding up the bus loop; the reply comes back later."""
+        task = asyncio.create_task(self._submit(type_, fields))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _submit(self, type_: str, fields: dict[str, Any]) -> None:
+        try:
+            reply = await self.send(type_, **fields)
+        except DeviceTimeout as exc:
+            log.warning("%s", exc)
+            return
+        self.replies = (self.replies + [reply])[-10:]
+        if not reply.get("ok", False):
+            log.info("%s: %s refused: %s", self.id, type_, reply.get("error"))
+            self.beep()
+
+    def beep(self) -> None:
+        if self.protocol == "ff68":
+            self.write(ff68.beep(self.addr).encode())
+        elif self.host is not None:
+            self.host.beep(self.addr)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await super().stop()
+
+
+class BridgedCaller(Bridged):
+    """A clerk keypad (呼叫器). ``pause`` toggles: pause, or resume when paused."""
+
+    kind = "caller"
+
+    def press(self, key: str, arg: str = "") -> None:
+        if key == "pause" and (self.shown or {}).get("state") == "paused":
+            key = "resume"
+        if key == "login":
+            self.submit("key", key="login", staff=arg)
+        elif key in ("next", "recall", "no_show", "pause", "resume", "done", "evaluate",
+                     "hold", "logout"):
+            self.submit("key", key=key)
+        else:
+            log.info("%s: key %s has no protocol v1 meaning here", self.id, key)
+            self.beep()
+
+    async def on_set(self, body: dict[str, Any]) -> None:
+        text, waiting = str(body.get("text", "")), body.get("waiting")
+        if self.protocol == "ff68":
+            digits = re.sub(r"\D", "", text)[-3:]
+            self.write(ff68.readout(self.addr, waiting if isinstance(waiting, int) else None,
+                                    int(digits) if digits else None).encode())
+        elif self.host is not None:
+            self.host.show(self.addr, f"{text} 等候{waiting}" if waiting is not None else text)
+
+
+class BridgedEvaluator(Bridged):
+    """A satisfaction keypad (评价器): a key while a rating is asked for rates that session;
+    ``levels`` maps the device's key index (1-based) to protocol v1's symbolic levels."""
+
+    kind = "evaluator"
+
+    def __init__(self, *args: Any, levels: tuple[str, ...] = LEVELS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.levels = levels
+
+    def rate_index(self, index: int) -> None:
+        if 1 <= index <= len(self.levels):
+            self.press(self.levels[index - 1])
+        else:
+            self.beep()
+
+    def press(self, key: str, arg: str = "") -> None:
+        session = (self.shown or {}).get("session") if (self.shown or {}).get("op") == "prompt" \
+            else None
+        if key not in LEVELS or session is None:
+            self.beep()                  # nothing is being rated: the press means nothing
+            return
+        self.submit("rating", session=session, level=key)
+
+
+class BridgedKiosk(Bridged):
+    """A button kiosk: each button takes a ticket for its service."""
+
+    kind = "kiosk"
+
+    def press(self, key: str, arg: str = "") -> None:
+        if key == "take" and arg:
+            self.submit("take", service=arg)
+        else:
+            self.beep()
+
+
+class BridgedDisplay(Bridged):
+    """An LED window screen on an Onbon font card: the ``set``'s lines as one text area."""
+
+    kind = "window_display"
+
+    async def on_set(self, body: dict[str, Any]) -> None:
+        lines = [str(x) for x in body.get("lines", [])]
+        self.write(onbon.area_text(self.addr, "  ".join(lines)).encode())
+        await self.publish_state({"lines": lines})
+
+    def press(self, key: str, arg: str = "") -> None:
+        """A screen has no keys."""
+
+
+KINDS: dict[str, type[Bridged]] = {"caller": BridgedCaller, "evaluator": BridgedEvaluator,
+                                    "kiosk": BridgedKiosk, "window_display": BridgedDisplay}
