@@ -16,9 +16,9 @@ from controller.config import ConfigError, HallConfig, load_config
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 
 
-def _config(path: str | Path) -> HallConfig:
+def _config(path: str | Path, loader=load_config):  # noqa: ANN001, ANN202
     try:
-        return load_config(path)
+        return loader(path)
     except ConfigError as exc:
         print(f"yimen: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -173,6 +173,37 @@ def cmd_bench_bus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """Attach serial buses and GPIO buttons to a hall as protocol v1 devices."""
+    from controller.bus.link import BrokerAddress
+    from controller.server import until_signalled
+    from devices.gateway import Gateway
+    from devices.gateway_config import load
+
+    config = _config(args.config, load)
+
+    async def go() -> None:
+        gateway = Gateway(config, BrokerAddress.parse(args.broker) if args.broker else None)
+        await gateway.start()
+        print(f"gateway for hall {config.hall}: {len(gateway.devices)} devices on "
+              f"{len(config.buses)} buses and {len(config.gpio)} button panels, broker "
+              f"mqtt://{gateway.broker.host}:{gateway.broker.port}", flush=True)
+        try:
+            await until_signalled()
+        finally:
+            await gateway.stop()
+
+    asyncio.run(go())
+    return 0
+
+
+def cmd_bench_serial(args: argparse.Namespace) -> int:
+    from devices import bench_serial as bench
+
+    print(bench.report(asyncio.run(bench.run(args.frames))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yimen", description="Yimen (一门) hall controller")
     parser.add_argument("--version", action="version", version=f"yimen {__version__}")
@@ -200,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(p)
     _add_bus(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("gateway", help="attach serial buses and GPIO buttons as protocol v1 devices")
+    p.add_argument("--config", required=True, metavar="FILE", help="the gateway's TOML file")
+    p.add_argument("--broker", metavar="URL", help="the hall's broker (default from the file)")
+    p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("broker-config", help="write Mosquitto passwd, acl and conf for a hall")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
@@ -240,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tickets", type=int, default=6000, help="tickets taken for the throughput")
     b.add_argument("--db", metavar="URL", help="run the engine on this database instead")
     b.set_defaults(func=cmd_bench_bus)
+    b = bsub.add_parser("serial", help="software cost per serial frame next to its wire time")
+    b.add_argument("--frames", type=int, default=5000, help="request/answer exchanges")
+    b.set_defaults(func=cmd_bench_serial)
     return parser
 
 

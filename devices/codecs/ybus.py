@@ -131,6 +131,11 @@ class BusHost:
         self._awaiting: tuple[Frame, float] | None = None
         self._events: list[Event] = []
 
+    @property
+    def awaiting(self) -> bool:
+        """A request is out and its answer has not come (nor timed out)."""
+        return self._awaiting is not None
+
     # commands the gateway wants sent
     def show(self, addr: int, text: str) -> None:
         slot = self.slots[addr]
