@@ -48,6 +48,8 @@ def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner
     from controller.server import create_app, run
 
     config = config or _config(args.config)
+    if getattr(args, "gateway", None):
+        also = _gateway_in_server(args.gateway, config, args.data)
     listen = args.http or os.environ.get("YIMEN_HTTP") or config.server.http
     app = create_app(config, args.data, args.db, broker=args.broker,
                      broker_listen=args.mqtt or os.environ.get("YIMEN_MQTT") or None)
@@ -55,6 +57,26 @@ def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner
         app.cleanup_ctx.append(also)
     asyncio.run(run(app, listen, banner))
     return 0
+
+
+def _gateway_in_server(path: str, config: HallConfig, data: str):  # noqa: ANN202
+    """The gateway in the hall server's process, on the server's own broker and secret."""
+    from devices.gateway_config import load
+
+    gateway_config = _config(path, load)
+
+    async def gateway(app) -> AsyncIterator[None]:  # noqa: ANN001
+        from controller.bus import security
+        from controller.web.api import BUS
+        from devices.gateway import Gateway
+
+        gw = Gateway(gateway_config, app[BUS].link.broker,
+                     secret=security.load_secret(config, data))
+        await gw.start()
+        yield
+        await gw.stop()
+
+    return gateway
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -181,6 +203,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from devices.gateway_config import load
 
     config = _config(args.config, load)
+    if not config.secret:
+        print(f"yimen: {args.config}: secret: the hall's bus secret is needed", file=sys.stderr)
+        return 2
 
     async def go() -> None:
         gateway = Gateway(config, BrokerAddress.parse(args.broker) if args.broker else None)
@@ -213,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the hall server")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
     p.add_argument("--http", metavar="HOST:PORT", help="listen address (default from config)")
+    p.add_argument("--gateway", metavar="FILE", help="also run this serial/GPIO gateway, on the "
+                                                     "server's broker")
     _add_storage(p)
     _add_bus(p)
     p.set_defaults(func=cmd_serve)

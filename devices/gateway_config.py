@@ -2,7 +2,8 @@
 
     hall = "demo"
     broker = "mqtt://127.0.0.1:1884"
-    secret = "…"                 # the hall's bus secret (each device's password derives from it)
+    secret = "…"                 # the hall's bus secret (each device's password derives from it;
+                                 # inside ``yimen serve --gateway`` the server's own is used)
 
     [[bus]]
     port = "/dev/ttyUSB0"
@@ -155,5 +156,8 @@ def parse(raw: dict[str, Any], where: str = "<gateway>") -> GatewayConfig:
                              integer(g, "hold_ms", at, 1500, 100, 10000)))
     if not buses and not gpio:
         raise fail("bus", "nothing to attach: no [[bus]] and no [[gpio]]")
+    secret = raw.get("secret", "")
+    if not isinstance(secret, str):
+        raise fail("secret", "a string is needed")
     return GatewayConfig(text(raw, "hall", ""), text(raw, "broker", "", "mqtt://127.0.0.1:1883"),
-                         text(raw, "secret", ""), tuple(buses), tuple(gpio))
+                         secret, tuple(buses), tuple(gpio))

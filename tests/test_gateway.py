@@ -189,3 +189,58 @@ async def test_gpio_buttons_debounce_and_long_press(tmp_path):
         assert caller.replies[-1]["ok"] and called_at(server, "03") == "A001"
         ticket = server.engine.hall.tickets[server.engine.hall.windows["03"].current]
         assert ticket.recalls == 1 and waiting(server) == ["A002", "A003"]
+
+
+async def test_serve_runs_the_gateway_on_its_own_broker(tmp_path):
+    """``yimen serve --gateway FILE``: a keypad on a pty acts on the hall; a bus whose port
+    cannot be opened leaves its devices offline and the server running."""
+    import json
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.test_kill import write_config
+
+    keypads = serialsim.Ff68Keypads([1])
+    await keypads.start()
+    gw = tmp_path / "gateway.toml"
+    gw.write_text(f'''hall = "demo"
+[[bus]]
+port = "{keypads.path}"
+protocol = "ff68"
+devices = [{{ id = "caller-w01", kind = "caller", addr = 1 }}]
+[[bus]]
+port = "{tmp_path / 'no-such-port'}"
+protocol = "ybus"
+devices = [{{ id = "caller-w02", kind = "caller", addr = 1 }}]
+''', encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "serve", "--config", str(write_config(tmp_path)),
+         "--data", str(tmp_path / "data"), "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0",
+         "--gateway", str(gw)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        loop = asyncio.get_running_loop()
+        line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 30)
+        url = re.search(r"http://[\d.]+:\d+", line).group(0)
+
+        def devices() -> dict:
+            with urllib.request.urlopen(url + "/api/devices", timeout=5) as r:
+                return {d["id"]: d for d in json.loads(r.read())["devices"]}
+
+        for _ in range(100):
+            seen = await asyncio.to_thread(devices)
+            if "caller-w01" in seen and "caller-w02" in seen:
+                break
+            await asyncio.sleep(0.1)
+        assert seen["caller-w01"]["online"] and not seen["caller-w02"]["online"]
+        assert await keypads.press(1, 0x0C)              # next, but nobody is logged in: beep
+        await keypads.wait_until(lambda: keypads.beeps[1] == 1, 10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        await keypads.stop()
