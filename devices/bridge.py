@@ -53,6 +53,11 @@ class Bridged(DeviceClient):
         if not reply.get("ok", False):
             log.info("%s: %s refused: %s", self.id, type_, reply.get("error"))
             self.beep()
+        else:
+            await self.on_reply(type_, reply)
+
+    async def on_reply(self, type_: str, reply: dict[str, Any]) -> None:
+        """Override: what the device does with a successful reply."""
 
     def beep(self) -> None:
         if self.protocol == "ff68":
@@ -119,15 +124,41 @@ class BridgedEvaluator(Bridged):
 
 
 class BridgedKiosk(Bridged):
-    """A button kiosk: each button takes a ticket for its service."""
+    """A button kiosk: each button takes a ticket for its service. With an ID reader, the
+    card lying on it goes with the next ticket (as a keyed hash; 60+ get the green channel);
+    with a printer, each ticket is printed once, and an empty roll stops taking."""
 
     kind = "kiosk"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.card = None                 # a devices.codecs.sam.Card, from the reader
+        self.printer = None              # a devices.peripherals.KioskPrinter
+
+    def on_card(self, card) -> None:  # noqa: ANN001
+        self.card = card
+
     def press(self, key: str, arg: str = "") -> None:
-        if key == "take" and arg:
-            self.submit("take", service=arg)
-        else:
+        if key != "take" or not arg:
             self.beep()
+            return
+        if self.printer is not None and self.printer.paper == "out":
+            log.warning("%s: paper out, no ticket taken", self.id)
+            self.beep()
+            return
+        fields: dict[str, Any] = {"service": arg}
+        if self.card is not None:
+            fields["id_token"] = self.card.token
+            if self.card.age_class == "senior":
+                fields["priority"] = "green"
+            self.card = None             # one ticket per card put on the reader
+        self.submit("take", **fields)
+
+    async def on_reply(self, type_: str, reply: dict[str, Any]) -> None:
+        if type_ == "take" and self.printer is not None:
+            paper = await self.printer.print_ticket(reply["ticket"])
+            if paper is not None:
+                await self.publish_state({"paper": paper})
 
 
 class BridgedDisplay(Bridged):

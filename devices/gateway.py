@@ -20,6 +20,7 @@ from controller.tasks import cancel_all
 from devices import bridge
 from devices.codecs import ff68, ybus
 from devices.gateway_config import BusSpec, GatewayConfig
+from devices.peripherals import CardReader, KioskPrinter
 from devices.serialport import open_port, wire_seconds
 
 log = logging.getLogger("yimen.gateway")
@@ -168,6 +169,15 @@ class SerialBus:
             await d.set_available(online)
 
 
+def _escpos_serial(port: str, baud: int):  # noqa: ANN202
+    def open_printer():  # noqa: ANN202
+        from escpos.printer import Serial
+
+        return Serial(devfile=port, baudrate=baud, timeout=1, dsrdtr=False)
+
+    return open_printer
+
+
 class Gateway:
     """Owns every bridged device and every bus loop; ``start``/``stop``."""
 
@@ -193,6 +203,14 @@ class Gateway:
             for spec in config.gpio:
                 device = self._device(spec.kind, spec.id, 0, "gpio")
                 self.buttons.append(ButtonPanel(spec, device, pin_factory))
+        self.readers = []
+        for spec in config.readers:
+            kiosk = self.devices[spec.kiosk]
+            self.readers.append(CardReader(spec.port, spec.baud,
+                                           security.id_token_key(self.secret), kiosk.on_card))
+        for spec in config.printers:
+            self.devices[spec.kiosk].printer = KioskPrinter(
+                _escpos_serial(spec.port, spec.baud), config.hall_name, spec.width)
         self._tasks: list[asyncio.Task] = []
 
     def _device(self, kind: str, device_id: str, addr: int, protocol: str) -> bridge.Bridged:
@@ -210,12 +228,16 @@ class Gateway:
             panel.start()
         self._tasks = [asyncio.create_task(b.run(), name=f"bus-{b.spec.port}")
                        for b in self.buses]
+        self._tasks += [asyncio.create_task(r.run(), name=f"reader-{r.port}") for r in self.readers]
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         for panel in self.buttons:
             panel.close()
         await asyncio.gather(*[d.stop() for d in self.devices.values()])
+        for d in self.devices.values():
+            if getattr(d, "printer", None) is not None:
+                await asyncio.to_thread(d.printer.close)
 
     def status(self) -> dict[str, Any]:
         return {"buses": [{"port": b.spec.port, "protocol": b.spec.protocol,

@@ -15,6 +15,15 @@
     id = "kiosk-b1"
     kind = "kiosk"               # kiosk | caller
     buttons = [{ pin = 17, key = "take", arg = "A" }, { pin = 27, key = "next", hold = "recall" }]
+
+    [[reader]]                   # an ID-card reader on a kiosk (SAM, 115200 8N1)
+    port = "/dev/ttyUSB3"
+    kiosk = "kiosk-b1"
+
+    [[printer]]                  # its ticket printer (ESC/POS)
+    port = "/dev/ttyUSB4"
+    kiosk = "kiosk-b1"
+    width = 576                  # dots: 576 for 80 mm paper, 384 for 58 mm
 """
 
 from __future__ import annotations
@@ -68,12 +77,25 @@ class GpioSpec:
 
 
 @dataclass(frozen=True)
+class Attached:
+    """A reader or printer serving one kiosk."""
+
+    port: str
+    baud: int
+    kiosk: str
+    width: int = 576
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     hall: str
     broker: str
     secret: str
     buses: tuple[BusSpec, ...]
     gpio: tuple[GpioSpec, ...]
+    readers: tuple[Attached, ...] = ()
+    printers: tuple[Attached, ...] = ()
+    hall_name: str = ""
 
 
 def load(path: str | Path) -> GatewayConfig:
@@ -156,8 +178,28 @@ def parse(raw: dict[str, Any], where: str = "<gateway>") -> GatewayConfig:
                              integer(g, "hold_ms", at, 1500, 100, 10000)))
     if not buses and not gpio:
         raise fail("bus", "nothing to attach: no [[bus]] and no [[gpio]]")
+    kiosks = {d.id for b in buses for d in b.devices if d.kind == "kiosk"} | \
+             {g.id for g in gpio if g.kind == "kiosk"}
+
+    def attached(section: str, baud: int) -> tuple[Attached, ...]:
+        out, served = [], set()
+        for i, a in enumerate(raw.get(section, [])):
+            at = f"{section}[{i}]."
+            kiosk = text(a, "kiosk", at)
+            if kiosk not in kiosks:
+                raise fail(f"{at}kiosk", f"{kiosk!r} is not a kiosk of this gateway")
+            if kiosk in served:
+                raise fail(f"{at}kiosk", f"{kiosk!r} has one already")
+            served.add(kiosk)
+            out.append(Attached(text(a, "port", at), integer(a, "baud", at, baud, 1200, 921600),
+                                kiosk, integer(a, "width", at, 576, 128, 1024)))
+        return tuple(out)
+
+    readers, printers = attached("reader", 115200), attached("printer", 9600)
     secret = raw.get("secret", "")
     if not isinstance(secret, str):
         raise fail("secret", "a string is needed")
-    return GatewayConfig(text(raw, "hall", ""), text(raw, "broker", "", "mqtt://127.0.0.1:1883"),
-                         secret, tuple(buses), tuple(gpio))
+    hall = text(raw, "hall", "")
+    return GatewayConfig(hall, text(raw, "broker", "", "mqtt://127.0.0.1:1883"),
+                         secret, tuple(buses), tuple(gpio), readers, printers,
+                         text(raw, "hall_name", "", hall))

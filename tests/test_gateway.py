@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from datetime import date
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -24,7 +25,8 @@ async def hall_with_gateway(tmp_path):
     keypads = serialsim.Ff68Keypads([1, 2])
     screen = serialsim.OnbonScreen(96, 16)
     own_bus = serialsim.YbusDevices([3, 4])
-    sims = [keypads, screen, own_bus]
+    reader, printer = serialsim.SamReader(), serialsim.EscposPrinter()
+    sims = [keypads, screen, own_bus, reader, printer]
     pins = MockFactory()
     async with hall_server(config, tmp_path / "data") as server:
         address = server.bus.link.broker
@@ -46,6 +48,8 @@ async def hall_with_gateway(tmp_path):
                       "buttons": [{"pin": 17, "key": "take", "arg": "A"}]},
                      {"id": "caller-w03", "kind": "caller", "hold_ms": 300,
                       "buttons": [{"pin": 22, "key": "next", "hold": "recall"}]}],
+            "reader": [{"port": reader.path, "kiosk": "kiosk-1"}],
+            "printer": [{"port": printer.path, "kiosk": "kiosk-1", "width": 384}],
         })
         for sim in sims:
             await sim.start()
@@ -54,6 +58,7 @@ async def hall_with_gateway(tmp_path):
         try:
             for d in gateway.devices.values():
                 await asyncio.wait_for(d.link.connected.wait(), 10)
+            gateway.sims = {"reader": reader, "printer": printer}
             yield server, gateway, keypads, screen, own_bus, pins
         finally:
             await gateway.stop()
@@ -244,3 +249,29 @@ devices = [{{ id = "caller-w02", kind = "caller", addr = 1 }}]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         await keypads.stop()
+
+
+async def test_kiosk_with_id_reader_and_printer(tmp_path):
+    """A card on the reader goes with the next ticket as a token (a 60+ card: green channel),
+    never as the number; each ticket is printed once; an empty roll stops taking."""
+    async with hall_with_gateway(tmp_path) as (server, gateway, _, __, ___, pins):
+        reader, printer = gateway.sims["reader"], gateway.sims["printer"]
+        kiosk = gateway.devices["kiosk-1"]
+        reader.put("王老五", date(1950, 5, 1), "110101195005011234")
+        await until(lambda: kiosk.card is not None)
+        await take(server, pins, 1)
+        [first] = server.engine.hall.tickets.values()
+        assert first.priority.value == "green"
+        assert first.id_token and "110101195005011234" not in first.id_token
+        await printer.wait_until(lambda: len(printer.images) == 1)
+        assert printer.images[0].width == 384 and printer.cuts == 1
+        await take(server, pins, 1)                  # the card was used: a plain ticket
+        second = [t for t in server.engine.hall.tickets.values() if t.id != first.id][0]
+        assert second.priority.value != "green" and second.id_token is None
+        await printer.wait_until(lambda: len(printer.images) == 2)
+        printer.paper = "out"
+        await take(server, pins, 1)                  # printed, and the sensor now says out
+        await until(lambda: kiosk.printer.paper == "out")
+        await push(pins, 17)
+        await asyncio.sleep(0.3)
+        assert len(server.engine.hall.tickets) == 3 and len(printer.images) == 3

@@ -40,6 +40,12 @@ def derived_password(secret: str, user: str) -> str:
     return hmac.new(secret.encode(), f"yimen-mqtt:{user}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def id_token_key(secret: str) -> bytes:
+    """The key ID-card readers hash ID numbers with: the same card gives the same token at
+    every kiosk of the hall (one waiting ticket per person per line), and nothing else."""
+    return hmac.new(secret.encode(), b"yimen-id-token", hashlib.sha256).digest()
+
+
 def passwords(config: HallConfig, secret: str) -> dict[str, str]:
     """User name → password, for the controller and every configured device."""
     out = {CONTROLLER_USER: derived_password(secret, CONTROLLER_USER)}
