@@ -9,7 +9,7 @@ import re
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -326,13 +326,17 @@ def parse_config(data: dict, source: str = "<config>") -> HallConfig:
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_config(path: str | Path) -> HallConfig:
-    """Read and validate a hall's TOML file; raise ``ConfigError`` naming file and key."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; ``ConfigError`` naming the file when it is missing or broken."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return parse_config(data, str(p))
+
+
+def load_config(path: str | Path) -> HallConfig:
+    """Read and validate a hall's TOML file; raise ``ConfigError`` naming file and key."""
+    return parse_config(read_toml(path), str(path))

@@ -29,12 +29,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.config import ConfigError
+from controller.config import ConfigError, read_toml
 
 PROTOCOLS = {"ff68": ("caller", "evaluator"), "ybus": ("caller", "evaluator", "kiosk"),
              "onbon": ("window_display",)}
@@ -99,14 +98,7 @@ class GatewayConfig:
 
 
 def load(path: str | Path) -> GatewayConfig:
-    p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: {exc}") from None
-    return parse(raw, str(p))
+    return parse(read_toml(path), str(path))
 
 
 def parse(raw: dict[str, Any], where: str = "<gateway>") -> GatewayConfig:

@@ -19,6 +19,8 @@ def test_the_example_gateway_file_loads():
     assert [b.protocol for b in config.buses] == ["ff68", "onbon", "ybus"]
     assert config.buses[2].baud == 115200 and config.buses[0].baud == 9600
     assert config.gpio[0].buttons[1].arg == "B"
+    assert config.readers[0].kiosk == config.printers[0].kiosk == "kiosk-2"
+    assert config.readers[0].baud == 115200 and config.printers[0].width == 576
 
 
 def bus(**over) -> dict:  # noqa: ANN003
@@ -37,6 +39,7 @@ def bus(**over) -> dict:  # noqa: ANN003
     (bus(baud="fast"), "bus[0].baud"),
     (bus(devices=[]), "bus[0].devices"),
     ({"hall": "demo", "secret": "s"}, "bus"),
+    ({**bus(), "reader": [{"port": "/dev/null", "kiosk": "caller-w01"}]}, "reader[0].kiosk"),
     ({**bus(), "hall": ""}, "hall"),
 ])
 def test_a_broken_gateway_file_names_the_key(raw, key):

@@ -95,23 +95,15 @@ class Decoder:
         self.stream = Stream()
 
     def feed(self, data: bytes) -> list[Frame]:
-        s = self.stream
-        s.add(data)
-        out: list[Frame] = []
-        while s.skip_to(START):
-            if len(s.buf) < 5:
-                break
-            n = s.buf[2]
-            if s.buf[3] != n or s.buf[4] != 0x68 or not 2 <= n <= MAX_BODY:
-                s.reject()
-                continue
-            total = 5 + n + 2
-            if len(s.buf) < total:
-                break                                   # truncated: wait for the rest
-            body = bytes(s.buf[5:5 + n])
-            if s.buf[5 + n] != sum(body) & 0xFF or s.buf[6 + n] != END:
-                s.reject()
-                continue
-            s.take(total)
-            out.append(Frame(body[0], body[1], body[2:]))
-        return out
+        self.stream.add(data)
+        return [Frame(f[5], f[6], f[7:-2])
+                for f in self.stream.extract(START, 5, _length, _valid)]
+
+
+def _length(head: bytes) -> int | None:
+    n = head[2]
+    return 5 + n + 2 if head[3] == n and head[4] == 0x68 and 2 <= n <= MAX_BODY else None
+
+
+def _valid(frame: bytes) -> bool:
+    return frame[-2] == sum(frame[5:-2]) & 0xFF and frame[-1] == END

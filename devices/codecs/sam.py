@@ -55,26 +55,17 @@ class Decoder:
         self.stream = Stream(max_buffer=2 * MAX_LEN)
 
     def feed(self, data: bytes) -> list[bytes]:
-        s = self.stream
-        s.add(data)
-        out: list[bytes] = []
-        while s.skip_to(PREAMBLE):
-            if len(s.buf) < 7:
-                break
-            n = int.from_bytes(s.buf[5:7], "big")
-            if not 2 <= n <= MAX_LEN:
-                s.reject()
-                continue
-            total = 7 + n
-            if len(s.buf) < total:
-                break
-            body = bytes(s.buf[5:total - 1])
-            if _check(body) != s.buf[total - 1]:
-                s.reject()
-                continue
-            s.take(total)
-            out.append(body[2:])
-        return out
+        self.stream.add(data)
+        return [f[7:-1] for f in self.stream.extract(PREAMBLE, 7, _length, _valid)]
+
+
+def _length(head: bytes) -> int | None:
+    n = int.from_bytes(head[5:7], "big")
+    return 7 + n if 2 <= n <= MAX_LEN else None
+
+
+def _valid(frame: bytes) -> bool:
+    return _check(frame[5:-1]) == frame[-1]
 
 
 class CardError(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -52,3 +53,24 @@ class Stream:
         del self.buf[:n]
         self.frames += 1
         return frame
+
+    def extract(self, start: bytes, header: int, length: Callable[[bytes], int | None],
+                valid: Callable[[bytes], bool]) -> list[bytes]:
+        """The complete frames that begin with ``start``: ``length(head)`` gives a frame's
+        size from its first ``header`` bytes (None: that is no frame), ``valid(frame)`` checks
+        the whole (its check bytes). A frame not all here yet waits for the rest."""
+        out: list[bytes] = []
+        while self.skip_to(start):
+            if len(self.buf) < header:
+                break
+            n = length(bytes(self.buf[:header]))
+            if n is None:
+                self.reject()
+                continue
+            if len(self.buf) < n:
+                break
+            if not valid(bytes(self.buf[:n])):
+                self.reject()
+                continue
+            out.append(self.take(n))
+        return out

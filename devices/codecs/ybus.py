@@ -54,26 +54,17 @@ class Decoder:
         self.stream = Stream()
 
     def feed(self, data: bytes) -> list[Frame]:
-        s = self.stream
-        s.add(data)
-        out: list[Frame] = []
-        while s.skip_to(START):
-            if len(s.buf) < 6:
-                break
-            n = s.buf[5]
-            if n > MAX_DATA:
-                s.reject()
-                continue
-            total = 6 + n + 2
-            if len(s.buf) < total:
-                break
-            body = bytes(s.buf[2:6 + n])
-            if int.from_bytes(s.buf[6 + n:total], "little") != crc16_modbus(body):
-                s.reject()
-                continue
-            s.take(total)
-            out.append(Frame(body[0], body[1], body[2], body[4:]))
-        return out
+        self.stream.add(data)
+        return [Frame(f[2], f[3], f[4], f[6:-2])
+                for f in self.stream.extract(START, 6, _length, _valid)]
+
+
+def _length(head: bytes) -> int | None:
+    return 6 + head[5] + 2 if head[5] <= MAX_DATA else None
+
+
+def _valid(frame: bytes) -> bool:
+    return crc16_modbus(frame[2:-2]) == int.from_bytes(frame[-2:], "little")
 
 
 # ---------------------------------------------------------------------------------- events
