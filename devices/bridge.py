@@ -17,6 +17,7 @@ from typing import Any
 
 from devices.client import DeviceClient, DeviceTimeout
 from devices.codecs import ff68, onbon, ybus
+from display import led
 
 log = logging.getLogger("yimen.gateway")
 
@@ -35,6 +36,7 @@ class Bridged(DeviceClient):
         self.write: Write = lambda _frame: None      # set by the bus that owns the device
         self.host: ybus.BusHost | None = None        # set on a ybus
         self.replies: list[dict[str, Any]] = []      # the last few, for tests and the log
+        self.panel = (96, 16)                        # an LED screen's dots across, per line
         self._tasks: set[asyncio.Task] = set()
 
     def submit(self, type_: str, **fields: Any) -> None:
@@ -162,13 +164,19 @@ class BridgedKiosk(Bridged):
 
 
 class BridgedDisplay(Bridged):
-    """An LED window screen on an Onbon font card: the ``set``'s lines as one text area."""
+    """An LED window screen: on an Onbon font card the ``set``'s lines as one text area; on
+    ybus (a panel that takes pixels) the lines rendered into its dots, one band a line."""
 
     kind = "window_display"
 
     async def on_set(self, body: dict[str, Any]) -> None:
         lines = [str(x) for x in body.get("lines", [])]
-        self.write(onbon.area_text(self.addr, "  ".join(lines)).encode())
+        if self.protocol == "onbon":
+            self.write(onbon.area_text(self.addr, "  ".join(lines)).encode())
+        elif self.host is not None:
+            width, line_height = self.panel
+            image = led.render(lines, width, line_height)
+            self.host.bitmap(self.addr, image.width, image.height, image.tobytes())
         await self.publish_state({"lines": lines})
 
     def press(self, key: str, arg: str = "") -> None:

@@ -194,6 +194,7 @@ class Gateway:
             on_bus = {}
             for d in spec.devices:
                 device = self._device(d.kind, d.id, d.addr, spec.protocol)
+                device.panel = (d.width, d.line_height)
                 device.available = spec.protocol != "ybus"    # polled: offline until it answers
                 on_bus[d.addr] = device
             self.buses.append(SerialBus(spec, on_bus))

@@ -35,7 +35,8 @@ from typing import Any
 
 from controller.config import ConfigError, read_toml
 
-PROTOCOLS = {"ff68": ("caller", "evaluator"), "ybus": ("caller", "evaluator", "kiosk"),
+PROTOCOLS = {"ff68": ("caller", "evaluator"),
+             "ybus": ("caller", "evaluator", "kiosk", "window_display"),
              "onbon": ("window_display",)}
 GPIO_KINDS = ("kiosk", "caller")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
@@ -46,6 +47,8 @@ class BusDevice:
     id: str
     kind: str
     addr: int
+    width: int = 96              # an LED screen that takes pixels: dots across
+    line_height: int = 16        # and per line (16 or 32)
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,11 @@ def parse(raw: dict[str, Any], where: str = "<gateway>") -> GatewayConfig:
             if addr in addrs:
                 raise fail(f"{dat}addr", f"{addr} is used twice on this bus")
             addrs.add(addr)
-            devices.append(BusDevice(device_id(d, dat), kind, addr))
+            line_height = integer(d, "line_height", dat, 16, 16, 32)
+            if line_height not in (16, 32):
+                raise fail(f"{dat}line_height", "16 or 32")
+            devices.append(BusDevice(device_id(d, dat), kind, addr,
+                                     integer(d, "width", dat, 96, 16, 1024), line_height))
         if not devices:
             raise fail(f"{at}devices", "a bus needs at least one device")
         buses.append(BusSpec(text(b, "port", at), integer(b, "baud", at, 9600, 1200, 921600),

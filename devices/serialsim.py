@@ -147,6 +147,11 @@ class YbusDevices(PtyDevice):
     def press(self, addr: int, key: str, arg: str = "") -> None:
         self.devices[addr].press(key, arg)
 
+    def image(self, addr: int) -> Image.Image | None:
+        """What a ybus LED screen shows (None before its first bitmap)."""
+        bitmap = self.devices[addr].bitmap
+        return Image.frombytes("1", bitmap[:2], bitmap[2]) if bitmap else None
+
     def on_bytes(self, data: bytes) -> None:
         out = b"".join(d.receive(data) for a, d in self.devices.items() if a not in self.silent)
         if out:

@@ -12,6 +12,7 @@ from gpiozero.pins.mock import MockFactory
 
 from devices import serialsim
 from devices.codecs import ff68
+from display import led
 from devices.gateway import REPEAT_S, Gateway
 from devices.gateway_config import parse
 from tests.bushelp import SECRET, big_hall, hall_server
@@ -24,7 +25,7 @@ async def hall_with_gateway(tmp_path):
     config = big_hall(3)
     keypads = serialsim.Ff68Keypads([1, 2])
     screen = serialsim.OnbonScreen(96, 16)
-    own_bus = serialsim.YbusDevices([3, 4])
+    own_bus = serialsim.YbusDevices([3, 4, 5])
     reader, printer = serialsim.SamReader(), serialsim.EscposPrinter()
     sims = [keypads, screen, own_bus, reader, printer]
     pins = MockFactory()
@@ -42,7 +43,9 @@ async def hall_with_gateway(tmp_path):
                 {"port": own_bus.path, "protocol": "ybus", "baud": 115200,
                  "reply_timeout_ms": 30, "offline_after": 3,
                  "devices": [{"id": "caller-w02", "kind": "caller", "addr": 3},
-                             {"id": "eval-w02", "kind": "evaluator", "addr": 4}]},
+                             {"id": "eval-w02", "kind": "evaluator", "addr": 4},
+                             {"id": "led-w02", "kind": "window_display", "addr": 5,
+                              "width": 96, "line_height": 16}]},
             ],
             "gpio": [{"id": "kiosk-1", "kind": "kiosk", "debounce_ms": 50,
                       "buttons": [{"pin": 17, "key": "take", "arg": "A"}]},
@@ -148,6 +151,11 @@ async def test_own_bus_keypad_calls_once_goes_offline_and_comes_back(tmp_path):
         own_bus.press(3, "next")
         await until(lambda: called_at(server, "02") == "A001")
         await own_bus.wait_until(lambda: own_bus.devices[3].shown.startswith("A001"))
+        led_w02 = gateway.devices["led-w02"]                      # a panel that takes pixels
+        await led_w02.wait_until(lambda: "A001" in (led_w02.shown or {}).get("ticket", ""))
+        expected = led.render(led_w02.shown["lines"], 96, 16).tobytes()
+        await own_bus.wait_until(lambda: own_bus.image(5) is not None
+                                 and own_bus.image(5).tobytes() == expected)
         own_bus.silent.add(3)                                      # unplugged
         await until(lambda: not registry["caller-w02"].online)
         assert registry["eval-w02"].online                         # the rest of the bus is fine

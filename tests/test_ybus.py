@@ -108,3 +108,14 @@ def test_a_rebooted_device_is_not_mistaken_for_a_repeat():
     rebooted = ybus.BusDevice(4, session=11)             # seq starts at 1 again
     rebooted.press("next")
     assert presses(run(host, {4: rebooted}, 10)) == [(4, "next", "")]
+
+
+def test_a_bitmap_arrives_whole_in_chunks_and_a_newer_one_replaces_it():
+    host, dev = ybus.BusHost([1]), ybus.BusDevice(1)
+    run(host, {1: dev}, 3)
+    old, new = bytes(range(256)) * 2, bytes(reversed(range(256))) * 2    # 128 × 32 dots
+    host.bitmap(1, 128, 32, old)
+    host.bitmap(1, 128, 32, new)
+    lossy = {7, 12}
+    run(host, {1: dev}, 40, lost=lambda i: i in lossy)
+    assert dev.bitmap == (128, 32, new)

@@ -5,8 +5,9 @@ endian (``docs/ybus.md`` has the whole of it). The host polls each address in tu
 answers ``IDLE`` or offers its oldest unacknowledged press as ``EVENT``, with the same ``seq``
 until the host's ``ACK`` for it arrives. The host remembers the last ``(session, seq)`` it
 acted on per address, so a press offered again after a lost ``ACK`` is acknowledged again but
-acted on once. ``SHOW`` and ``BEEP`` are repeated until the device's ``DONE``; the device does
-not apply one ``seq`` twice. A device that misses ``offline_after`` polls in a row is offline
+acted on once. ``SHOW``, ``BEEP`` and ``BITMAP`` (a panel's dots, for
+LED screens that take pixels) are repeated until the device's ``DONE``; the device does not
+apply one ``seq`` twice. A device that misses ``offline_after`` polls in a row is offline
 until it answers again.
 
 ``BusHost`` and ``BusDevice`` are state machines: bytes and the time in, frames and events
@@ -25,7 +26,11 @@ from devices.codecs.stream import Stream
 START = b"\xaa\x55"
 MAX_DATA = 200
 # host → device
-POLL, ACK, SHOW, BEEP = 0x01, 0x02, 0x10, 0x11
+POLL, ACK, SHOW, BEEP, BITMAP = 0x01, 0x02, 0x10, 0x11, 0x12
+COMMANDS = (SHOW, BEEP, BITMAP)
+#: BITMAP data: chunk index, chunk count, width u16 LE, height, then up to this many bytes of
+#: the panel's rows (1 bit a dot, most significant bit leftmost: Pillow's mode "1" layout)
+BITMAP_CHUNK = MAX_DATA - 5
 # device → host
 IDLE, EVENT, DONE = 0x81, 0x82, 0x90
 
@@ -137,6 +142,15 @@ class BusHost:
         slot = self.slots[addr]
         slot.commands.append(Frame(addr, slot.next_seq(), BEEP))
 
+    def bitmap(self, addr: int, width: int, height: int, rows: bytes) -> None:
+        """A whole panel of dots, sent in chunks; a newer bitmap replaces one still queued."""
+        slot = self.slots[addr]
+        slot.commands = deque(c for c in slot.commands if c.cmd != BITMAP)
+        chunks = [rows[i:i + BITMAP_CHUNK] for i in range(0, len(rows), BITMAP_CHUNK)] or [b""]
+        for i, chunk in enumerate(chunks):
+            head = bytes([i, len(chunks)]) + width.to_bytes(2, "little") + bytes([height])
+            slot.commands.append(Frame(addr, slot.next_seq(), BITMAP, head + chunk))
+
     def request(self, now: float) -> bytes | None:
         if self._awaiting is not None:
             if now < self._awaiting[1]:
@@ -179,7 +193,7 @@ class BusHost:
             slot.online = True
             self._events.append(Online(frame.addr))
         if frame.cmd == DONE and slot.commands and slot.commands[0].seq == frame.seq \
-                and asked.cmd in (SHOW, BEEP):
+                and asked.cmd in COMMANDS:
             slot.commands.popleft()
             slot.tries = 0
         elif frame.cmd == EVENT and len(frame.data) >= 2:
@@ -219,6 +233,8 @@ class BusDevice:
         self.decoder = Decoder()
         self.shown = ""
         self.beeps = 0
+        self.bitmap: tuple[int, int, bytes] | None = None     # width, height, rows
+        self._chunks: dict[int, bytes] = {}
         self._seq = 0
         self._queue: deque[Frame] = deque()
         self._applied: int | None = None
@@ -232,6 +248,19 @@ class BusDevice:
     def pending(self) -> int:
         return len(self._queue)
 
+    def _chunk(self, data: bytes) -> None:
+        if len(data) < 5:
+            return
+        index, count = data[0], data[1]
+        if index == 0:
+            self._chunks = {}
+        self._chunks[index] = data[5:]
+        if len(self._chunks) == count:
+            width, height = int.from_bytes(data[2:4], "little"), data[4]
+            rows = b"".join(self._chunks[i] for i in range(count))
+            if len(rows) == (width + 7) // 8 * height:
+                self.bitmap = (width, height, rows)
+
     def receive(self, data: bytes) -> bytes:
         out = b""
         for frame in self.decoder.feed(data):
@@ -242,11 +271,13 @@ class BusDevice:
             elif frame.cmd == ACK:
                 if self._queue and self._queue[0].seq == frame.seq:
                     self._queue.popleft()
-            elif frame.cmd in (SHOW, BEEP):
+            elif frame.cmd in COMMANDS:
                 if self._applied != frame.seq:
                     self._applied = frame.seq
                     if frame.cmd == SHOW:
                         self.shown = frame.data.decode("utf-8", "replace")
+                    elif frame.cmd == BITMAP:
+                        self._chunk(frame.data)
                     else:
                         self.beeps += 1
                 out += Frame(self.addr, frame.seq, DONE).encode()
