@@ -222,6 +222,47 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_announcer(args: argparse.Namespace) -> int:
+    """The hall's voice: follows the calls and says them (or only makes the clips)."""
+    from display import audio
+
+    if args.make_clips:
+        made = audio.make_clips(args.make_clips)
+        print(f"{len(made)} clips in {args.make_clips}")
+        return 0
+    from controller.bus import security
+    from controller.bus.link import BrokerAddress
+    from controller.server import until_signalled
+    from devices.announcer import VoiceAnnouncer, engine_for
+
+    if not args.config:
+        print("yimen: announcer: --config FILE is needed", file=sys.stderr)
+        return 2
+    config = _config(args.config)
+    url = args.broker or config.bus.broker or f"mqtt://{config.bus.listen}"
+    secret = security.load_secret(config, args.data)
+    try:
+        engine = engine_for(args.engine, args.clips)
+    except audio.AudioError as exc:
+        print(f"yimen: {exc}", file=sys.stderr)
+        return 2
+
+    async def go() -> None:
+        device = VoiceAnnouncer(config.hall.id, args.id, BrokerAddress.parse(url),
+                                security.derived_password(secret, args.id), engine=engine,
+                                out=args.out, play=args.play)
+        await device.start()
+        print(f"announcer {args.id} of hall {config.hall.id} on {url}, engine {args.engine}",
+              flush=True)
+        try:
+            await until_signalled()
+        finally:
+            await device.stop()
+
+    asyncio.run(go())
+    return 0
+
+
 def cmd_bench_serial(args: argparse.Namespace) -> int:
     from devices import bench_serial as bench
 
@@ -263,6 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE", help="the gateway's TOML file")
     p.add_argument("--broker", metavar="URL", help="the hall's broker (default from the file)")
     p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser("announcer", help="the hall's voice: say every call (WAV files or the "
+                                         "sound card)")
+    p.add_argument("--config", metavar="FILE", help="the hall's TOML file")
+    p.add_argument("--id", default="announcer-1", help="its device id (default announcer-1)")
+    p.add_argument("--engine", choices=["clips", "espeak", "chime"], default="espeak")
+    p.add_argument("--clips", metavar="DIR", help="one WAV per syllable, for --engine clips")
+    p.add_argument("--out", metavar="DIR", help="write each announcement as a WAV file here")
+    p.add_argument("--play", action="store_true", help="play through the sound card (aplay)")
+    p.add_argument("--make-clips", metavar="DIR", help="only make the syllable clips with "
+                                                       "espeak-ng, then exit")
+    _add_storage(p)
+    _add_bus(p)
+    p.set_defaults(func=cmd_announcer)
 
     p = sub.add_parser("broker-config", help="write Mosquitto passwd, acl and conf for a hall")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")

@@ -61,6 +61,10 @@ class Bridged(DeviceClient):
     async def on_reply(self, type_: str, reply: dict[str, Any]) -> None:
         """Override: what the device does with a successful reply."""
 
+    async def on_cmd(self, body: dict[str, Any]) -> None:
+        if body.get("op") == "beep":
+            self.beep()
+
     def beep(self) -> None:
         if self.protocol == "ff68":
             self.write(ff68.beep(self.addr).encode())

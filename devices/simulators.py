@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from controller.tasks import cancel_all
@@ -118,8 +119,9 @@ class HallDisplay(DeviceClient):
 
 
 class Announcer(DeviceClient):
-    """语音: queues each call's sentence (twice, as halls do) and ``say`` commands, and
-    speaks them one after another; here speaking is a log line and ``seconds_per_char``."""
+    """语音: queues each call (said ``repeat`` times, as halls do) and ``say`` commands, and
+    announces them one after another, never two at once. Here announcing is a log line and
+    ``seconds_per_char``; ``devices.announcer`` makes it sound."""
 
     kind = "announcer"
     subscribe_calls = True
@@ -129,9 +131,9 @@ class Announcer(DeviceClient):
         super().__init__(*args, **kwargs)
         self.repeat = repeat
         self.seconds_per_char = seconds_per_char
-        self.queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Announcement] = asyncio.Queue()
         self.spoken: list[str] = []
-        self.speaking = 0          # how many sentences are being spoken right now (≤ 1)
+        self.speaking = 0          # how many announcements are under way right now (≤ 1)
         self.max_speaking = 0
         self._speaker: asyncio.Task | None = None
 
@@ -145,25 +147,49 @@ class Announcer(DeviceClient):
         await super().stop()
 
     async def on_call(self, body: dict[str, Any]) -> None:
+        """A call or a recall (重呼): both are said again in full."""
         if isinstance(body.get("text"), str):
-            self.queue.put_nowait((body["text"], self.repeat))
+            self.queue.put_nowait(Announcement(body["text"], self.repeat,
+                                               str(body.get("ticket") or ""),
+                                               str(body.get("window") or "")))
 
     async def on_cmd(self, body: dict[str, Any]) -> None:
         if body.get("op") == "say" and isinstance(body.get("text"), str):
             repeat = body.get("repeat", 1)
-            self.queue.put_nowait((body["text"], repeat if isinstance(repeat, int) else 1))
+            self.queue.put_nowait(Announcement(body["text"], repeat if isinstance(repeat, int) else 1))
 
     async def _speak_forever(self) -> None:
         while True:
-            text, repeat = await self.queue.get()
-            for _ in range(max(1, min(repeat, 5))):
-                self.speaking += 1
-                self.max_speaking = max(self.max_speaking, self.speaking)
-                log.info("%s says: %s", self.id, text)
-                await asyncio.sleep(self.seconds_per_char * len(text))
-                self.spoken.append(text)
+            item = await self.queue.get()
+            self.speaking += 1
+            self.max_speaking = max(self.max_speaking, self.speaking)
+            try:
+                await self.announce(item)
+            except Exception:  # noqa: BLE001 - one bad announcement must not silence the hall
+                log.exception("%s: could not announce %r", self.id, item.text)
+            finally:
                 self.speaking -= 1
-                await self.changed()
+            self.spoken += [item.text] * item.times
+            await self.changed()
+
+    async def announce(self, item: Announcement) -> None:
+        """Override: make it heard. Here: a log line per repetition."""
+        for _ in range(item.times):
+            log.info("%s says: %s", self.id, item.text)
+            await asyncio.sleep(self.seconds_per_char * len(item.text))
+
+
+@dataclass(frozen=True)
+class Announcement:
+    text: str
+    repeat: int = 1
+    ticket: str = ""           # for a call: said digit by digit
+    window: str = ""
+
+    @property
+    def times(self) -> int:
+        """How often it is said (1–5, whatever a command asked)."""
+        return max(1, min(self.repeat, 5))
 
 
 SIMULATORS: dict[str, type[DeviceClient]] = {

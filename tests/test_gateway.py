@@ -12,9 +12,9 @@ from gpiozero.pins.mock import MockFactory
 
 from devices import serialsim
 from devices.codecs import ff68
-from display import led
 from devices.gateway import REPEAT_S, Gateway
 from devices.gateway_config import parse
+from display import led
 from tests.bushelp import SECRET, big_hall, hall_server
 
 pytestmark = pytest.mark.slow
@@ -173,6 +173,9 @@ async def test_evaluator_rates_the_session_it_was_asked_for(tmp_path):
         evaluator = gateway.devices["eval-w01"]
         assert await keypads.rate(2, 1)                            # nothing asked yet: a beep
         await until(lambda: keypads.beeps[2] == 1)
+        await server.bus.link.publish(server.bus.topics.device("caller-w01", "cmd"),
+                                      b'{"cmd_id":"c1","op":"beep"}')      # protocol v1 beep
+        await until(lambda: keypads.beeps[1] == 1)
         assert await keypads.press(1, 0x0B)                        # the clerk asks for a rating
         await evaluator.wait_until(lambda: (evaluator.shown or {}).get("op") == "prompt")
         await asyncio.sleep(REPEAT_S)              # the same frame sooner would be a resend
