@@ -22,6 +22,8 @@ from controller.config import HallConfig
 from controller.engine import Engine
 from controller.storage.db import database_url, open_database, upgrade
 from controller.web.api import BUS, ENGINE, add_routes
+from controller.web.feed import FEED, ScreenFeed
+from controller.web.pages import add_page_routes
 
 log = logging.getLogger("yimen.server")
 
@@ -45,6 +47,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             engine = Engine(config, db, clock)
             await engine.start()
             app[ENGINE] = engine
+            feed = app[FEED] = ScreenFeed(engine)
+            feed.start()
             gc.collect()
             gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
             log.info("hall %s open on %s", config.hall.id, db.url.render_as_string(hide_password=True))
@@ -56,6 +60,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                     yield
             else:
                 yield
+            await feed.stop()
             await engine.stop()
             log.info("hall %s closed", config.hall.id)
         finally:
@@ -63,6 +68,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
 
     app.cleanup_ctx.append(hall)
     add_routes(app)
+    add_page_routes(app)
     return app
 
 

@@ -101,6 +101,9 @@ def _main(config: HallConfig, secret: str, data_dir: str, listen: str | None, le
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=level or logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level > logging.DEBUG:                 # as the CLI does: amqtt is chatty below WARNING
+        for noisy in ("amqtt", "transitions"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(_serve(EmbeddedBroker(config, secret, data_dir, listen), conn))
 
 

@@ -201,12 +201,30 @@ class HallState:
             "window": (ticket.target_window if ticket.state is TicketState.WAITING
                        else ticket.window),
         }
+        out["status_path"] = f"/t/{ticket.id}"     # the status page on the hall server
         base = self.config.hall.status_url
         if base:
             out["status_url"] = f"{base.rstrip('/')}/t/{ticket.id}"
         return out
 
     # ------------------------------------------------------------------ issuing (取号)
+    def unavailable(self, service: str, now: datetime) -> Refused | None:
+        """Why ``service`` issues no ticket at ``now`` (closed, today's or this segment's
+        tickets gone), or None: the kiosk greys it out with this reason."""
+        svc = self.services[service]
+        local = self.local(now)
+        if not calendar.is_open(self.config.hall, svc, local):
+            hours = calendar.hours_text(self.config.hall, svc)
+            return Refused("service_closed", f"{svc.name}现在不办理（办理时间 {hours}）",
+                           f"{svc.name_en or svc.code} is closed now (hours {hours})")
+        if self.seq[service] >= svc.daily_cap:
+            return Refused("quota_exhausted", f"{svc.name}今日号已取完", "today's tickets are gone")
+        segment = calendar.quota_segment(svc, local)
+        if segment is not None and self.segment_counts.get((service, segment[0]), 0) >= segment[1].cap:
+            return Refused("quota_exhausted", f"{svc.name}本时段号已取完（{segment[1].span}）",
+                           f"this time segment's tickets are gone ({segment[1].span})")
+        return None
+
     def take(self, now: datetime, service: str, priority: str | None = None,
              appointment: str | None = None, id_token: str | None = None,
              phone_tail: str | None = None) -> dict[str, Any]:
@@ -216,16 +234,10 @@ class HallState:
         if svc is None:
             raise Refused("unknown_service", "没有这项业务", f"unknown service {service!r}")
         local = self.local(now)
-        if not calendar.is_open(self.config.hall, svc, local):
-            hours = calendar.hours_text(self.config.hall, svc)
-            raise Refused("service_closed", f"{svc.name}现在不办理（办理时间 {hours}）",
-                          f"{svc.name_en or svc.code} is closed now (hours {hours})")
-        if self.seq[service] >= svc.daily_cap:
-            raise Refused("quota_exhausted", f"{svc.name}今日号已取完", "today's tickets are gone")
+        refusal = self.unavailable(service, now)
+        if refusal is not None:
+            raise refusal
         segment = calendar.quota_segment(svc, local)
-        if segment is not None and self.segment_counts.get((service, segment[0]), 0) >= segment[1].cap:
-            raise Refused("quota_exhausted", f"{svc.name}本时段号已取完（{segment[1].span}）",
-                          f"this time segment's tickets are gone ({segment[1].span})")
         if priority not in (None, "", "ordinary", "green"):
             raise Refused("bad_priority", "无效的优先类别", f"unknown priority {priority!r}")
         cls = Priority.GREEN if priority == "green" else Priority.ORDINARY

@@ -31,14 +31,14 @@ _BAD_REQUEST = {"bad_arguments", "bad_priority", "bad_transfer", "bad_request"}
 MAX_BODY = 16 * 1024
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status,
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
 def _refusal(r: Refused) -> web.Response:
     status = 404 if r.code in _NOT_FOUND else 400 if r.code in _BAD_REQUEST else 409
-    return _json({"ok": False, "error": r.as_dict()}, status)
+    return json_response({"ok": False, "error": r.as_dict()}, status)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -63,7 +63,7 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:  # noqa: 
     except Refused as r:
         return _refusal(r)
     except (StorageUnavailable, EngineStopped) as exc:
-        return _json({"ok": False, "error": {"code": "unavailable", "message": "系统繁忙，请稍后重试",
+        return json_response({"ok": False, "error": {"code": "unavailable", "message": "系统繁忙，请稍后重试",
                                              "message_en": str(exc)}}, 503)
 
 
@@ -71,7 +71,7 @@ async def _run(request: web.Request, op: str, args: dict[str, Any], status: int 
     key = request.headers.get("Idempotency-Key")
     reply = await request.app[ENGINE].execute(
         Command(op, args), key=f"http:{key[:120]}" if key else None)
-    return _json({"ok": True, **reply}, status)
+    return json_response({"ok": True, **reply}, status)
 
 
 async def take_ticket(request: web.Request) -> web.Response:
@@ -98,13 +98,13 @@ async def get_ticket(request: web.Request) -> web.Response:
     ticket = hall.ticket(request.match_info["number"])
     if ticket is None:
         raise Refused("unknown_ticket", "今天没有这个号", "no such ticket today")
-    return _json({"ok": True, "ticket": hall.public(ticket)})
+    return json_response({"ok": True, "ticket": hall.public(ticket)})
 
 
 async def list_tickets(request: web.Request) -> web.Response:
     hall = request.app[ENGINE].hall
     today = sorted((t for t in hall.tickets.values() if t.day == hall.day), key=lambda t: t.ordinal)
-    return _json({"ok": True, "day": hall.day.isoformat(),
+    return json_response({"ok": True, "day": hall.day.isoformat(),
                   "tickets": [{"number": t.number, "service": t.service, "state": t.state.value}
                               for t in today]})
 
@@ -112,7 +112,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def board(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     hall = engine.hall
-    return _json({"ok": True, "hall": engine.config.hall.id, "name": engine.config.hall.name,
+    return json_response({"ok": True, "hall": engine.config.hall.id, "name": engine.config.hall.name,
                   "day": hall.day.isoformat(),
                   "windows": [hall.window_view(w) for w in hall.windows],
                   "services": hall.services_view()})
@@ -120,7 +120,7 @@ async def board(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    return _json({"ok": engine.running, "hall": engine.config.hall.id,
+    return json_response({"ok": engine.running, "hall": engine.config.hall.id,
                   "day": engine.hall.day.isoformat(), "stats": asdict(engine.stats)})
 
 
@@ -128,9 +128,9 @@ async def devices(request: web.Request) -> web.Response:
     """The device registry (设备台账): what announced itself, bindings, errors."""
     bus = request.app.get(BUS)
     if bus is None:
-        return _json({"ok": False, "error": {"code": "no_bus", "message": "设备总线未启用",
+        return json_response({"ok": False, "error": {"code": "no_bus", "message": "设备总线未启用",
                                              "message_en": "the device bus is not running"}}, 404)
-    return _json(bus.status())
+    return json_response(bus.status())
 
 
 def add_routes(app: web.Application) -> None:

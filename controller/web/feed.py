@@ -1,0 +1,158 @@
+"""Pushes to the hall's pages (Server-Sent Events): the hall screen, window screens and the
+ticket status page are told of every call and of the board, never polled.
+
+``GET /api/stream`` sends ``board`` at once and again after every change (at most every
+``BOARD_EVERY_S`` while tickets are taken, at once after a call) and a ``call`` event per call
+or recall. With ``?ticket=<id>`` it sends that ticket's ``status`` instead of the board. A
+client too slow to keep up is dropped (its queue fills) and reconnects by itself
+(``EventSource`` does); nothing else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from controller.bus import views
+from controller.core.model import Event
+from controller.engine import Engine
+
+log = logging.getLogger("yimen.web")
+
+BOARD_EVERY_S = 0.2
+QUEUE = 64
+KEEPALIVE_S = 15.0
+
+
+class ScreenFeed:
+    """The pushes of one hall."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.clients: set[asyncio.Queue] = set()
+        self.recent_calls: list[dict[str, Any]] = []
+        self.dropped = 0
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        engine.subscribe(self._on_events)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._boards(), name="yimen-screen-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for q in list(self.clients):
+            self._offer(q, None)
+
+    def _on_events(self, events: list[Event]) -> None:
+        hall = self.engine.hall
+        called = False
+        for ev in events:
+            if ev.kind in ("called", "recalled"):
+                call = views.call_object(hall, ev, ev.at.astimezone(hall.tz))
+                call["recall"] = ev.kind == "recalled"
+                self.recent_calls = (self.recent_calls + [call])[-10:]
+                self._broadcast("call", call)
+                called = True
+        if called:
+            self._send_boards()
+        else:
+            self._dirty.set()
+
+    async def _boards(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(BOARD_EVERY_S)
+            self._dirty.clear()
+            self._send_boards()
+
+    def _send_boards(self) -> None:
+        self._dirty.clear()
+        if self.clients:
+            self._broadcast("board", self.board())
+
+    def board(self) -> dict[str, Any]:
+        hall = self.engine.hall
+        out = views.board(hall, self.recent_calls, self.engine.clock.now().astimezone(hall.tz))
+        out["hall"] = self.engine.config.hall.name
+        return out
+
+    def status(self, ticket_id: str) -> dict[str, Any] | None:
+        """What the status page shows of a ticket: nothing personal."""
+        hall = self.engine.hall
+        ticket = hall.tickets.get(ticket_id)
+        if ticket is None:
+            return None
+        public = hall.public(ticket)
+        public.pop("priority", None)
+        if ticket.window:
+            public["window_name"] = hall.window_cfg[ticket.window].name
+        return public
+
+    def _broadcast(self, kind: str, data: dict[str, Any]) -> None:
+        payload = (kind, data, _frame(kind, data))          # encoded once for every client
+        for q in list(self.clients):
+            self._offer(q, payload)
+
+    def _offer(self, q: asyncio.Queue, item: Any) -> None:
+        try:
+            q.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self.clients.discard(q)          # too slow: it will reconnect
+            with contextlib.suppress(asyncio.QueueEmpty):
+                q.get_nowait()
+            q.put_nowait(None)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ticket_id = request.query.get("ticket")
+        if ticket_id is not None and self.status(ticket_id) is None:
+            raise web.HTTPNotFound(text=json.dumps({"ok": False, "error": {
+                "code": "unknown_ticket", "message": "没有这张票"}}), content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        q: asyncio.Queue = asyncio.Queue(QUEUE)
+        self.clients.add(q)
+        try:
+            await resp.write(_frame(*self._first(ticket_id)))
+            while True:
+                try:
+                    item = await asyncio.wait_for(q.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                if item is None:
+                    break
+                kind, data, frame = item
+                if ticket_id is not None:
+                    if kind == "board":
+                        frame = _frame("status", self.status(ticket_id))
+                    elif data.get("ticket") != (self.status(ticket_id) or {}).get("number"):
+                        continue                         # another ticket's call
+                await resp.write(frame)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.clients.discard(q)
+        return resp
+
+    def _first(self, ticket_id: str | None) -> tuple[str, dict[str, Any] | None]:
+        return ("status", self.status(ticket_id)) if ticket_id else ("board", self.board())
+
+
+
+def _frame(kind: str, data: Any) -> bytes:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {kind}\ndata: {body}\n\n".encode()
+
+
+FEED: web.AppKey[ScreenFeed] = web.AppKey("feed", ScreenFeed)
