@@ -67,6 +67,10 @@ async def status_qr(request: web.Request) -> web.Response:
     return web.Response(body=buf.getvalue(), content_type="image/svg+xml")
 
 
+async def stream(request: web.Request) -> web.StreamResponse:
+    return await request.app[FEED].handle(request)
+
+
 def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", _page(DISPLAY_PAGES / "index.html"))
     app.router.add_get("/kiosk", _page(KIOSK_PAGES / "kiosk.html"))
@@ -77,4 +81,4 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/api/kiosk/services", kiosk_services)
     app.router.add_get("/api/status/{id}", ticket_status)
     app.router.add_get("/t/{id}/qr.svg", status_qr)
-    app.router.add_get("/api/stream", lambda request: request.app[FEED].handle(request))
+    app.router.add_get("/api/stream", stream)

@@ -1,0 +1,119 @@
+"""The hall's pages in a real headless Chromium (Debian's, driven by Playwright): a citizen
+takes a ticket on the kiosk page and follows it on the status page; the clerk's keypad calls
+it; the hall screen flashes the call and the status page says which window."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.bushelp import REQUIRED, devices, hall_server, unique
+from tests.helpers import demo_config
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def browser_or_skip() -> None:
+    if Path(CHROMIUM).exists():
+        try:
+            import playwright  # noqa: F401
+            return
+        except ImportError:
+            pass
+    if REQUIRED:
+        pytest.fail("chromium and playwright are required here (YIMEN_REQUIRE_SERVICES)")
+    pytest.skip("chromium or playwright is not installed (scripts/test installs them)")
+
+
+async def test_kiosk_status_page_and_hall_screen_in_a_browser(tmp_path, clock):
+    browser_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    config = unique(demo_config())
+    async with hall_server(config, tmp_path / "data", clock) as server:
+        site = web.TCPSite(server.runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        async with devices(config, server.bus.link.broker, ["caller-w01"]) as dev, \
+                async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                kiosk = await browser.new_page(viewport={"width": 1080, "height": 1400})
+                await kiosk.goto(f"{base}/kiosk")
+                service = kiosk.locator(".svc[data-service=A]")
+                await expect(service).to_contain_text("综合受理")
+                await service.focus()                          # keyboard only
+                await kiosk.keyboard.press("Enter")
+                await expect(kiosk.locator("#ask")).to_be_visible()
+                await kiosk.keyboard.press("Enter")            # 直接取号 has the focus
+                await expect(kiosk.locator("#r-number")).to_have_text("A001")
+                await expect(kiosk.locator("#r-ahead")).to_contain_text("前面还有 0 人")
+                assert await kiosk.locator("#r-qr").evaluate("img => img.complete && img.naturalWidth > 0")
+
+                status = await browser.new_page(viewport={"width": 420, "height": 800})
+                ticket = server.engine.hall.ticket("A001")
+                await status.goto(f"{base}/t/{ticket.id}")
+                await expect(status.locator("#number")).to_have_text("A001")
+                await expect(status.locator("#state")).to_have_text("等候中")
+                await expect(status.locator("#called")).to_be_hidden()
+
+                screen = await browser.new_page(viewport={"width": 1600, "height": 900})
+                await screen.goto(f"{base}/screen")
+                await expect(screen.locator(".win").first).to_be_visible()
+
+                caller = dev["caller-w01"]
+                await caller.press("login", staff="1001")
+                await caller.press("next")                     # the clerk's keypad calls it
+
+                await expect(screen.locator("#call-text")).to_have_text("请A001号到1号窗口办理")
+                await expect(screen.locator("#call")).to_have_class("panel flash")
+                await expect(screen.locator(".win[data-window='1'] .t")).to_have_text("A001")
+                await expect(status.locator("#called")).to_contain_text("请到 1号窗口 办理")
+                await expect(status.locator("#state")).to_have_text("已叫号")
+
+                if os.environ.get("YIMEN_UPDATE_SCREENSHOTS"):
+                    await kiosk.locator("#r-done").click()
+                    await kiosk.screenshot(path=SHOTS / "page-kiosk.png")
+                    await screen.wait_for_timeout(5500)        # the flash is over
+                    await screen.screenshot(path=SHOTS / "page-hall-screen.png")
+                    await status.screenshot(path=SHOTS / "page-status.png")
+            finally:
+                await browser.close()
+
+
+async def test_pages_and_their_json_without_a_browser(tmp_path, clock):
+    """A status page for a ticket that does not exist says so; greyed services say why."""
+    import aiohttp
+
+    from tests.helpers import small_config
+
+    config = unique(small_config(hours=["08:30-17:30"]))
+    capped = config.services[0].model_copy(update={"daily_cap": 1})
+    config = config.model_copy(update={"services": (capped, *config.services[1:])})
+    async with hall_server(config, tmp_path / "data", clock) as server:
+        site = web.TCPSite(server.runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        async with aiohttp.ClientSession() as http:
+            for path in ("/kiosk", "/screen", "/window/1", "/"):
+                async with http.get(base + path) as r:
+                    assert r.status == 200 and "<html" in await r.text()
+            async with http.get(base + "/api/status/20991231-Z999") as r:
+                assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_ticket"
+            async with http.post(base + "/api/tickets", json={"service": "A"}) as r:
+                assert r.status == 201
+            async with http.get(base + "/api/kiosk/services") as r:
+                a, b = (await r.json())["services"]
+            assert (a["available"], a["reason"]) == (False, "综合今日号已取完")
+            assert (b["available"], b["reason"], b["waiting"]) == (True, "", 0)
+            clock.advance(hours=12)                           # 21:00: the hall has closed
+            async with http.get(base + "/api/kiosk/services") as r:
+                services = (await r.json())["services"]
+            assert not any(s["available"] for s in services)
+            assert all("现在不办理" in s["reason"] for s in services)
