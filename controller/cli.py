@@ -263,6 +263,14 @@ def cmd_announcer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_screens(args: argparse.Namespace) -> int:
+    from controller.bench import screens as bench
+
+    print(bench.report(asyncio.run(bench.run(args.clients, args.calls, args.interval,
+                                             str(DEMO_CONFIG)))))
+    return 0
+
+
 def cmd_bench_serial(args: argparse.Namespace) -> int:
     from devices import bench_serial as bench
 
@@ -358,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tickets", type=int, default=6000, help="tickets taken for the throughput")
     b.add_argument("--db", metavar="URL", help="run the engine on this database instead")
     b.set_defaults(func=cmd_bench_bus)
+    b = bsub.add_parser("screens", help="a call reaching every hall-screen page (server-sent "
+                                        "events)")
+    b.add_argument("--clients", type=int, default=200, help="hall-screen pages connected")
+    b.add_argument("--calls", type=int, default=100)
+    b.add_argument("--interval", type=float, default=0.2, help="seconds between calls")
+    b.set_defaults(func=cmd_bench_screens)
     b = bsub.add_parser("serial", help="software cost per serial frame next to its wire time")
     b.add_argument("--frames", type=int, default=5000, help="request/answer exchanges")
     b.set_defaults(func=cmd_bench_serial)

@@ -124,6 +124,10 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
         bus = app.get(BUS)
         mqtt = f", devices on mqtt://{bus.link.broker.host}:{bus.link.broker.port}" if bus else ""
         print(f"{banner}listening on http://{host}:{bound}{mqtt}", flush=True)
+        url = f"http://{host}:{bound}"
+        print(f"  取号机 kiosk:       {url}/kiosk\n  综合屏 hall screen: {url}/screen\n"
+              f"  窗口屏 window 1:    {url}/window/1\n  设备 devices:       {url}/api/devices",
+              flush=True)
         await until_signalled()
     finally:
         await runner.cleanup()

@@ -117,3 +117,12 @@ async def test_pages_and_their_json_without_a_browser(tmp_path, clock):
                 services = (await r.json())["services"]
             assert not any(s["available"] for s in services)
             assert all("现在不办理" in s["reason"] for s in services)
+
+
+def test_bench_screens_measures_a_call_reaching_every_screen():
+    from tests.test_cli import yimen
+
+    r = yimen("bench", "screens", "--clients", "5", "--calls", "3", "--interval", "0.01")
+    assert r.returncode == 0, r.stderr
+    assert "5 hall-screen clients" in r.stdout and "3 calls" in r.stdout
+    assert "not received by every client within 10 s: 0" in r.stdout
