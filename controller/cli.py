@@ -271,6 +271,20 @@ def cmd_bench_screens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kiosk(args: argparse.Namespace) -> int:
+    """The program on a kiosk box: its device identity, printer, card reader and page."""
+    from aiohttp import web
+
+    from controller.server import parse_listen
+    from kiosk.program import KioskApp, load
+
+    config = _config(args.config, load)
+    host, port = parse_listen(config.listen)
+    print(f"kiosk {config.id} of hall {config.hall}: page on http://{host}:{port}/", flush=True)
+    web.run_app(KioskApp(config).app(), host=host, port=port, print=None)
+    return 0
+
+
 def cmd_bench_serial(args: argparse.Namespace) -> int:
     from devices import bench_serial as bench
 
@@ -326,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(p)
     _add_bus(p)
     p.set_defaults(func=cmd_announcer)
+
+    p = sub.add_parser("kiosk", help="the program on a kiosk box: printer, ID reader and page")
+    p.add_argument("--config", required=True, metavar="FILE", help="the kiosk's TOML file")
+    p.set_defaults(func=cmd_kiosk)
 
     p = sub.add_parser("broker-config", help="write Mosquitto passwd, acl and conf for a hall")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")

@@ -129,10 +129,14 @@ class BridgedEvaluator(Bridged):
         self.submit("rating", session=session, level=key)
 
 
+class PaperOut(Exception):
+    """The kiosk's printer has no paper: no ticket is taken."""
+
+
 class BridgedKiosk(Bridged):
-    """A button kiosk: each button takes a ticket for its service. With an ID reader, the
-    card lying on it goes with the next ticket (as a keyed hash; 60+ get the green channel);
-    with a printer, each ticket is printed once, and an empty roll stops taking."""
+    """A kiosk: each button (or the kiosk page) takes a ticket for a service. With an ID
+    reader, the card lying on it goes with the next ticket (as a keyed hash; 60+ get the green
+    channel); with a printer, each ticket is printed once, and an empty roll stops taking."""
 
     kind = "kiosk"
 
@@ -140,6 +144,8 @@ class BridgedKiosk(Bridged):
         super().__init__(*args, **kwargs)
         self.card = None                 # a devices.codecs.sam.Card, from the reader
         self.printer = None              # a devices.peripherals.KioskPrinter
+        self.printed: set[str] = set()   # ticket numbers printed on ``printed_day`` (never twice)
+        self.printed_day = ""
 
     def on_card(self, card) -> None:  # noqa: ANN001
         self.card = card
@@ -148,23 +154,52 @@ class BridgedKiosk(Bridged):
         if key != "take" or not arg:
             self.beep()
             return
-        if self.printer is not None and self.printer.paper == "out":
-            log.warning("%s: paper out, no ticket taken", self.id)
+        task = asyncio.create_task(self._take_logged(arg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _take_logged(self, service: str) -> None:
+        try:
+            reply = await self.take(service)
+        except (PaperOut, DeviceTimeout) as exc:
+            log.warning("%s: no ticket: %s", self.id, exc)
             self.beep()
             return
-        fields: dict[str, Any] = {"service": arg}
-        if self.card is not None:
-            fields["id_token"] = self.card.token
-            if self.card.age_class == "senior":
-                fields["priority"] = "green"
-            self.card = None             # one ticket per card put on the reader
-        self.submit("take", **fields)
+        if not reply.get("ok"):
+            self.beep()
 
-    async def on_reply(self, type_: str, reply: dict[str, Any]) -> None:
-        if type_ == "take" and self.printer is not None:
-            paper = await self.printer.print_ticket(reply["ticket"])
-            if paper is not None:
-                await self.publish_state({"paper": paper})
+    async def take(self, service: str, appointment: str = "", event_id: str | None = None
+                   ) -> dict[str, Any]:
+        """Take a ticket (the card on the reader goes with it) and print it; the reply.
+        Raises ``PaperOut`` (nothing taken) or ``DeviceTimeout``."""
+        if self.printer is not None and self.printer.paper == "out":
+            raise PaperOut("打印纸已用完，请联系工作人员")
+        fields: dict[str, Any] = {"service": service}
+        if appointment:
+            fields["appointment"] = appointment
+        card, self.card = self.card, None          # one ticket per card put on the reader
+        if card is not None:
+            fields["id_token"] = card.token
+            if card.age_class == "senior":
+                fields["priority"] = "green"
+        reply = await self.send("take", event_id=event_id, **fields)
+        self.replies = (self.replies + [reply])[-10:]
+        if reply.get("ok"):
+            await self._print(reply["ticket"])
+        else:
+            self.card = card                       # refused: the card may try again
+        return reply
+
+    async def _print(self, ticket: dict[str, Any]) -> None:
+        day = str(ticket.get("day", ""))
+        if day != self.printed_day:                # numbers start again each day
+            self.printed, self.printed_day = set(), day
+        if self.printer is None or ticket["number"] in self.printed:
+            return
+        self.printed.add(ticket["number"])
+        paper = await self.printer.print_ticket(ticket)
+        if paper is not None:
+            await self.publish_state({"paper": paper})
 
 
 class BridgedDisplay(Bridged):

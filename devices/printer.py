@@ -8,6 +8,7 @@ jobs. Calls block; the kiosk program runs them on a thread.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from devices.codecs.escpos import STATUS_QUERY, paper_status
@@ -28,3 +29,39 @@ class TicketPrinter:
         self.printer._raw(STATUS_QUERY)     # python-escpos's way to send bytes as they are
         answer = self.printer._read()
         return paper_status(answer[0]) if answer else None
+
+
+class FilePrinter:
+    """A printer that keeps each job: the ESC/POS bytes (``NNNN.bin``, as a printer would get
+    them, through python-escpos's ``Dummy``) and the ticket as a PNG (``NNNN.png``). For tests
+    and for a kiosk whose printer is set up later; ``paper`` is what it reports."""
+
+    def __init__(self, folder: str | Path) -> None:
+        from escpos.printer import Dummy
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.paper = "ok"
+        self._dummy = Dummy()
+        self.jobs = len(list(self.folder.glob("*.bin")))
+
+    def image(self, img: Any, **kwargs: Any) -> None:
+        self._dummy.image(img, **kwargs)
+        self._last = img
+
+    def cut(self) -> None:
+        self._dummy.cut()
+        self.jobs += 1
+        stem = self.folder / f"{self.jobs:04d}"
+        stem.with_suffix(".bin").write_bytes(self._dummy.output)
+        self._last.save(stem.with_suffix(".png"))
+        self._dummy.clear()
+
+    def _raw(self, data: bytes) -> None:
+        """Only the paper-status query comes this way."""
+
+    def _read(self) -> bytes:
+        return bytes([{"ok": 0x12, "low": 0x1E, "out": 0x72}[self.paper]])
+
+    def close(self) -> None:
+        """Nothing to close."""

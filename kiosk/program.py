@@ -1,0 +1,215 @@
+"""``yimen kiosk``: the program on a kiosk box (取号机).
+
+It is the kiosk's protocol v1 identity (a ``kiosk`` device on the hall's broker), owns the
+box's ticket printer and ID-card reader, and serves the kiosk page to the box's own touch
+screen. The page's list of services and its pushes come from the hall server (passed
+through); taking a ticket goes through this program, so the card on the reader goes with it
+and the ticket is printed here, once: a page that retries (same ``Idempotency-Key``) gets the
+same ticket back and nothing more is printed. With the roll out of paper no ticket is taken
+and the page says so.
+
+    hall = "demo"
+    hall_name = "演示县政务服务中心"         # printed on the ticket
+    id = "kiosk-1"
+    server = "http://127.0.0.1:8480"     # the hall server: the page's data
+    broker = "mqtt://127.0.0.1:1884"
+    secret = "…"                         # the hall's bus secret
+    listen = "127.0.0.1:8490"            # where the box's browser opens the page
+    [printer]                            # port = "/dev/ttyUSB0" (ESC/POS), or folder = "tickets"
+    port = "/dev/ttyUSB0"
+    baud = 9600
+    width = 576
+    [reader]                             # an ID-card reader (SAM), optional
+    port = "/dev/ttyUSB1"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from controller.bus import security
+from controller.bus.link import BrokerAddress
+from controller.config import ConfigError, read_toml
+from controller.tasks import cancel_all
+from devices.bridge import BridgedKiosk, PaperOut
+from devices.client import DeviceTimeout
+from devices.peripherals import CardReader, KioskPrinter
+from devices.printer import FilePrinter
+
+log = logging.getLogger("yimen.kiosk")
+PAGE = Path(__file__).parent / "pages" / "kiosk.html"
+STATIC = Path(__file__).resolve().parents[1] / "display" / "pages" / "static"
+REMEMBERED = 256                           # retried takes remembered (by Idempotency-Key)
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    hall: str
+    id: str
+    server: str
+    broker: str
+    secret: str
+    listen: str
+    printer: dict[str, Any]
+    reader: dict[str, Any]
+    hall_name: str = ""
+
+
+def load(path: str | Path) -> KioskConfig:
+    raw = read_toml(path)
+    for key in ("hall", "id", "server", "secret"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ConfigError(f"{path}: {key}: a non-empty string is needed")
+    printer, reader = raw.get("printer", {}), raw.get("reader", {})
+    if printer and not (printer.get("port") or printer.get("folder")):
+        raise ConfigError(f"{path}: printer: port or folder is needed")
+    return KioskConfig(raw["hall"], raw["id"], raw["server"].rstrip("/"),
+                       raw.get("broker", "mqtt://127.0.0.1:1883"), raw["secret"],
+                       raw.get("listen", "127.0.0.1:8490"), printer, reader,
+                       str(raw.get("hall_name", "")))
+
+
+class KioskApp:
+    def __init__(self, config: KioskConfig) -> None:
+        self.config = config
+        self.device = BridgedKiosk(config.hall, config.id, BrokerAddress.parse(config.broker),
+                                   security.derived_password(config.secret, config.id),
+                                   addr=0, protocol="kiosk", model="yimen-kiosk")
+        p = config.printer
+        if p:
+            if p.get("folder"):
+                folder = FilePrinter(p["folder"])
+                opener = lambda: folder  # noqa: E731
+            else:
+                def opener():  # noqa: ANN202
+                    from escpos.printer import Serial
+                    return Serial(devfile=p["port"], baudrate=p.get("baud", 9600), timeout=1,
+                                  dsrdtr=False)
+            self.device.printer = KioskPrinter(opener, config.hall_name or config.hall,
+                                               int(p.get("width", 576)))
+        self.reader = CardReader(config.reader["port"], int(config.reader.get("baud", 115200)),
+                                 security.id_token_key(config.secret), self.device.on_card) \
+            if config.reader.get("port") else None
+        self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._tasks: list[asyncio.Task] = []
+        self._http: aiohttp.ClientSession | None = None
+
+    # ------------------------------------------------------------------ life cycle
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._page)
+        app.router.add_get("/kiosk", self._page)
+        app.router.add_static("/static/", STATIC)
+        app.router.add_get("/api/kiosk/services", self._services)
+        app.router.add_get("/api/kiosk/state", self._state)
+        app.router.add_get("/api/stream", self._stream)
+        app.router.add_post("/api/tickets", self._take)
+        app.router.add_get("/t/{id}/qr.svg", self._qr)
+        app.cleanup_ctx.append(self._running)
+        return app
+
+    async def _running(self, app: web.Application):  # noqa: ANN202
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5))
+        await self.device.start()
+        if self.reader is not None:
+            self._tasks.append(asyncio.create_task(self.reader.run()))
+        yield
+        await cancel_all(self._tasks)
+        await self.device.stop()
+        if self.device.printer is not None:
+            await asyncio.to_thread(self.device.printer.close)
+        await self._http.close()
+
+    # ------------------------------------------------------------------ the page's calls
+    async def _page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
+
+    async def _services(self, request: web.Request) -> web.Response:
+        return await self._pass(request, "/api/kiosk/services")
+
+    async def _qr(self, request: web.Request) -> web.Response:
+        return await self._pass(request, request.path)
+
+    async def _pass(self, request: web.Request, path: str) -> web.Response:
+        try:
+            async with self._http.get(self.config.server + path) as r:
+                return web.Response(body=await r.read(), status=r.status,
+                                    content_type=r.content_type)
+        except (aiohttp.ClientError, TimeoutError):
+            return _error(503, "offline", "网络不通，请稍后重试")
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """The hall server's pushes, passed through as they come."""
+        try:
+            upstream = await self._http.get(self.config.server + "/api/stream")
+        except (aiohttp.ClientError, TimeoutError):
+            return _error(503, "offline", "网络不通，请稍后重试")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await resp.write(chunk)
+        except (aiohttp.ClientError, ConnectionResetError):
+            pass
+        finally:
+            upstream.release()
+        return resp
+
+    async def _state(self, request: web.Request) -> web.Response:
+        card = self.device.card
+        printer = self.device.printer
+        return web.json_response({
+            "ok": True, "online": self.device.link.connected.is_set(),
+            "paper": printer.paper if printer else None,
+            "card": {"masked_name": card.masked_name, "green": card.age_class == "senior"}
+            if card else None}, dumps=_dumps)
+
+    async def _take(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            service = body["service"]
+            if not isinstance(service, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "bad_request", "请求有误")
+        key = request.headers.get("Idempotency-Key", "")[:120]
+        if key in self._replies:
+            return _reply(self._replies[key])              # the same ticket, not printed again
+        try:
+            reply = await self.device.take(service, str(body.get("appointment") or ""),
+                                           event_id=f"{self.device.boot_id}:page:{key}" if key else None)
+        except PaperOut as exc:
+            return _error(503, "paper_out", str(exc))
+        except DeviceTimeout:
+            return _error(503, "unavailable", "系统繁忙，请稍后重试")
+        if key:
+            self._replies[key] = reply
+            while len(self._replies) > REMEMBERED:
+                self._replies.popitem(last=False)
+        return _reply(reply)
+
+
+def _dumps(data: Any) -> str:
+    import json
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _reply(reply: dict[str, Any]) -> web.Response:
+    if reply.get("ok"):
+        return web.json_response({"ok": True, "ticket": reply["ticket"]}, status=201, dumps=_dumps)
+    return web.json_response({"ok": False, "error": reply.get("error", {})}, status=409,
+                             dumps=_dumps)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": {"code": code, "message": message}},
+                             status=status, dumps=_dumps)

@@ -1,0 +1,115 @@
+"""``yimen kiosk``: the kiosk box takes tickets for its page as a protocol v1 kiosk, prints each
+once, sends the card on its reader with the ticket, and stops taking when paper is out."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import date
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from devices import serialsim
+from kiosk.program import KioskApp, KioskConfig
+from tests.bushelp import SECRET, hall_server, unique
+from tests.helpers import demo_config
+
+pytestmark = pytest.mark.slow
+
+
+@asynccontextmanager
+async def kiosk_box(tmp_path, clock):  # noqa: ANN001
+    config = unique(demo_config())
+    reader = serialsim.SamReader()
+    await reader.start()
+    async with hall_server(config, tmp_path / "data", clock) as server:
+        site = web.TCPSite(server.runner, "127.0.0.1", 0)
+        await site.start()
+        server_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        broker = server.bus.link.broker
+        box = KioskApp(KioskConfig(config.hall.id, "kiosk-1", server_url,
+                                   f"mqtt://{broker.host}:{broker.port}", SECRET, "127.0.0.1:0",
+                                   {"folder": str(tmp_path / "tickets")},
+                                   {"port": reader.path}, config.hall.name))
+        runner = web.AppRunner(box.app())
+        await runner.setup()
+        box_site = web.TCPSite(runner, "127.0.0.1", 0)
+        await box_site.start()
+        url = f"http://127.0.0.1:{box_site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        await asyncio.wait_for(box.device.link.connected.wait(), 10)
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield server, box, reader, http, url
+        finally:
+            await runner.cleanup()
+            await reader.stop()
+
+
+async def post(http, url: str, key: str, **body):  # noqa: ANN001, ANN003, ANN201
+    async with http.post(url + "/api/tickets", json=body, headers={"Idempotency-Key": key}) as r:
+        return r.status, await r.json()
+
+
+async def test_a_ticket_is_printed_once_even_when_the_page_retries(tmp_path, clock):
+    async with kiosk_box(tmp_path, clock) as (server, box, _, http, url):
+        status, first = await post(http, url, "k1", service="A")
+        assert status == 201 and first["ticket"]["number"] == "A001"
+        status, again = await post(http, url, "k1", service="A")       # a retry after a drop
+        assert again["ticket"]["number"] == "A001"
+        assert sorted(p.name for p in (tmp_path / "tickets").iterdir()) == ["0001.bin", "0001.png"]
+        assert len(server.engine.hall.tickets) == 1
+        async with http.get(url + "/api/kiosk/services") as r:          # passed through
+            assert r.status == 200 and (await r.json())["services"][0]["waiting"] == 1
+        async with http.get(url + "/") as r:
+            assert r.status == 200 and "取号" in await r.text()
+        status, refused = await post(http, url, "k2", service="ZZ")
+        assert status == 409 and refused["error"]["code"] == "unknown_service"
+
+
+async def test_the_card_on_the_reader_goes_with_the_ticket(tmp_path, clock):
+    async with kiosk_box(tmp_path, clock) as (server, box, reader, http, url):
+        reader.put("王老五", date(1950, 5, 1), "110101195005011234")
+        for _ in range(100):
+            async with http.get(url + "/api/kiosk/state") as r:
+                state = await r.json()
+            if state["card"]:
+                break
+            await asyncio.sleep(0.05)
+        assert state["card"] == {"masked_name": "王*五", "green": True}
+        status, reply = await post(http, url, "k1", service="A")
+        ticket = server.engine.hall.ticket(reply["ticket"]["number"])
+        assert ticket.priority.value == "green" and ticket.id_token
+        assert "110101195005011234" not in str(reply)
+        status, plain = await post(http, url, "k2", service="A")        # the card was used
+        assert server.engine.hall.ticket(plain["ticket"]["number"]).id_token is None
+
+
+async def test_out_of_paper_takes_no_ticket_and_says_so(tmp_path, clock):
+    async with kiosk_box(tmp_path, clock) as (server, box, _, http, url):
+        printer = box.device.printer._open()                           # the folder printer
+        printer.paper = "out"                                           # runs out on this job
+        status, _ = await post(http, url, "k1", service="A")
+        assert status == 201
+        status, refused = await post(http, url, "k2", service="A")
+        assert status == 503 and refused["error"]["code"] == "paper_out"
+        assert "打印纸已用完" in refused["error"]["message"]
+        assert len(server.engine.hall.tickets) == 1
+        async with http.get(url + "/api/kiosk/state") as r:
+            assert (await r.json())["paper"] == "out"
+        registry = server.bus.registry
+        for _ in range(100):
+            if (registry.get("kiosk-1") and registry["kiosk-1"].state or {}).get("paper") == "out":
+                break
+            await asyncio.sleep(0.05)
+        assert registry["kiosk-1"].state == {"paper": "out"}          # reported on its state
+
+
+def test_the_example_kiosk_file_loads():
+    from pathlib import Path
+
+    from kiosk.program import load
+
+    config = load(Path(__file__).resolve().parent.parent / "config" / "kiosk-example.toml")
+    assert (config.id, config.printer["width"], config.reader["port"]) == ("kiosk-2", 576, "/dev/ttyUSB1")
