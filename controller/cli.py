@@ -104,18 +104,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulated devices and citizens against a running hall server."""
     from controller.bus import security
     from controller.bus.link import BrokerAddress
-    from controller.server import until_signalled
+    from controller.server import stop_on_signals
     from devices.simhall import SimulatedHall
 
     config = _config(args.config)
     url = args.broker or config.bus.broker or f"mqtt://{args.mqtt or config.bus.listen}"
 
     async def go() -> None:
+        stop = stop_on_signals()
         hall = SimulatedHall(config, BrokerAddress.parse(url), security.load_secret(config, args.data))
         await hall.start(citizens=not args.devices_only)
         print(f"simulating {len(hall.devices)} devices of hall {config.hall.id} on {url}", flush=True)
         try:
-            await until_signalled()
+            await stop.wait()
         finally:
             await hall.stop()
             print(f"stats: {dict(hall.stats)}", flush=True)
@@ -198,7 +199,7 @@ def cmd_bench_bus(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Attach serial buses and GPIO buttons to a hall as protocol v1 devices."""
     from controller.bus.link import BrokerAddress
-    from controller.server import until_signalled
+    from controller.server import stop_on_signals
     from devices.gateway import Gateway
     from devices.gateway_config import load
 
@@ -208,13 +209,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         return 2
 
     async def go() -> None:
+        stop = stop_on_signals()
         gateway = Gateway(config, BrokerAddress.parse(args.broker) if args.broker else None)
         await gateway.start()
         print(f"gateway for hall {config.hall}: {len(gateway.devices)} devices on "
               f"{len(config.buses)} buses and {len(config.gpio)} button panels, broker "
               f"mqtt://{gateway.broker.host}:{gateway.broker.port}", flush=True)
         try:
-            await until_signalled()
+            await stop.wait()
         finally:
             await gateway.stop()
 
@@ -232,7 +234,7 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         return 0
     from controller.bus import security
     from controller.bus.link import BrokerAddress
-    from controller.server import until_signalled
+    from controller.server import stop_on_signals
     from devices.announcer import VoiceAnnouncer, engine_for
 
     if not args.config:
@@ -248,6 +250,7 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         return 2
 
     async def go() -> None:
+        stop = stop_on_signals()
         device = VoiceAnnouncer(config.hall.id, args.id, BrokerAddress.parse(url),
                                 security.derived_password(secret, args.id), engine=engine,
                                 out=args.out, play=args.play)
@@ -255,7 +258,7 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         print(f"announcer {args.id} of hall {config.hall.id} on {url}, engine {args.engine}",
               flush=True)
         try:
-            await until_signalled()
+            await stop.wait()
         finally:
             await device.stop()
 

@@ -96,13 +96,14 @@ async def _device_bus(engine: Engine, data_dir: str | Path, broker: str | None,
             await embedded.stop()
 
 
-async def until_signalled() -> None:
-    """Return on SIGINT or SIGTERM."""
+def stop_on_signals() -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM, from now on: install it before saying "ready", so
+    a signal that comes right after is never the default (dying unclean)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -115,6 +116,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 async def run(app: web.Application, listen: str, banner: str = "") -> None:
     """Serve until SIGINT or SIGTERM; print the address (the real port when 0 was asked)."""
     host, port = parse_listen(listen)
+    stop = stop_on_signals()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
@@ -128,6 +130,6 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
         print(f"  取号机 kiosk:       {url}/kiosk\n  综合屏 hall screen: {url}/screen\n"
               f"  窗口屏 window 1:    {url}/window/1\n  设备 devices:       {url}/api/devices",
               flush=True)
-        await until_signalled()
+        await stop.wait()
     finally:
         await runner.cleanup()

@@ -39,6 +39,7 @@ class SerialBus:
         self.bad_frames = 0
         self._writer: asyncio.StreamWriter | None = None
         self._answered = asyncio.Event()
+        self._handling: set[asyncio.Task] = set()
         self.host = ybus.BusHost(list(devices), reply_timeout_s=spec.reply_timeout_ms / 1000,
                                  offline_after=spec.offline_after) \
             if spec.protocol == "ybus" else None
@@ -144,7 +145,9 @@ class SerialBus:
         self.bad_frames = self.host.decoder.stream.bad_frames
         self._answered.set()
         if events:
-            asyncio.ensure_future(self._ybus_events(events))
+            task = asyncio.ensure_future(self._ybus_events(events))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
 
     async def _ybus_events(self, events: list[ybus.Event]) -> None:
         for e in events:
