@@ -20,15 +20,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import multiprocessing
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from controller.bench.procs import pct, recv, start, stop
 from controller.bus import security
 from controller.bus.link import BrokerAddress, MqttLink
 from controller.config import parse_config
@@ -53,11 +52,6 @@ def bus_config(windows: int, devices: int, hall: str) -> dict[str, Any]:
         "clerks": [{"id": f"9{w}", "name": f"员{w}", "windows": [w]} for w in ids],
         "devices": bound + screens + kiosks, "bus": {"secret": SECRET},
     }
-
-
-def _pct(values: list[float], p: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 \
-        else (values[0] if values else float("nan"))
 
 
 async def _paced(windows: int, presses: int, interval_s: float, one) -> list[Any]:  # noqa: ANN001
@@ -142,7 +136,7 @@ async def _serve_async(raw: dict[str, Any], folder: str, db: str | None, broker:
         await asyncio.wait_for(bus.link.connected.wait(), 30)
         conn.send((bus.link.broker.host, bus.link.broker.port))
         embedded = app.get(BROKER)
-        while await _recv(conn, None) != "stop":
+        while await recv(conn, None) != "stop":
             conn.send({"errors": dict(bus.errors), "cpu_s": time.process_time(),
                        "broker_cpu_s": await embedded.cpu_s() if embedded else None})
     finally:
@@ -168,7 +162,7 @@ async def _crowd_async(raw: dict[str, Any], address: tuple[str, int], conn: Conn
         gc.freeze()
         conn.send(len(sims))
         kiosks = [d for d in sims.values() if d.kind == "kiosk"]
-        while (msg := await _recv(conn, None)) != "stop":
+        while (msg := await recv(conn, None)) != "stop":
             count = msg[1]
             t0 = time.perf_counter()
 
@@ -188,21 +182,6 @@ def _timed(device_id: str) -> bool:
     return device_id.startswith(("caller-w", "led-w"))
 
 
-async def _recv(conn: Connection, timeout: float | None = 60) -> Any:
-    loop = asyncio.get_running_loop()
-    if not await loop.run_in_executor(None, conn.poll, timeout):
-        raise TimeoutError("a bench process did not answer")
-    return conn.recv()
-
-
-def _process(target, *args: Any) -> tuple[Any, Connection]:  # noqa: ANN001
-    mp = multiprocessing.get_context("spawn")
-    conn, child = mp.Pipe()
-    proc = mp.Process(target=target, args=(*args, child))   # the server starts a broker child
-    proc.start()
-    return proc, conn
-
-
 async def run(broker_url: str | None, devices: int, windows: int, presses: int,
               interval_s: float, tickets: int, db: str | None = None) -> dict[str, Any]:
     from devices.simhall import build_devices, connect_all
@@ -211,20 +190,20 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
     raw = bus_config(windows, devices, hall)
     config = parse_config(raw, "<bench>")
     folder = tempfile.mkdtemp(prefix="yimen-bench-bus-")
-    server, server_conn = _process(_serve, raw, folder, db, broker_url)
+    server, server_conn = start(_serve, raw, folder, db, broker_url)
     procs, conns = [server], [server_conn]
     out: dict[str, Any] = {"broker": broker_url or "embedded (amqtt)", "windows": windows}
     sims: dict[str, Any] = {}
     try:
-        host, port = await _recv(server_conn)
+        host, port = await recv(server_conn)
         address = BrokerAddress(host, port)
         t0 = time.perf_counter()
-        crowd, crowd_conn = _process(_crowd, raw, (host, port))
+        crowd, crowd_conn = start(_crowd, raw, (host, port))
         procs.append(crowd)
         conns.append(crowd_conn)
         sims = build_devices(config, address, SECRET, only=_timed)
         await connect_all(sims.values(), 120)
-        out["devices"] = len(sims) + await _recv(crowd_conn, 120)
+        out["devices"] = len(sims) + await recv(crowd_conn, 120)
         out["connect_s"] = time.perf_counter() - t0
         await asyncio.sleep(1.0)                                  # retained sets settle
         gc.collect()
@@ -232,7 +211,7 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
         callers = [sims[f"caller-w{w.id}"] for w in config.windows]
         leds = [sims[f"led-w{w.id}"] for w in config.windows]
         crowd_conn.send(("take", windows * (presses + 1)))       # the people to call
-        await _recv(crowd_conn)
+        await recv(crowd_conn)
         await asyncio.gather(*[c.send("key", key="login", staff=f"9{c.id[-2:]}") for c in callers])
         missed: list[str] = []
 
@@ -260,12 +239,12 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
         out["quiet_baseline_ms"] = await two_hop_baseline(address, root, windows, presses,
                                                           interval_s)
         server_conn.send("stats")
-        first = await _recv(server_conn)
+        first = await recv(server_conn)
         crowd_conn.send(("take", tickets))
         out["tickets"] = tickets
-        out["take_per_s"] = tickets / await _recv(crowd_conn, 600)
+        out["take_per_s"] = tickets / await recv(crowd_conn, 600)
         server_conn.send("stats")
-        final = await _recv(server_conn)
+        final = await recv(server_conn)
         out["bus_errors"] = final["errors"]
         out["server_cpu_ms_per_take"] = (final["cpu_s"] - first["cpu_s"]) * 1000 / tickets
         if final["broker_cpu_s"] is not None:
@@ -274,29 +253,23 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
     finally:
         await asyncio.gather(*[d.stop() for d in sims.values()])
         for proc, conn in reversed(list(zip(procs, conns, strict=True))):   # the devices, then the server
-            try:
-                conn.send("stop")
-            except OSError:
-                pass
-            proc.join(30)
-            if proc.is_alive():
-                proc.kill()
+            stop(proc, conn)
         shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
 def report(out: dict[str, Any], target_ms: float = 5.0) -> str:
     nxt, base, quiet = out["next_to_set_ms"], out["baseline_ms"], out["quiet_baseline_ms"]
-    added = _pct(nxt, 99) - _pct(base, 99)
+    added = pct(nxt, 99) - pct(base, 99)
     lines = [
         f"broker: {out['broker']}; {out['devices']} devices connected in {out['connect_s']:.1f} s;"
         f" {out['windows']} windows calling",
-        f"caller next → window display set:   p50 {_pct(nxt, 50):.2f} ms, p99 {_pct(nxt, 99):.2f} ms"
+        f"caller next → window display set:   p50 {pct(nxt, 50):.2f} ms, p99 {pct(nxt, 99):.2f} ms"
         f" ({len(nxt)} presses)",
-        f"broker two-hop baseline, same time: p50 {_pct(base, 50):.2f} ms, p99 {_pct(base, 99):.2f} ms"
+        f"broker two-hop baseline, same time: p50 {pct(base, 50):.2f} ms, p99 {pct(base, 99):.2f} ms"
         f" ({len(base)} round trips)",
-        f"broker two-hop baseline, alone:     p50 {_pct(quiet, 50):.2f} ms,"
-        f" p99 {_pct(quiet, 99):.2f} ms (afterwards, no presses)",
+        f"broker two-hop baseline, alone:     p50 {pct(quiet, 50):.2f} ms,"
+        f" p99 {pct(quiet, 99):.2f} ms (afterwards, no presses)",
         f"controller adds at p99: {added:.2f} ms (target ≤ {target_ms:g} ms): "
         f"{'ok' if added <= target_ms else 'MISSED'}",
         f"kiosk take → ticket reply, durable: {out['take_per_s']:,.0f} tickets/s over "

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from controller.bench.bus import _pct, _process, _recv
+from controller.bench.procs import pct, recv, start, stop
 from controller.config import load_config
 
 DEMO = "config/demo.toml"
@@ -41,7 +41,7 @@ async def _serve_async(config_path: str, folder: str, conn) -> None:  # noqa: AN
     await site.start()
     try:
         conn.send(site._server.sockets[0].getsockname()[1])  # noqa: SLF001
-        while await _recv(conn, None) != "stop":
+        while await recv(conn, None) != "stop":
             conn.send(time.process_time())
     finally:
         await runner.cleanup()
@@ -69,11 +69,11 @@ async def run(clients: int = 200, calls: int = 100, interval_s: float = 0.2,
               config_path: str = DEMO) -> dict[str, Any]:
     config = load_config(config_path)
     folder = tempfile.mkdtemp(prefix="yimen-bench-screens-")
-    server, conn = _process(_serve, config_path, folder)
+    server, conn = start(_serve, config_path, folder)
     out: dict[str, Any] = {"clients": clients, "calls": calls}
     tasks: list[asyncio.Task] = []
     try:
-        port = await _recv(conn)
+        port = await recv(conn)
         base = f"http://127.0.0.1:{port}"
         windows = [w.id for w in config.windows]
         staff = {w: c.id for c in config.clerks for w in c.windows}
@@ -92,7 +92,7 @@ async def run(clients: int = 200, calls: int = 100, interval_s: float = 0.2,
                                                  count, clients)) for _ in range(clients)]
             await asyncio.wait_for(ready.wait(), 60)
             conn.send("cpu")
-            cpu0 = await _recv(conn)
+            cpu0 = await recv(conn)
             latencies = []
             for i in range(calls):
                 before = set(arrivals)
@@ -110,7 +110,7 @@ async def run(clients: int = 200, calls: int = 100, interval_s: float = 0.2,
                     await asyncio.sleep(0.001)
                 await asyncio.sleep(interval_s)
             conn.send("cpu")
-            cpu1 = await _recv(conn)
+            cpu1 = await recv(conn)
             out["latency_ms"] = latencies
             out["missed"] = calls - len(latencies)
             out["server_cpu_ms_per_call"] = (cpu1 - cpu0) * 1000 / calls
@@ -118,23 +118,17 @@ async def run(clients: int = 200, calls: int = 100, interval_s: float = 0.2,
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        try:
-            conn.send("stop")
-        except OSError:
-            pass
-        server.join(30)
-        if server.is_alive():
-            server.kill()
+        stop(server, conn)
         shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
 def report(out: dict[str, Any], target_ms: float = 100.0) -> str:
     lat = out["latency_ms"]
-    p99 = _pct(lat, 99)
+    p99 = pct(lat, 99)
     return "\n".join([
         f"{out['clients']} hall-screen clients (server-sent events), {out['calls']} calls",
-        f"call → last client received it: p50 {_pct(lat, 50):.1f} ms, p99 {p99:.1f} ms, "
+        f"call → last client received it: p50 {pct(lat, 50):.1f} ms, p99 {p99:.1f} ms, "
         f"max {max(lat):.1f} ms (target p99 < {target_ms:g} ms: {'ok' if p99 < target_ms else 'MISSED'})",
         f"calls not received by every client within 10 s: {out['missed']}",
         f"hall server CPU per call (its pushes to every client included): "
