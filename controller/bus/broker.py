@@ -251,7 +251,7 @@ class EmbeddedBroker:
         await self.broker.start()
         server = self.broker._servers["default"].instance          # amqtt keeps no public handle
         self.port = server.sockets[0].getsockname()[1]
-        log.info("embedded MQTT broker on %s:%d", self.host, self.port)
+        log.debug("embedded MQTT broker on %s:%d", self.host, self.port)
         return self.address
 
     @property
