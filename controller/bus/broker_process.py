@@ -4,9 +4,10 @@ amqtt handles every message in Python: on the hall server's own loop it took abo
 of the loop's time under a full hall, and every call waited behind other devices' traffic.
 In a child process it has a core of its own and the engine's loop only handles the hall.
 
-The child ignores Ctrl-C (the parent stops it in order, after the device bus) and stops by
-itself, saving its retained messages, on SIGTERM or when the parent goes away (its end of the
-pipe closes), so a killed hall server never leaves a broker holding the port.
+The child ignores Ctrl-C and SIGTERM — a terminal or a service manager signals the whole
+process group, and the parent stops it in order, after the devices and the bus — and stops by
+itself, saving its retained messages, when the parent goes away (its end of the pipe closes),
+so a killed hall server never leaves a broker holding the port.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class BrokerProcess:
 def _main(config: HallConfig, secret: str, data_dir: str, listen: str | None, level: int,
           conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=level or logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level > logging.DEBUG:                 # as the CLI does: amqtt is chatty below WARNING
@@ -115,7 +117,6 @@ async def _serve(broker: EmbeddedBroker, conn: Connection) -> None:
         return
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
     threading.Thread(target=_requests, args=(conn, loop, stop), daemon=True).start()
     conn.send(("ready", address.port))
     try:
