@@ -67,9 +67,16 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             await db.dispose()
 
     app.cleanup_ctx.append(hall)
+    app.on_shutdown.append(_end_streams)      # before the server waits for open requests
     add_routes(app)
     add_page_routes(app)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    feed = app.get(FEED)
+    if feed is not None:
+        feed.end_streams()
 
 
 @asynccontextmanager

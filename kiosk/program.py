@@ -101,6 +101,7 @@ class KioskApp:
         self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._tasks: list[asyncio.Task] = []
         self._http: aiohttp.ClientSession | None = None
+        self._upstreams: set[aiohttp.ClientResponse] = set()
 
     # ------------------------------------------------------------------ life cycle
     def app(self) -> web.Application:
@@ -114,7 +115,12 @@ class KioskApp:
         app.router.add_post("/api/tickets", self._take)
         app.router.add_get("/t/{id}/qr.svg", self._qr)
         app.cleanup_ctx.append(self._running)
+        app.on_shutdown.append(self._end_streams)   # before the server waits for open requests
         return app
+
+    async def _end_streams(self, app: web.Application) -> None:
+        for upstream in list(self._upstreams):
+            upstream.close()
 
     async def _running(self, app: web.Application):  # noqa: ANN202
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5))
@@ -152,15 +158,17 @@ class KioskApp:
             upstream = await self._http.get(self.config.server + "/api/stream")
         except (aiohttp.ClientError, TimeoutError):
             return _error(503, "offline", "网络不通，请稍后重试")
+        self._upstreams.add(upstream)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
-        await resp.prepare(request)
         try:
+            await resp.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await resp.write(chunk)
         except (aiohttp.ClientError, ConnectionResetError):
             pass
         finally:
+            self._upstreams.discard(upstream)
             upstream.release()
         return resp
 

@@ -113,3 +113,32 @@ def test_the_example_kiosk_file_loads():
 
     config = load(Path(__file__).resolve().parent.parent / "config" / "kiosk-example.toml")
     assert (config.id, config.printer["width"], config.reader["port"]) == ("kiosk-2", 576, "/dev/ttyUSB1")
+
+
+async def test_the_box_page_shows_the_card_and_an_empty_roll(tmp_path, clock):
+    from tests.test_pages import CHROMIUM, browser_or_skip
+
+    browser_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    async with kiosk_box(tmp_path, clock) as (server, box, reader, http, url), \
+            async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            await page.goto(url + "/")
+            reader.put("王老五", date(1950, 5, 1), "110101195005011234")
+            await page.locator(".svc[data-service=A]").click()
+            await expect(page.locator("#card")).to_have_text("已读取身份证：王*五 · 绿色通道")
+            box.device.printer._open().paper = "out"           # this job empties the roll
+            await page.locator("#a-plain").click()
+            await expect(page.locator("#r-number")).to_have_text("A001")
+            assert server.engine.hall.ticket("A001").priority.value == "green"
+            await page.locator("#r-done").click()
+            await expect(page.locator("#paper")).to_be_visible()
+            await page.locator(".svc[data-service=A]").click()
+            await page.locator("#a-plain").click()
+            await expect(page.locator("#error")).to_contain_text("打印纸已用完")
+            assert len(server.engine.hall.tickets) == 1
+        finally:
+            await browser.close()

@@ -87,6 +87,38 @@ async def test_kiosk_status_page_and_hall_screen_in_a_browser(tmp_path, clock):
                 await browser.close()
 
 
+async def test_kiosk_page_recovers_by_itself_after_a_network_drop(tmp_path, clock):
+    browser_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    config = unique(demo_config())
+    async with hall_server(config, tmp_path / "data", clock) as server:
+        site = web.TCPSite(server.runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                context = await browser.new_context()
+                kiosk = await context.new_page()
+                await kiosk.goto(f"{base}/kiosk")
+                await expect(kiosk.locator(".svc[data-service=A]")).to_contain_text("等候 0 人")
+                await context.set_offline(True)               # the kiosk's network drops
+                await kiosk.locator(".svc[data-service=A]").click()
+                await kiosk.locator("#a-plain").click()
+                await expect(kiosk.locator("#error")).to_contain_text("网络不通", timeout=10000)
+                await expect(kiosk.locator("#offline")).to_be_visible(timeout=10000)
+                assert len(server.engine.hall.tickets) == 0
+                await context.set_offline(False)              # and comes back
+                await expect(kiosk.locator("#offline")).to_be_hidden(timeout=10000)
+                await kiosk.locator("#a-plain").click()        # the same screen works again
+                await expect(kiosk.locator("#r-number")).to_have_text("A001")
+                await kiosk.locator("#r-done").click()
+                await expect(kiosk.locator(".svc[data-service=A]")).to_contain_text("等候 1 人")
+            finally:
+                await browser.close()
+
+
 async def test_pages_and_their_json_without_a_browser(tmp_path, clock):
     """A status page for a ticket that does not exist says so; greyed services say why."""
     import aiohttp
@@ -126,3 +158,23 @@ def test_bench_screens_measures_a_call_reaching_every_screen():
     assert r.returncode == 0, r.stderr
     assert "5 hall-screen clients" in r.stdout and "3 calls" in r.stdout
     assert "not received by every client within 10 s: 0" in r.stdout
+
+
+async def test_the_server_stops_at_once_with_screens_connected(tmp_path, clock):
+    """Open hall-screen streams end when the server stops; it does not wait for them."""
+    import time
+
+    import aiohttp
+
+    config = unique(demo_config())
+    async with hall_server(config, tmp_path / "data", clock) as server:
+        site = web.TCPSite(server.runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/api/stream") as stream:
+                assert (await stream.content.readline()).startswith(b"event: board")
+                t0 = time.monotonic()
+                await server.stop()
+                assert time.monotonic() - t0 < 5
+                assert await stream.content.read() is not None       # the stream has ended

@@ -49,8 +49,17 @@ class ScreenFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.end_streams()
+
+    def end_streams(self) -> None:
+        """End every open stream now (the server is shutting down: its pages reconnect to
+        the next one)."""
         for q in list(self.clients):
-            self._offer(q, None)
+            self.clients.discard(q)
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while q.full():
+                    q.get_nowait()
+            q.put_nowait(None)
 
     def _on_events(self, events: list[Event]) -> None:
         hall = self.engine.hall
