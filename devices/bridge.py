@@ -41,7 +41,11 @@ class Bridged(DeviceClient):
 
     def submit(self, type_: str, **fields: Any) -> None:
         """Send an event without holding up the bus loop; the reply comes back later."""
-        task = asyncio.create_task(self._submit(type_, fields))
+        self.spawn(self._submit(type_, fields))
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background, held until done and cancelled on ``stop``."""
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -55,11 +59,6 @@ class Bridged(DeviceClient):
         if not reply.get("ok", False):
             log.info("%s: %s refused: %s", self.id, type_, reply.get("error"))
             self.beep()
-        else:
-            await self.on_reply(type_, reply)
-
-    async def on_reply(self, type_: str, reply: dict[str, Any]) -> None:
-        """Override: what the device does with a successful reply."""
 
     async def on_cmd(self, body: dict[str, Any]) -> None:
         if body.get("op") == "beep":
@@ -154,9 +153,7 @@ class BridgedKiosk(Bridged):
         if key != "take" or not arg:
             self.beep()
             return
-        task = asyncio.create_task(self._take_logged(arg))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self._take_logged(arg))
 
     async def _take_logged(self, service: str) -> None:
         try:
