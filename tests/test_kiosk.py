@@ -13,8 +13,9 @@ from aiohttp import web
 
 from devices import serialsim
 from kiosk.program import KioskApp, KioskConfig
-from tests.bushelp import SECRET, hall_server, unique
+from tests.bushelp import SECRET, unique
 from tests.helpers import demo_config
+from tests.test_pages import served
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +25,7 @@ async def kiosk_box(tmp_path, clock):  # noqa: ANN001
     config = unique(demo_config())
     reader = serialsim.SamReader()
     await reader.start()
-    async with hall_server(config, tmp_path / "data", clock) as server:
-        site = web.TCPSite(server.runner, "127.0.0.1", 0)
-        await site.start()
-        server_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+    async with served(config, tmp_path, clock) as (server, server_url):
         broker = server.bus.link.broker
         box = KioskApp(KioskConfig(config.hall.id, "kiosk-1", server_url,
                                    f"mqtt://{broker.host}:{broker.port}", SECRET, "127.0.0.1:0",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,15 @@ from tests.helpers import demo_config
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+@asynccontextmanager
+async def served(config, tmp_path, clock):  # noqa: ANN001, ANN201
+    """The hall server with its HTTP listener on a free port: (server, base URL)."""
+    async with hall_server(config, tmp_path / "data", clock) as server:
+        site = web.TCPSite(server.runner, "127.0.0.1", 0)
+        await site.start()
+        yield server, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
 
 
 def browser_or_skip() -> None:
@@ -36,10 +46,7 @@ async def test_kiosk_status_page_and_hall_screen_in_a_browser(tmp_path, clock):
     from playwright.async_api import async_playwright, expect
 
     config = unique(demo_config())
-    async with hall_server(config, tmp_path / "data", clock) as server:
-        site = web.TCPSite(server.runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+    async with served(config, tmp_path, clock) as (server, base):
         async with devices(config, server.bus.link.broker, ["caller-w01"]) as dev, \
                 async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -92,10 +99,7 @@ async def test_kiosk_page_recovers_by_itself_after_a_network_drop(tmp_path, cloc
     from playwright.async_api import async_playwright, expect
 
     config = unique(demo_config())
-    async with hall_server(config, tmp_path / "data", clock) as server:
-        site = web.TCPSite(server.runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+    async with served(config, tmp_path, clock) as (server, base):
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
@@ -128,10 +132,7 @@ async def test_pages_and_their_json_without_a_browser(tmp_path, clock):
     config = unique(small_config(hours=["08:30-17:30"]))
     capped = config.services[0].model_copy(update={"daily_cap": 1})
     config = config.model_copy(update={"services": (capped, *config.services[1:])})
-    async with hall_server(config, tmp_path / "data", clock) as server:
-        site = web.TCPSite(server.runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+    async with served(config, tmp_path, clock) as (server, base):
         async with aiohttp.ClientSession() as http:
             for path in ("/kiosk", "/screen", "/window/1", "/"):
                 async with http.get(base + path) as r:
@@ -167,10 +168,7 @@ async def test_the_server_stops_at_once_with_screens_connected(tmp_path, clock):
     import aiohttp
 
     config = unique(demo_config())
-    async with hall_server(config, tmp_path / "data", clock) as server:
-        site = web.TCPSite(server.runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+    async with served(config, tmp_path, clock) as (server, base):
         async with aiohttp.ClientSession() as http:
             async with http.get(base + "/api/stream") as stream:
                 assert (await stream.content.readline()).startswith(b"event: board")
