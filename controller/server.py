@@ -15,6 +15,7 @@ from aiohttp import web
 
 from controller.bus import security
 from controller.bus.broker_process import BrokerProcess
+from controller.bus.calls import CallLog
 from controller.bus.link import BrokerAddress
 from controller.bus.service import HallBus
 from controller.clock import Clock
@@ -47,13 +48,15 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             engine = Engine(config, db, clock)
             await engine.start()
             app[ENGINE] = engine
-            feed = app[FEED] = ScreenFeed(engine)
+            calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
+            feed = app[FEED] = ScreenFeed(engine, calls)
             feed.start()
             gc.collect()
             gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
             log.info("hall %s open on %s", config.hall.id, db.url.render_as_string(hide_password=True))
             if bus:
-                async with _device_bus(engine, data_dir, broker, broker_listen) as (hall_bus, embedded):
+                opened = _device_bus(engine, calls, data_dir, broker, broker_listen)
+                async with opened as (hall_bus, embedded):
                     app[BUS] = hall_bus
                     if embedded is not None:
                         app[BROKER] = embedded
@@ -80,7 +83,7 @@ async def _end_streams(app: web.Application) -> None:
 
 
 @asynccontextmanager
-async def _device_bus(engine: Engine, data_dir: str | Path, broker: str | None,
+async def _device_bus(engine: Engine, calls: CallLog, data_dir: str | Path, broker: str | None,
                       listen: str | None) -> AsyncIterator[tuple[HallBus, BrokerProcess | None]]:
     config = engine.config
     secret = security.load_secret(config, data_dir)
@@ -91,7 +94,8 @@ async def _device_bus(engine: Engine, data_dir: str | Path, broker: str | None,
     else:
         embedded = BrokerProcess(config, secret, data_dir, listen)
         address = await embedded.start()
-    hall_bus = HallBus(engine, address, security.derived_password(secret, security.CONTROLLER_USER))
+    hall_bus = HallBus(engine, calls, address,
+                       security.derived_password(secret, security.CONTROLLER_USER))
     await hall_bus.start()
     log.info("device bus on mqtt://%s:%d (%s)", address.host, address.port,
              "embedded" if embedded else "external")

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +20,7 @@ from typing import Any
 
 from controller import __version__
 from controller.bus import protocol, views
+from controller.bus.calls import CallLog
 from controller.bus.link import BrokerAddress, MqttLink
 from controller.bus.security import CONTROLLER_USER
 from controller.core.commands import Command
@@ -33,7 +34,6 @@ log = logging.getLogger("yimen.bus")
 _WINDOW_EVENTS = {"login", "logout", "paused", "resumed", "called", "recalled", "done",
                   "no_show", "held", "transferred", "serving", "closed"}
 _EVALUATION_EVENTS = {"evaluation_opened", "rated", "unrated"}
-_CALL_EVENTS = {"called", "recalled"}
 #: How long a change that only moves counts (people waiting, the board after a take) may wait
 #: to be sent with the ones after it: in a busy hall every ticket would otherwise resend the
 #: readout of every window serving that line. The readouts then go out spread over half of
@@ -60,7 +60,8 @@ class DeviceRecord:
 class HallBus:
     """Owns the controller's MQTT identity for one hall."""
 
-    def __init__(self, engine: Engine, broker: BrokerAddress, password: str | None = None) -> None:
+    def __init__(self, engine: Engine, calls: CallLog, broker: BrokerAddress,
+                 password: str | None = None) -> None:
         self.engine = engine
         self.config = engine.config
         self.topics = protocol.Topics(self.config.hall.id)
@@ -73,7 +74,6 @@ class HallBus:
         self.registry: dict[str, DeviceRecord] = {}
         self.errors: Counter[str] = Counter()
         self.boot_id = uuid.uuid4().hex[:12]
-        self.recent_calls: deque[dict[str, Any]] = deque(maxlen=10)
         self.link = MqttLink(
             broker, f"yimen-controller-{self.config.hall.id}-{self.boot_id}",
             username=CONTROLLER_USER, password=password,
@@ -91,7 +91,8 @@ class HallBus:
         self._closing = False
         self._tasks: set[asyncio.Task] = set()
         self._main: list[asyncio.Task] = []
-        engine.subscribe(self._on_events)
+        self.calls = calls
+        self.calls.subscribe(self._on_events)
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -193,8 +194,9 @@ class HallBus:
         log.warning("device %s: %s %s", record.id if record else "?", code, detail)
 
     # ------------------------------------------------------------------ outgoing
-    def _on_events(self, events: list[Event]) -> None:
-        """Engine listener (after commit): mark what changed; the publisher sends it."""
+    def _on_events(self, events: list[Event], calls: list[dict[str, Any]]) -> None:
+        """After each commit (through the call log): mark what changed; the publisher sends
+        it."""
         hall = self.engine.hall
         for ev in events:
             if ev.service:                   # a line changed: every readout counting it
@@ -209,11 +211,9 @@ class HallBus:
                     session = ev.data["session"]
                     timeout = hall.evaluations[session].timeout_s
                     self._expire_later(session, ev.at + timedelta(seconds=timeout))
-            if ev.kind in _CALL_EVENTS:
-                call = views.call_object(hall, ev, ev.at.astimezone(hall.tz))
-                self._calls.append(call)
-                self.recent_calls.append(call)
-                self._board_dirty = True
+        if calls:
+            self._calls += calls
+            self._board_dirty = True
         self._counts_wake.set()
         self._wake.set()
 
@@ -296,7 +296,7 @@ class HallBus:
 
     def _publish_board(self, sent: list[asyncio.Future]) -> None:
         self._board_dirty = False
-        board = views.board(self.engine.hall, list(self.recent_calls), self._local_now())
+        board = views.board(self.engine.hall, list(self.calls.recent), self._local_now())
         self._send(sent, self.topics.board, protocol.encode(board), qos=0, retain=True)
 
     # ------------------------------------------------------------------ 好差评 time-outs

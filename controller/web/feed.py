@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from controller.bus import views
+from controller.bus.calls import CallLog
 from controller.core.model import Event
 from controller.engine import Engine
 
@@ -32,14 +33,14 @@ KEEPALIVE_S = 15.0
 class ScreenFeed:
     """The pushes of one hall."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, calls: CallLog) -> None:
         self.engine = engine
+        self.calls = calls
         self.clients: set[asyncio.Queue] = set()
-        self.recent_calls: list[dict[str, Any]] = []
         self.dropped = 0
         self._dirty = asyncio.Event()
         self._task: asyncio.Task | None = None
-        engine.subscribe(self._on_events)
+        calls.subscribe(self._on_events)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._boards(), name="yimen-screen-feed")
@@ -61,18 +62,11 @@ class ScreenFeed:
                     q.get_nowait()
             q.put_nowait(None)
 
-    def _on_events(self, events: list[Event]) -> None:
-        hall = self.engine.hall
-        called = False
-        for ev in events:
-            if ev.kind in ("called", "recalled"):
-                call = views.call_object(hall, ev, ev.at.astimezone(hall.tz))
-                call["recall"] = ev.kind == "recalled"
-                self.recent_calls = (self.recent_calls + [call])[-10:]
-                self._broadcast("call", call)
-                called = True
-        if called:
-            self._send_boards()
+    def _on_events(self, events: list[Event], calls: list[dict[str, Any]]) -> None:
+        for call in calls:
+            self._broadcast("call", call)
+        if calls:
+            self._send_boards()                  # at once after a call
         else:
             self._dirty.set()
 
@@ -90,7 +84,7 @@ class ScreenFeed:
 
     def board(self) -> dict[str, Any]:
         hall = self.engine.hall
-        out = views.board(hall, self.recent_calls, self.engine.clock.now().astimezone(hall.tz))
+        out = views.board(hall, list(self.calls.recent), self.engine.clock.now().astimezone(hall.tz))
         out["hall"] = self.engine.config.hall.name
         return out
 

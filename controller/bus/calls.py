@@ -1,0 +1,40 @@
+"""The hall's calls (叫号) as protocol v1 ``calls`` objects, made once per call or recall.
+
+Every door that shows calls (the MQTT bus, the pages' pushes) listens here instead of to the
+engine: it gets each committed batch of events with the calls made from it, so a call has one
+``call_id`` everywhere, and ``recent`` is the one list of the last calls every ``board``
+carries.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from controller.bus import views
+from controller.core.model import Event
+from controller.engine import Engine
+
+CALL_EVENTS = frozenset({"called", "recalled"})
+Listener = Callable[[list[Event], list[dict[str, Any]]], None]
+
+
+class CallLog:
+    def __init__(self, engine: Engine, keep: int = 10) -> None:
+        self.engine = engine
+        self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._listeners: list[Listener] = []
+        engine.subscribe(self._on_events)
+
+    def subscribe(self, listener: Listener) -> None:
+        """``listener(events, calls)`` after each commit, in the engine's listener turn."""
+        self._listeners.append(listener)
+
+    def _on_events(self, events: list[Event]) -> None:
+        hall = self.engine.hall
+        calls = [views.call_object(hall, ev, ev.at.astimezone(hall.tz))
+                 for ev in events if ev.kind in CALL_EVENTS]
+        self.recent.extend(calls)
+        for listener in self._listeners:
+            listener(events, calls)
