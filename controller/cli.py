@@ -100,28 +100,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_serve(args, config, banner, None if args.no_devices else simulated_hall)
 
 
+def _until_signalled(make, banner, start=None, after=None) -> None:  # noqa: ANN001
+    """Run what ``make()`` builds (``start``/``stop``) until SIGINT or SIGTERM: start it
+    (``start(it)`` if given), print ``banner(it)``, wait, stop it, then ``after(it)``."""
+    from controller.server import stop_on_signals
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        it = make()
+        await (start(it) if start else it.start())
+        print(banner(it), flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await it.stop()
+            if after:
+                after(it)
+
+    asyncio.run(go())
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulated devices and citizens against a running hall server."""
     from controller.bus import security
     from controller.bus.link import BrokerAddress
-    from controller.server import stop_on_signals
     from devices.simhall import SimulatedHall
 
     config = _config(args.config)
     url = args.broker or config.bus.broker or f"mqtt://{args.mqtt or config.bus.listen}"
-
-    async def go() -> None:
-        stop = stop_on_signals()
-        hall = SimulatedHall(config, BrokerAddress.parse(url), security.load_secret(config, args.data))
-        await hall.start(citizens=not args.devices_only)
-        print(f"simulating {len(hall.devices)} devices of hall {config.hall.id} on {url}", flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await hall.stop()
-            print(f"stats: {dict(hall.stats)}", flush=True)
-
-    asyncio.run(go())
+    _until_signalled(
+        lambda: SimulatedHall(config, BrokerAddress.parse(url), security.load_secret(config, args.data)),
+        lambda hall: f"simulating {len(hall.devices)} devices of hall {config.hall.id} on {url}",
+        start=lambda hall: hall.start(citizens=not args.devices_only),
+        after=lambda hall: print(f"stats: {dict(hall.stats)}", flush=True))
     return 0
 
 
@@ -199,7 +210,6 @@ def cmd_bench_bus(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Attach serial buses and GPIO buttons to a hall as protocol v1 devices."""
     from controller.bus.link import BrokerAddress
-    from controller.server import stop_on_signals
     from devices.gateway import Gateway
     from devices.gateway_config import load
 
@@ -207,20 +217,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if not config.secret:
         print(f"yimen: {args.config}: secret: the hall's bus secret is needed", file=sys.stderr)
         return 2
-
-    async def go() -> None:
-        stop = stop_on_signals()
-        gateway = Gateway(config, BrokerAddress.parse(args.broker) if args.broker else None)
-        await gateway.start()
-        print(f"gateway for hall {config.hall}: {len(gateway.devices)} devices on "
-              f"{len(config.buses)} buses and {len(config.gpio)} button panels, broker "
-              f"mqtt://{gateway.broker.host}:{gateway.broker.port}", flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await gateway.stop()
-
-    asyncio.run(go())
+    _until_signalled(
+        lambda: Gateway(config, BrokerAddress.parse(args.broker) if args.broker else None),
+        lambda gw: f"gateway for hall {config.hall}: {len(gw.devices)} devices on "
+                   f"{len(config.buses)} buses and {len(config.gpio)} button panels, broker "
+                   f"mqtt://{gw.broker.host}:{gw.broker.port}")
     return 0
 
 
@@ -234,7 +235,6 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         return 0
     from controller.bus import security
     from controller.bus.link import BrokerAddress
-    from controller.server import stop_on_signals
     from devices.announcer import VoiceAnnouncer, engine_for
 
     if not args.config:
@@ -249,20 +249,11 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         print(f"yimen: {exc}", file=sys.stderr)
         return 2
 
-    async def go() -> None:
-        stop = stop_on_signals()
-        device = VoiceAnnouncer(config.hall.id, args.id, BrokerAddress.parse(url),
-                                security.derived_password(secret, args.id), engine=engine,
-                                out=args.out, play=args.play)
-        await device.start()
-        print(f"announcer {args.id} of hall {config.hall.id} on {url}, engine {args.engine}",
-              flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await device.stop()
-
-    asyncio.run(go())
+    _until_signalled(
+        lambda: VoiceAnnouncer(config.hall.id, args.id, BrokerAddress.parse(url),
+                               security.derived_password(secret, args.id), engine=engine,
+                               out=args.out, play=args.play),
+        lambda _: f"announcer {args.id} of hall {config.hall.id} on {url}, engine {args.engine}")
     return 0
 
 
