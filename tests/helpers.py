@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -95,3 +100,18 @@ def check_invariants(hall: HallState) -> None:
         seqs = sorted(t.seq for t in today if t.origin_service == service)
         assert seqs == list(range(1, n + 1)), "a gap or repeat in numbering"
     assert sum(per_service.values()) == hall.ordinal
+
+
+async def start_yimen(*args: str, timeout: float = 60) -> tuple[subprocess.Popen, str, str]:
+    """``yimen *args`` in a process of its own, until it says where it listens:
+    (the process, its http:// address, that line)."""
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    loop = asyncio.get_running_loop()
+    line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), timeout)
+    m = re.search(r"http://[\d.]+:\d+", line)
+    if not m:
+        proc.kill()
+        raise AssertionError(f"yimen {args[0]} did not start: {line!r}")
+    return proc, m.group(0), line

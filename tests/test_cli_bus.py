@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import urllib.request
 
 import aiomqtt
@@ -21,7 +20,7 @@ from controller.bus import security
 from controller.bus.link import BrokerAddress
 from controller.config import load_config
 from tests.bushelp import free_port, mosquitto_available, reachable
-from tests.helpers import DEMO
+from tests.helpers import DEMO, start_yimen
 from tests.test_cli import yimen
 
 
@@ -31,15 +30,9 @@ def get(url: str) -> dict:
 
 
 async def test_demo_runs_the_hall_with_simulated_devices_and_citizens(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "demo", "--data", str(tmp_path),
-         "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc, url, line = await start_yimen("demo", "--data", str(tmp_path), "--http", "127.0.0.1:0",
+                                        "--mqtt", "127.0.0.1:0")
     try:
-        loop = asyncio.get_running_loop()
-        line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 60)
-        url = re.search(r"http://[\d.]+:\d+", line).group(0)
         assert "mqtt://127.0.0.1:" in line and "40 devices" in line
         board = {}
         for _ in range(100):                    # citizens arrive, clerks call

@@ -211,14 +211,10 @@ async def test_serve_runs_the_gateway_on_its_own_broker(tmp_path):
     """``yimen serve --gateway FILE``: a keypad on a pty acts on the hall; a bus whose port
     cannot be opened leaves its devices offline and the server running."""
     import json
-    import os
-    import re
     import signal
-    import subprocess
-    import sys
     import urllib.request
 
-    from tests.test_kill import write_config
+    from tests.test_kill import start_server, write_config
 
     keypads = serialsim.Ff68Keypads([1])
     await keypads.start()
@@ -233,16 +229,9 @@ port = "{tmp_path / 'no-such-port'}"
 protocol = "ybus"
 devices = [{{ id = "caller-w02", kind = "caller", addr = 1 }}]
 ''', encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "serve", "--config", str(write_config(tmp_path)),
-         "--data", str(tmp_path / "data"), "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0",
-         "--gateway", str(gw)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc, url = await start_server(write_config(tmp_path), tmp_path / "data", "127.0.0.1:0",
+                                   "--gateway", str(gw))
     try:
-        loop = asyncio.get_running_loop()
-        line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 30)
-        url = re.search(r"http://[\d.]+:\d+", line).group(0)
 
         def devices() -> dict:
             with urllib.request.urlopen(url + "/api/devices", timeout=5) as r:

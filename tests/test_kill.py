@@ -4,12 +4,9 @@ and numbering continues without a gap or a repeat."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import DEMO
+from tests.helpers import DEMO, start_yimen
 
 pytestmark = pytest.mark.slow
 
@@ -38,19 +35,11 @@ def write_config(folder: Path) -> Path:
     return path
 
 
-async def start_server(config: Path, data: Path, mqtt: str = "127.0.0.1:0") -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "serve", "--config", str(config),
-         "--data", str(data), "--http", "127.0.0.1:0", "--mqtt", mqtt],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    loop = asyncio.get_running_loop()
-    line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), 30)
-    m = re.search(r"http://[\d.]+:\d+", line)
-    if not m:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line!r}")
-    return proc, m.group(0)
+async def start_server(config: Path, data: Path, mqtt: str = "127.0.0.1:0",
+                       *extra: str) -> tuple[subprocess.Popen, str]:
+    proc, url, _ = await start_yimen("serve", "--config", str(config), "--data", str(data),
+                                     "--http", "127.0.0.1:0", "--mqtt", mqtt, *extra, timeout=30)
+    return proc, url
 
 
 async def test_sigkill_mid_burst_loses_no_acknowledged_ticket(tmp_path):
