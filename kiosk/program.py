@@ -39,6 +39,7 @@ from controller.bus import security
 from controller.bus.link import BrokerAddress
 from controller.config import ConfigError, read_toml
 from controller.tasks import cancel_all
+from controller.web.api import json_response
 from devices.bridge import BridgedKiosk, PaperOut
 from devices.client import DeviceTimeout
 from devices.peripherals import CardReader, KioskPrinter
@@ -175,11 +176,11 @@ class KioskApp:
     async def _state(self, request: web.Request) -> web.Response:
         card = self.device.card
         printer = self.device.printer
-        return web.json_response({
+        return json_response({
             "ok": True, "online": self.device.link.connected.is_set(),
             "paper": printer.paper if printer else None,
             "card": {"masked_name": card.masked_name, "green": card.age_class == "senior"}
-            if card else None}, dumps=_dumps)
+            if card else None})
 
     async def _take(self, request: web.Request) -> web.Response:
         try:
@@ -206,18 +207,11 @@ class KioskApp:
         return _reply(reply)
 
 
-def _dumps(data: Any) -> str:
-    import json
-    return json.dumps(data, ensure_ascii=False)
-
-
 def _reply(reply: dict[str, Any]) -> web.Response:
     if reply.get("ok"):
-        return web.json_response({"ok": True, "ticket": reply["ticket"]}, status=201, dumps=_dumps)
-    return web.json_response({"ok": False, "error": reply.get("error", {})}, status=409,
-                             dumps=_dumps)
+        return json_response({"ok": True, "ticket": reply["ticket"]}, 201)
+    return json_response({"ok": False, "error": reply.get("error", {})}, 409)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"ok": False, "error": {"code": code, "message": message}},
-                             status=status, dumps=_dumps)
+    return json_response({"ok": False, "error": {"code": code, "message": message}}, status)

@@ -117,7 +117,8 @@ class ScreenFeed:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ticket_id = request.query.get("ticket")
-        if ticket_id is not None and self.status(ticket_id) is None:
+        ticket = self.engine.hall.tickets.get(ticket_id) if ticket_id is not None else None
+        if ticket_id is not None and ticket is None:
             raise web.HTTPNotFound(text=json.dumps({"ok": False, "error": {
                 "code": "unknown_ticket", "message": "没有这张票"}}), content_type="application/json")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -139,7 +140,7 @@ class ScreenFeed:
                 if ticket_id is not None:
                     if kind == "board":
                         frame = _frame("status", self.status(ticket_id))
-                    elif data.get("ticket") != (self.status(ticket_id) or {}).get("number"):
+                    elif data.get("ticket") != ticket.number:
                         continue                         # another ticket's call
                 await resp.write(frame)
         except (ConnectionResetError, asyncio.CancelledError):

@@ -57,11 +57,9 @@ async def status_qr(request: web.Request) -> web.Response:
     ticket_id = request.match_info["id"]
     if request.app[FEED].status(ticket_id) is None:
         raise web.HTTPNotFound()
-    url = f"{request.scheme}://{request.host}/t/{ticket_id}"
-    base = request.app[ENGINE].config.hall.status_url
-    if base:
-        url = f"{base.rstrip('/')}/t/{ticket_id}"
-    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    base = request.app[ENGINE].config.hall.status_url.rstrip("/") \
+        or f"{request.scheme}://{request.host}"
+    image = qrcode.make(f"{base}/t/{ticket_id}", image_factory=qrcode.image.svg.SvgPathImage, border=2)
     buf = io.BytesIO()
     image.save(buf)
     return web.Response(body=buf.getvalue(), content_type="image/svg+xml")
