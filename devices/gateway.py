@@ -21,6 +21,7 @@ from devices import bridge
 from devices.codecs import ff68, ybus
 from devices.gateway_config import BusSpec, GatewayConfig
 from devices.peripherals import CardReader, KioskPrinter
+from devices.printer import serial_printer
 from devices.serialport import open_port, wire_seconds
 
 log = logging.getLogger("yimen.gateway")
@@ -172,15 +173,6 @@ class SerialBus:
             await d.set_available(online)
 
 
-def _escpos_serial(port: str, baud: int):  # noqa: ANN202
-    def open_printer():  # noqa: ANN202
-        from escpos.printer import Serial
-
-        return Serial(devfile=port, baudrate=baud, timeout=1, dsrdtr=False)
-
-    return open_printer
-
-
 class Gateway:
     """Owns every bridged device and every bus loop; ``start``/``stop``."""
 
@@ -214,7 +206,7 @@ class Gateway:
                                            security.id_token_key(self.secret), kiosk.on_card))
         for spec in config.printers:
             self.devices[spec.kiosk].printer = KioskPrinter(
-                _escpos_serial(spec.port, spec.baud), config.hall_name, spec.width)
+                serial_printer(spec.port, spec.baud), config.hall_name, spec.width)
         self._tasks: list[asyncio.Task] = []
 
     def _device(self, kind: str, device_id: str, addr: int, protocol: str) -> bridge.Bridged:

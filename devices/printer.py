@@ -8,10 +8,11 @@ jobs. Calls block; the kiosk program runs them on a thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devices.codecs.escpos import STATUS_QUERY, paper_status
+from devices.codecs.escpos import ANSWERS, STATUS_QUERY, paper_status
 from display.ticket import WIDTH_80MM, TicketContent, render
 
 
@@ -29,6 +30,16 @@ class TicketPrinter:
         self.printer._raw(STATUS_QUERY)     # python-escpos's way to send bytes as they are
         answer = self.printer._read()
         return paper_status(answer[0]) if answer else None
+
+
+def serial_printer(port: str, baud: int) -> Callable[[], Any]:
+    """Opens (when first needed) an ESC/POS printer on a serial port, through python-escpos."""
+    def open_printer() -> Any:
+        from escpos.printer import Serial
+
+        return Serial(devfile=port, baudrate=baud, timeout=1, dsrdtr=False)
+
+    return open_printer
 
 
 class FilePrinter:
@@ -61,7 +72,7 @@ class FilePrinter:
         """Only the paper-status query comes this way."""
 
     def _read(self) -> bytes:
-        return bytes([{"ok": 0x12, "low": 0x1E, "out": 0x72}[self.paper]])
+        return bytes([ANSWERS[self.paper]])
 
     def close(self) -> None:
         """Nothing to close."""

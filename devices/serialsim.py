@@ -221,8 +221,6 @@ class EscposPrinter(PtyDevice):
     """A thermal printer: keeps the raster images it printed and answers ``DLE EOT 4`` with
     its ``paper`` (``ok``/``low``/``out``)."""
 
-    STATUS = {"ok": 0x12, "low": 0x1E, "out": 0x72}
-
     def __init__(self) -> None:
         super().__init__()
         self.paper = "ok"
@@ -236,7 +234,7 @@ class EscposPrinter(PtyDevice):
         while b:
             if b.startswith(escpos.STATUS_QUERY):
                 del b[:3]
-                self.send(bytes([self.STATUS[self.paper]]))
+                self.send(bytes([escpos.ANSWERS[self.paper]]))
             elif b.startswith(RASTER):
                 if len(b) < 8:
                     return

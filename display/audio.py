@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import wave
+from functools import lru_cache
 from pathlib import Path
 
 RATE = 22050
@@ -36,8 +37,9 @@ def silence(seconds: float, rate: int = RATE) -> bytes:
     return b"\x00\x00" * int(seconds * rate)
 
 
+@lru_cache(maxsize=4)
 def chime(rate: int = RATE) -> bytes:
-    """Ding-dong (E6 then C6), about 0.9 s."""
+    """Ding-dong (E6 then C6), about 0.9 s; made once per rate."""
     return tone(1318.5, 0.45, rate) + tone(1046.5, 0.45, rate)
 
 

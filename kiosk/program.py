@@ -43,7 +43,7 @@ from controller.web.api import json_response
 from devices.bridge import BridgedKiosk, PaperOut
 from devices.client import DeviceTimeout
 from devices.peripherals import CardReader, KioskPrinter
-from devices.printer import FilePrinter
+from devices.printer import FilePrinter, serial_printer
 
 log = logging.getLogger("yimen.kiosk")
 PAGE = Path(__file__).parent / "pages" / "kiosk.html"
@@ -90,10 +90,7 @@ class KioskApp:
                 folder = FilePrinter(p["folder"])
                 opener = lambda: folder  # noqa: E731
             else:
-                def opener():  # noqa: ANN202
-                    from escpos.printer import Serial
-                    return Serial(devfile=p["port"], baudrate=p.get("baud", 9600), timeout=1,
-                                  dsrdtr=False)
+                opener = serial_printer(p["port"], int(p.get("baud", 9600)))
             self.device.printer = KioskPrinter(opener, config.hall_name or config.hall,
                                                int(p.get("width", 576)))
         self.reader = CardReader(config.reader["port"], int(config.reader.get("baud", 115200)),

@@ -11,6 +11,8 @@ raster data. The ticket itself is laid out by ``display.ticket`` and sent with p
 from __future__ import annotations
 
 STATUS_QUERY = b"\x10\x04\x04"
+#: what a printer answers for each paper status (simulators and the file printer say these)
+ANSWERS = {"ok": 0x12, "low": 0x1E, "out": 0x72}
 
 
 def paper_status(answer: int) -> str | None:
