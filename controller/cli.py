@@ -123,8 +123,8 @@ def _until_signalled(make, banner, start=None, after=None) -> None:  # noqa: ANN
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulated devices and citizens against a running hall server."""
     from controller.bus import security
-    from controller.bus.link import BrokerAddress
     from devices.simhall import SimulatedHall
+    from protocol.link import BrokerAddress
 
     config = _config(args.config)
     url = args.broker or config.bus.broker or f"mqtt://{args.mqtt or config.bus.listen}"
@@ -139,7 +139,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_broker_config(args: argparse.Namespace) -> int:
     """Mosquitto files with the same passwords and ACL as the embedded broker."""
     from controller.bus import security
-    from controller.bus.link import BrokerAddress
+    from protocol.link import BrokerAddress
 
     config = _config(args.config)
     port = BrokerAddress.parse(config.bus.listen).port if args.port is None else args.port
@@ -209,9 +209,9 @@ def cmd_bench_bus(args: argparse.Namespace) -> int:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Attach serial buses and GPIO buttons to a hall as protocol v1 devices."""
-    from controller.bus.link import BrokerAddress
     from devices.gateway import Gateway
     from devices.gateway_config import load
+    from protocol.link import BrokerAddress
 
     config = _config(args.config, load)
     if not config.secret:
@@ -234,8 +234,9 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         print(f"{len(made)} clips in {args.make_clips}")
         return 0
     from controller.bus import security
-    from controller.bus.link import BrokerAddress
     from devices.announcer import VoiceAnnouncer, engine_for
+    from protocol.credentials import derived_password
+    from protocol.link import BrokerAddress
 
     if not args.config:
         print("yimen: announcer: --config FILE is needed", file=sys.stderr)
@@ -251,7 +252,7 @@ def cmd_announcer(args: argparse.Namespace) -> int:
 
     _until_signalled(
         lambda: VoiceAnnouncer(config.hall.id, args.id, BrokerAddress.parse(url),
-                               security.derived_password(secret, args.id), engine=engine,
+                               derived_password(secret, args.id), engine=engine,
                                out=args.out, play=args.play),
         lambda _: f"announcer {args.id} of hall {config.hall.id} on {url}, engine {args.engine}")
     return 0

@@ -9,7 +9,7 @@ import re
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -22,16 +22,17 @@ from pydantic import (
     model_validator,
 )
 
+from controller.core.commands import LEVELS
+from controller.core.errors import ConfigError
+
 HALL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DEVICE_KINDS = ("kiosk", "caller", "evaluator", "window_display", "hall_display",
-                "announcer", "printer", "terminal")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+DeviceKind = Literal["kiosk", "caller", "evaluator", "window_display", "hall_display",
+                     "announcer", "printer", "terminal"]
+DEVICE_KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)
 WINDOW_BOUND_KINDS = ("caller", "evaluator", "window_display")
-
-
-class ConfigError(ValueError):
-    """A hall configuration that cannot be used; the message names file and key."""
 
 
 def _parse_hhmm(text: str) -> int:
@@ -160,7 +161,7 @@ class Device(_Model):
     """A protocol v1 device and, for window-bound kinds, the window it belongs to."""
 
     id: str = Field(pattern=DEVICE_ID.pattern)
-    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]
+    kind: DeviceKind
     window: str | None = None
     password: str | None = None
 
@@ -179,7 +180,7 @@ class Hall(_Model):
     name_en: str = ""
     timezone: str = "Asia/Shanghai"
     hours: Spans = (Span(start=0, end=24 * 60),)
-    days: tuple[Literal[WEEKDAYS], ...] = WEEKDAYS  # type: ignore[valid-type]
+    days: tuple[Weekday, ...] = WEEKDAYS
     holidays: tuple[date, ...] = ()
     workdays: tuple[date, ...] = ()
     max_recalls: int = Field(default=2, ge=0, le=20)
@@ -222,9 +223,6 @@ class Bus(_Model):
     secret: str = ""
 
 
-RATING_LEVELS = ("very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied")
-
-
 class Simulation(_Model):
     """The stream of simulated citizens in ``yimen demo`` and ``yimen simulate`` (模拟客流).
 
@@ -244,8 +242,8 @@ class Simulation(_Model):
     @classmethod
     def _levels(cls, v: dict[str, float]) -> dict[str, float]:
         for level, weight in v.items():
-            if level not in RATING_LEVELS:
-                raise ValueError(f"unknown rating level {level!r} (one of {', '.join(RATING_LEVELS)})")
+            if level not in LEVELS:
+                raise ValueError(f"unknown rating level {level!r} (one of {', '.join(LEVELS)})")
             if weight < 0:
                 raise ValueError(f"weight of {level!r} is negative")
         if not any(v.values()):

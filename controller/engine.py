@@ -1,9 +1,16 @@
 """The hall engine (大厅引擎): one serialised writer per hall.
 
-Every command, whichever door it came in by, is queued here. One task takes what is queued,
-applies it to the pure core, writes everything the batch changed in one transaction, commits,
-and only then answers the callers and tells the listeners. Several queued commands share a
-commit (group commit), so durability costs one fsync per batch, not per command.
+Every command, whichever door it came in by, is queued here with who sent it and by which
+door. One task takes what is queued, applies it to the pure core, writes everything the batch
+changed in one transaction, commits, and only then answers the callers and tells the
+listeners. Several queued commands share a commit (group commit), so durability costs one
+fsync per batch, not per command.
+
+Readers see committed state only: while a batch is applied but not yet committed the state is
+"unsettled", and ``settled()`` waits until it is not. If a commit fails, the state is rebuilt
+from storage, the listeners are told to show everything anew, and the batch's commands are
+retried one by one, so that a command storage refuses hurts no other. The engine's scheduler
+runs the timers the state asks for (rollover, rating time-outs) as commands.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -21,33 +28,42 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller.clock import Clock, SystemClock
 from controller.config import HallConfig
-from controller.core.commands import Command, apply
-from controller.core.errors import Refused
-from controller.core.hall import Changes, HallState
-from controller.core.model import Event
-from controller.storage.repository import Repository, Rows
+from controller.core.commands import SYSTEM, Command, Rollover, Source
+from controller.core.errors import EngineStopped, Refused, StorageUnavailable
+from controller.core.events import Event, EventKind
+from controller.core.hall import HallState
+from controller.logs import RateLimitedLog
+from controller.scheduler import Scheduler
+from controller.storage.repository import Repository
 from controller.storage.runner import Runner, runner_for
 
 log = logging.getLogger("yimen.engine")
+noisy = RateLimitedLog(log)
 
 #: How long a device's ``event_id`` is remembered (the protocol asks for at least 10 minutes).
 REPLY_RETENTION = timedelta(hours=24)
 PRUNE_EVERY = timedelta(minutes=10)
-
-Listener = Callable[[list[Event]], None]
-
-
-class EngineStopped(RuntimeError):
-    """The engine is not running; the command was not taken."""
+#: Events after which the timers the state needs may have changed.
+_TIMER_EVENTS = frozenset({EventKind.ROLLOVER, EventKind.EVALUATION_OPENED, EventKind.RATED,
+                           EventKind.UNRATED})
 
 
-class StorageUnavailable(RuntimeError):
-    """The command could not be committed; it had no effect and may be retried."""
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What listeners are told after each commit: its events, or ``rebuilt`` when the state
+    was reloaded from storage (after a failed commit) and everything must be shown anew."""
+
+    events: list[Event]
+    rebuilt: bool = False
+
+
+Listener = Callable[[Committed], None]
 
 
 @dataclass(slots=True)
 class _Pending:
     command: Command
+    source: Source
     key: str | None
     future: asyncio.Future = field(repr=False)
     answered: bool = False
@@ -60,19 +76,7 @@ class Stats:
     batches: int = 0
     replayed: int = 0
     failed: int = 0
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """A batch applied to the core, waiting for its commit."""
-
-    batch: list[_Pending]
-    results: list[str | dict]
-    replies: dict[str, tuple[datetime, str]]
-    changes: Changes
-    rows: Rows
-    prune_at: datetime | None
-    generation: int
+    isolated: int = 0        # batches retried one command at a time after a failed commit
 
 
 class _Poisoned(Exception):
@@ -81,8 +85,9 @@ class _Poisoned(Exception):
 
 
 class Engine:
-    """Runs one hall: ``await engine.execute(Command(...))`` returns the reply once committed,
-    or raises ``Refused`` (nothing changed) or ``StorageUnavailable`` (nothing committed)."""
+    """Runs one hall: ``await engine.execute(command, source)`` returns the reply once
+    committed, or raises ``Refused`` (nothing changed) or ``StorageUnavailable`` (nothing
+    committed)."""
 
     def __init__(self, config: HallConfig, db: AsyncEngine, clock: Clock | None = None,
                  max_batch: int | None = None) -> None:
@@ -92,25 +97,39 @@ class Engine:
         self.max_batch = max_batch or config.storage.max_batch
         self.repo = Repository(config.hall.id)
         self.stats = Stats()
+        self.store: Runner = runner_for(db)
+        self.scheduler = Scheduler(self.clock, self._fire)
         self._hall: HallState | None = None
+        self._settled = asyncio.Event()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._replies: dict[str, tuple[datetime, str]] = {}
         self._listeners: list[Listener] = []
-        self.store: Runner = runner_for(db)
         self._tasks: list[asyncio.Task] = []
         self._running = False
         self._last_prune: datetime | None = None
-        self._generation = 0   # bumped by every failed commit
 
     # ------------------------------------------------------------------ life cycle
     @property
     def hall(self) -> HallState:
-        """The live state, for reading only; replaced when rebuilt from storage."""
+        """The committed state, for reading only, without waiting: in a listener, or after
+        ``await settled()`` with no ``await`` in between."""
         if self._hall is None:
             if self._running:
                 raise StorageUnavailable("the hall is being reloaded from storage")
             raise EngineStopped("the engine has not started")
+        if not self._settled.is_set():
+            raise StorageUnavailable("a batch is being committed; await settled() first")
         return self._hall
+
+    async def settled(self) -> HallState:
+        """The committed state, once no batch is between apply and commit."""
+        while True:
+            if not self._running and self._hall is None:
+                raise EngineStopped("the engine has not started")
+            await self._settled.wait()
+            # woken by a commit, but the next batch may have been applied since: look again
+            if self._settled.is_set() and self._hall is not None:
+                return self._hall
 
     @property
     def running(self) -> bool:
@@ -120,8 +139,8 @@ class Engine:
         await self._rebuild()
         self._running = True
         self._tasks = [asyncio.create_task(self._writer(), name="yimen-writer"),
-                       asyncio.create_task(self._midnight(), name="yimen-midnight")]
-        await self.execute(Command("rollover"))  # closes days that passed while stopped
+                       asyncio.create_task(self.scheduler.run(), name="yimen-scheduler")]
+        await self.execute(Rollover(), SYSTEM)   # closes days that passed while stopped
 
     async def stop(self) -> None:
         """Stop taking commands, finish what is queued, close the writer connection."""
@@ -135,7 +154,7 @@ class Engine:
         self._tasks = []
         await self.store.close()
 
-    async def __aenter__(self) -> "Engine":
+    async def __aenter__(self) -> Engine:
         await self.start()
         return self
 
@@ -143,91 +162,94 @@ class Engine:
         await self.stop()
 
     def subscribe(self, listener: Listener) -> None:
-        """Call ``listener(events)`` after each commit; a failing listener hurts no other."""
+        """Call ``listener(committed)`` after each commit; a failing listener hurts no other."""
         self._listeners.append(listener)
 
     # ------------------------------------------------------------------ the one door
-    async def execute(self, command: Command, key: str | None = None) -> dict[str, Any]:
-        """Run ``command``; with ``key`` (e.g. ``device:event_id``) a repeat gets the first
-        reply again and has no second effect."""
+    async def execute(self, command: Command, source: Source, key: str | None = None) -> dict[str, Any]:
+        """Run ``command`` for ``source``; with ``key`` (e.g. ``dev:{device}:{event_id}``) a
+        repeat gets the first reply again and has no second effect."""
         if not self._running:
             raise EngineStopped("the hall engine is not running")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(command, key, future))
+        self._queue.put_nowait(_Pending(command, source, key, future))
         return _unpack(await future)
+
+    async def _fire(self, command: Command) -> bool:
+        """A due timer's command, sent by the system through the scheduler."""
+        try:
+            await self.execute(command, SYSTEM)
+        except Refused as r:
+            log.warning("timer %s refused: %s", command.name, r)
+        except (StorageUnavailable, EngineStopped) as exc:
+            log.warning("timer %s not done: %s", command.name, exc)
+            return False
+        return True
 
     # ------------------------------------------------------------------ the writer
     async def _writer(self) -> None:
-        """Take what is queued, apply it, commit it. The next batch is applied while the
-        previous one commits; answers still go out in order, each after its own commit."""
-        inflight: asyncio.Task | None = None
+        """Take what is queued, apply it, commit it, answer, tell the listeners; then let the
+        readers of the settled state run before the next batch."""
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                prepared = await self._prepare(batch, inflight)
-            except Exception as exc:  # noqa: BLE001 - the writer must outlive any one batch
-                log.error("storage unavailable: %s", exc)
-                self._hall = None
-                self._fail(batch, StorageUnavailable("storage unavailable"))
-                continue
-            finally:
-                if inflight is not None:
-                    await inflight           # never raises: _commit answers its own callers
-                    inflight = None
-            if prepared.generation != self._generation:
-                # the previous commit failed after this batch was applied on top of it
-                self._fail(prepared.batch, StorageUnavailable("storage unavailable"))
-                continue
-            inflight = asyncio.create_task(self._commit(prepared))
+            await self._run(batch, isolate=len(batch) > 1)
+            await asyncio.sleep(0)
 
-    async def _prepare(self, batch: list[_Pending], inflight: asyncio.Task | None) -> _Prepared:
-        if self._hall is None:
-            if inflight is not None:
-                await inflight
-            await self._rebuild()
-        while True:
-            generation = self._generation
-            try:
-                results, replies = self._apply_all(batch)
-                break
-            except _Poisoned as p:  # a bug in the core: drop that command, redo the rest
-                log.error("command %r failed: %r", batch[p.index].command, p.error)
-                self._fail([batch[p.index]], StorageUnavailable("internal error"))
-                batch = batch[:p.index] + batch[p.index + 1:]
-                if inflight is not None:
-                    await inflight
-                await self._rebuild()
-        # visible to the next batch at once; a failed commit rebuilds them from storage
-        self._replies.update(replies)
-        now = self.clock.now()
-        prune = self._last_prune is None or now - self._last_prune > PRUNE_EVERY
-        changes = self._hall.drain()
-        rows = self.repo.rows(self.db.dialect.name, changes, replies)
-        return _Prepared(batch, results, replies, changes, rows, now if prune else None,
-                         generation)
-
-    async def _commit(self, p: _Prepared) -> None:
+    async def _run(self, batch: list[_Pending], isolate: bool) -> None:
         try:
-            if p.rows or p.prune_at:
-                await self.store.run(lambda conn: self._write(conn, p))
-        except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
-            log.error("commit failed, rebuilding from storage: %s", exc)
-            self._hall = None
-            self._generation += 1
-            self._fail(p.batch, StorageUnavailable("storage unavailable"))
+            if self._hall is None:
+                await self._rebuild()
+            results, replies = self._apply_all(batch)
+        except _Poisoned as p:    # a bug in the core: that command alone fails
+            log.error("command %r failed: %r", batch[p.index].command, p.error)
+            self._fail([batch[p.index]], StorageUnavailable("internal error"))
+            rest = batch[:p.index] + batch[p.index + 1:]
+            self._hall = None     # half applied: the rest is redone on the stored state
+            if rest:
+                await self._run(rest, isolate)
             return
-        if p.prune_at:
-            self._prune_memory(p.prune_at)
+        except Exception as exc:  # noqa: BLE001 - storage could not even be read
+            noisy.error("storage", "storage unavailable: %s", exc)
+            self._fail(batch, StorageUnavailable("storage unavailable"))
+            return
+        hall = self._hall
+        assert hall is not None
+        changes = hall.drain()
+        now = self.clock.now()
+        prune = now if self._last_prune is None or now - self._last_prune > PRUNE_EVERY else None
+        rows = self.repo.rows(self.db.dialect.name, changes, replies)
+        try:
+            if rows or prune:
+                await self.store.run(lambda conn: self._write(conn, rows, prune))
+        except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
+            noisy.error("commit", "commit of %d commands failed, rebuilding from storage: %s",
+                        len(batch), exc)
+            await self._recover()
+            if isolate:
+                self.stats.isolated += 1
+                for item in batch:
+                    await self._run([item], isolate=False)
+            else:
+                self._fail(batch, StorageUnavailable("storage unavailable"))
+            return
+        self._replies.update(replies)
+        if prune:
+            self._prune_memory(prune)
         self.stats.batches += 1
-        for item, result in zip(p.batch, p.results, strict=True):
+        self._settled.set()
+        for item, result in zip(batch, results, strict=True):
             self._answer(item, result)
-        if p.changes.events:
-            self._notify(p.changes.events)
+        if changes.events:
+            if any(e.kind in _TIMER_EVENTS for e in changes.events):
+                self.scheduler.follow(hall.deadlines())
+            self._notify(Committed(changes.events))
 
     def _apply_all(self, batch: list[_Pending]) -> tuple[list[str | dict], dict]:
         hall = self._hall
+        assert hall is not None
+        self._settled.clear()                 # applied but not committed: readers wait
         results: list[str | dict] = []
         replies: dict[str, tuple[datetime, str]] = {}
         for i, item in enumerate(batch):
@@ -240,7 +262,7 @@ class Engine:
                     continue
             now = self.clock.now()
             try:
-                result: dict = {"ok": True, "reply": apply(hall, item.command, now)}
+                result: dict = {"ok": True, "reply": hall.apply(item.command, now, item.source)}
                 self.stats.commands += 1
             except Refused as r:
                 self.stats.refused += 1
@@ -274,53 +296,53 @@ class Engine:
                 item.future.set_result(result)
         self._queue.task_done()
 
-    def _notify(self, events: list[Event]) -> None:
+    def _notify(self, committed: Committed) -> None:
         for listener in self._listeners:
             try:
-                listener(events)
-            except Exception:  # noqa: BLE001
-                log.exception("listener %r failed", listener)
+                listener(committed)
+            except Exception:  # noqa: BLE001 - one failing listener hurts no other
+                noisy.exception(f"listener:{listener!r}", "listener %r failed", listener)
 
     # ------------------------------------------------------------------ storage
-    def _write(self, conn: Connection, p: _Prepared) -> None:
+    def _write(self, conn: Connection, rows: list, prune: datetime | None) -> None:
         """One batch, in the storage runner's transaction."""
-        self.repo.write(conn, p.rows)
-        if p.prune_at:
-            self.repo.prune_replies(conn, p.prune_at - REPLY_RETENTION)
+        self.repo.write(conn, rows)
+        if prune:
+            self.repo.prune_replies(conn, prune - REPLY_RETENTION)
+
+    async def _recover(self) -> None:
+        """After a failed commit: the state as stored, and every listener told to show it."""
+        try:
+            await self._rebuild()
+        except Exception as exc:  # noqa: BLE001 - the next batch tries again
+            noisy.error("storage", "storage unavailable: %s", exc)
+            return
+        self._notify(Committed([], rebuilt=True))
 
     async def _rebuild(self) -> None:
         """Load the hall's state and remembered replies from storage (after a start, a
-        failed commit, or a crash)."""
+        failed commit, or a crash), and the timers that state needs."""
         self._hall = None
+        self._settled.clear()
         now = self.clock.now()
         today = now.astimezone(self.config.hall.tz).date()
         hall, self._replies = await self.store.run(lambda conn: (
             self.repo.load(conn, self.config, today),
             self.repo.load_replies(conn, now - REPLY_RETENTION)))
         self._hall = hall
+        self._settled.set()
+        self.scheduler.follow(hall.deadlines())
 
     def _prune_memory(self, now: datetime) -> None:
         self._last_prune = now
         cutoff = now - REPLY_RETENTION
         self._replies = {k: v for k, v in self._replies.items() if v[0] >= cutoff}
 
-    # ------------------------------------------------------------------ the day
-    async def _midnight(self) -> None:
-        """Roll the day over at the hall's local midnight, even when nobody presses a key."""
-        tz = self.config.hall.tz
-        while True:
-            local = self.clock.now().astimezone(tz)
-            await self.clock.sleep_until(
-                datetime.combine(local.date() + timedelta(days=1), time(0), tz))
-            try:
-                await self.execute(Command("rollover"))
-            except (EngineStopped, StorageUnavailable) as exc:
-                log.warning("rollover not done: %s", exc)
-
 
 def _unpack(result: str | dict) -> dict[str, Any]:
     if isinstance(result, str):
         result = json.loads(result)
+    assert isinstance(result, dict)
     if result["ok"]:
         return result["reply"]
     err = result["error"]

@@ -16,7 +16,6 @@ from aiohttp import web
 from controller.bus import security
 from controller.bus.broker_process import BrokerProcess
 from controller.bus.calls import CallLog
-from controller.bus.link import BrokerAddress
 from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig
@@ -25,6 +24,8 @@ from controller.storage.db import database_url, open_database, upgrade
 from controller.web.api import BUS, ENGINE, add_routes
 from controller.web.feed import FEED, ScreenFeed
 from controller.web.pages import add_page_routes
+from protocol.credentials import derived_password
+from protocol.link import BrokerAddress
 
 log = logging.getLogger("yimen.server")
 
@@ -95,7 +96,7 @@ async def _device_bus(engine: Engine, calls: CallLog, data_dir: str | Path, brok
         embedded = BrokerProcess(config, secret, data_dir, listen)
         address = await embedded.start()
     hall_bus = HallBus(engine, calls, address,
-                       security.derived_password(secret, security.CONTROLLER_USER))
+                       derived_password(secret, security.CONTROLLER_USER))
     await hall_bus.start()
     log.info("device bus on mqtt://%s:%d (%s)", address.host, address.port,
              "embedded" if embedded else "external")
@@ -133,7 +134,7 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        bound = site._server.sockets[0].getsockname()[1] if site._server else port  # noqa: SLF001
+        bound = runner.addresses[0][1] if runner.addresses else port
         bus = app.get(BUS)
         mqtt = f", devices on mqtt://{bus.link.broker.host}:{bus.link.broker.port}" if bus else ""
         print(f"{banner}listening on http://{host}:{bound}{mqtt}", flush=True)

@@ -36,7 +36,9 @@ async def _exchanges(sim: PtyDevice, baud: int, n: int, with_codec: bool) -> lis
         for i in range(n + 50):                     # the first 50 warm up
             t0 = time.perf_counter()
             if with_codec:
-                writer.write(host.request(loop.time()))
+                frame = host.request(loop.time())
+                assert frame is not None            # the last exchange was answered
+                writer.write(frame)
                 while host.awaiting:
                     host.receive(await reader.read(4096), loop.time())
             else:

@@ -13,11 +13,15 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devices.client import DeviceClient, DeviceTimeout
 from devices.codecs import ff68, onbon, ybus
 from display import led
+from protocol.client import DeviceClient, DeviceTimeout
+
+if TYPE_CHECKING:
+    from devices.codecs.sam import Card
+    from devices.peripherals import KioskPrinter
 
 log = logging.getLogger("yimen.gateway")
 
@@ -74,6 +78,10 @@ class Bridged(DeviceClient):
         for task in list(self._tasks):
             task.cancel()
         await super().stop()
+
+    def press(self, key: str, arg: str = "") -> None:
+        """A key pressed on the device (``arg``: what the key carries, e.g. a service)."""
+        raise NotImplementedError
 
 
 class BridgedCaller(Bridged):
@@ -141,12 +149,12 @@ class BridgedKiosk(Bridged):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.card = None                 # a devices.codecs.sam.Card, from the reader
-        self.printer = None              # a devices.peripherals.KioskPrinter
+        self.card: Card | None = None    # from the reader
+        self.printer: KioskPrinter | None = None
         self.printed: set[str] = set()   # ticket numbers printed on ``printed_day`` (never twice)
         self.printed_day = ""
 
-    def on_card(self, card) -> None:  # noqa: ANN001
+    def on_card(self, card: Card | None) -> None:
         self.card = card
 
     def press(self, key: str, arg: str = "") -> None:

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
-from controller.bus import security
-from controller.bus.link import BrokerAddress
-from controller.tasks import cancel_all
 from devices import bridge
 from devices.codecs import ff68, ybus
 from devices.gateway_config import BusSpec, GatewayConfig
 from devices.peripherals import CardReader, KioskPrinter
 from devices.printer import serial_printer
 from devices.serialport import open_port, wire_seconds
+from protocol.credentials import derived_password, id_token_key
+from protocol.link import BrokerAddress
+from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.gateway")
 
@@ -89,7 +90,7 @@ class SerialBus:
             await self._all_available(True)
             await self._read(reader, lambda data: None)   # screens answer nothing we need
 
-    async def _read(self, reader: asyncio.StreamReader, handle) -> None:  # noqa: ANN001
+    async def _read(self, reader: asyncio.StreamReader, handle: Callable[[bytes], None]) -> None:
         while True:
             data = await reader.read(4096)
             if not data:
@@ -97,7 +98,7 @@ class SerialBus:
             handle(data)
 
     # ------------------------------------------------------------------ FF 68
-    def _on_ff68_factory(self):  # noqa: ANN202
+    def _on_ff68_factory(self) -> Callable[[bytes], None]:
         decoder = ff68.Decoder()
         recent: dict[bytes, float] = {}
         loop = asyncio.get_running_loop()
@@ -126,7 +127,8 @@ class SerialBus:
     # ------------------------------------------------------------------ ybus
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
-        host = self.host
+        host, writer = self.host, self._writer
+        assert host is not None and writer is not None   # a ybus bus, with its port open
         while True:
             frame = host.request(loop.time())
             if frame is None:
@@ -138,12 +140,14 @@ class SerialBus:
                 await self._ybus_events(host.expired(loop.time()))
                 continue
             self.write(frame)
-            await self._writer.drain()
+            await writer.drain()
             await asyncio.sleep(wire_seconds(len(frame), self.spec.baud))
 
     def _on_ybus(self, data: bytes) -> None:
-        events = self.host.receive(data, asyncio.get_running_loop().time())
-        self.bad_frames = self.host.decoder.stream.bad_frames
+        host = self.host
+        assert host is not None                           # a ybus bus
+        events = host.receive(data, asyncio.get_running_loop().time())
+        self.bad_frames = host.decoder.stream.bad_frames
         self._answered.set()
         if events:
             task = asyncio.ensure_future(self._ybus_events(events))
@@ -196,25 +200,30 @@ class Gateway:
         self.buttons = []
         if config.gpio:
             from devices.gpio import ButtonPanel
-            for spec in config.gpio:
-                device = self._device(spec.kind, spec.id, 0, "gpio")
-                self.buttons.append(ButtonPanel(spec, device, pin_factory))
+            for gpio in config.gpio:
+                device = self._device(gpio.kind, gpio.id, 0, "gpio")
+                self.buttons.append(ButtonPanel(gpio, device, pin_factory))
         self.readers = []
-        for spec in config.readers:
-            kiosk = self.devices[spec.kiosk]
-            self.readers.append(CardReader(spec.port, spec.baud,
-                                           security.id_token_key(self.secret), kiosk.on_card))
-        for spec in config.printers:
-            self.devices[spec.kiosk].printer = KioskPrinter(
-                serial_printer(spec.port, spec.baud), config.hall_name, spec.width)
+        for reader in config.readers:
+            self.readers.append(CardReader(reader.port, reader.baud, id_token_key(self.secret),
+                                           self._kiosk(reader.kiosk).on_card))
+        for printer in config.printers:
+            self._kiosk(printer.kiosk).printer = KioskPrinter(
+                serial_printer(printer.port, printer.baud), config.hall_name, printer.width)
         self._tasks: list[asyncio.Task] = []
 
     def _device(self, kind: str, device_id: str, addr: int, protocol: str) -> bridge.Bridged:
         cls = bridge.KINDS[kind]
         device = cls(self.config.hall, device_id, self.broker,
-                     security.derived_password(self.secret, device_id),
+                     derived_password(self.secret, device_id),
                      addr=addr, protocol=protocol)
         self.devices[device_id] = device
+        return device
+
+    def _kiosk(self, device_id: str) -> bridge.BridgedKiosk:
+        device = self.devices[device_id]
+        if not isinstance(device, bridge.BridgedKiosk):     # gateway_config.parse checks this
+            raise ValueError(f"{device_id!r} is not a kiosk")
         return device
 
     async def start(self) -> None:
@@ -232,7 +241,7 @@ class Gateway:
             panel.close()
         await asyncio.gather(*[d.stop() for d in self.devices.values()])
         for d in self.devices.values():
-            if getattr(d, "printer", None) is not None:
+            if isinstance(d, bridge.BridgedKiosk) and d.printer is not None:
                 await asyncio.to_thread(d.printer.close)
 
     def status(self) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class ButtonPanel:
             loop.call_soon_threadsafe(self._edge, pin, down)
 
     def _edge(self, pin: int, down: bool) -> None:
+        assert self._loop is not None    # edges arrive only after ``start``
         s = self.states[pin]
         s.raw = down
         if s.settle is not None:
@@ -71,6 +72,7 @@ class ButtonPanel:
         s.settle = self._loop.call_later(self.spec.debounce_ms / 1000, self._settled, pin)
 
     def _settled(self, pin: int) -> None:
+        assert self._loop is not None    # scheduled by ``_edge``, after ``start``
         s = self.states[pin]
         s.settle = None
         if s.raw == s.down:

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from controller.bus import security
-from controller.bus.link import BrokerAddress
 from controller.config import HallConfig
-from controller.tasks import cancel_all
-from devices.client import DeviceClient, DeviceTimeout
 from devices.simulators import SIMULATORS, Caller, Evaluator, Kiosk, Refusal
+from protocol.client import DeviceClient, DeviceTimeout
+from protocol.link import BrokerAddress
+from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.sim")
 

@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from controller.tasks import cancel_all
-from devices.client import DeviceClient
+from protocol.client import DeviceClient
+from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.sim")
 

@@ -98,9 +98,10 @@ class EspeakEngine:
     rate = RATE
 
     def __init__(self, voice: str = "cmn", speed: int = 150) -> None:
-        self.binary = shutil.which("espeak-ng")
-        if self.binary is None:
+        binary = shutil.which("espeak-ng")
+        if binary is None:
             raise AudioError("espeak-ng is not installed (Debian package espeak-ng)")
+        self.binary: str = binary
         self.voice, self.speed = voice, speed
 
     def speech(self, tokens: list[str]) -> bytes:

@@ -37,4 +37,5 @@ def to_ascii(image: Image.Image) -> str:
     """The panel as text (``#`` lit), for logs and test failures."""
     w, h = image.size
     px = image.load()
+    assert px is not None  # None only for an image without pixel data
     return "\n".join("".join("#" if px[x, y] else "." for x in range(w)) for y in range(h))

@@ -48,7 +48,7 @@ def render(t: TicketContent, width: int = WIDTH_80MM) -> Image.Image:
     qr = _qr(t.status_url, int(220 * scale)) if t.status_url else None
     footer = [("扫码查看排队进度" if qr else "", 22), ("请留意叫号，过号请重新取号", 22)]
     fonts = {size: print_font(max(10, int(size * scale))) for _, size in rows + footer}
-    height = sum(fonts[s].size + 10 for _, s in rows + footer) + (qr.height + 20 if qr else 0) + 40
+    height = sum(int(fonts[s].size) + 10 for _, s in rows + footer) + (qr.height + 20 if qr else 0) + 40
     image = Image.new("1", (width, height), 1)
     draw = ImageDraw.Draw(image)
     y = 20
@@ -59,7 +59,7 @@ def render(t: TicketContent, width: int = WIDTH_80MM) -> Image.Image:
         if text:
             left, _, right, _ = draw.textbbox((0, 0), text, font=font)
             draw.text(((width - (right - left)) // 2 - left, y), text, fill=0, font=font)
-        y += font.size + 10
+        y += int(font.size) + 10
 
     for text, size in rows:
         line(text, size)
@@ -76,4 +76,4 @@ def _qr(url: str, size: int) -> Image.Image:
     code = qrcode.QRCode(border=1, error_correction=qrcode.constants.ERROR_CORRECT_M)
     code.add_data(url)
     img = code.make_image(fill_color="black", back_color="white").get_image().convert("1")
-    return img.resize((size, size), Image.NEAREST)
+    return img.resize((size, size), Image.Resampling.NEAREST)

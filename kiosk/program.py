@@ -26,6 +26,7 @@ and the page says so.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,20 +36,25 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from controller.bus import security
-from controller.bus.link import BrokerAddress
 from controller.config import ConfigError, read_toml
-from controller.tasks import cancel_all
-from controller.web.api import json_response
 from devices.bridge import BridgedKiosk, PaperOut
-from devices.client import DeviceTimeout
 from devices.peripherals import CardReader, KioskPrinter
 from devices.printer import FilePrinter, serial_printer
+from protocol.client import DeviceTimeout
+from protocol.credentials import derived_password, id_token_key
+from protocol.link import BrokerAddress
+from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.kiosk")
 PAGE = Path(__file__).parent / "pages" / "kiosk.html"
 STATIC = Path(__file__).resolve().parents[1] / "display" / "pages" / "static"
 REMEMBERED = 256                           # retried takes remembered (by Idempotency-Key)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer with the Chinese left readable, as the hall server's API answers."""
+    return web.json_response(data, status=status,
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class KioskApp:
     def __init__(self, config: KioskConfig) -> None:
         self.config = config
         self.device = BridgedKiosk(config.hall, config.id, BrokerAddress.parse(config.broker),
-                                   security.derived_password(config.secret, config.id),
+                                   derived_password(config.secret, config.id),
                                    addr=0, protocol="kiosk", model="yimen-kiosk")
         p = config.printer
         if p:
@@ -94,7 +100,7 @@ class KioskApp:
             self.device.printer = KioskPrinter(opener, config.hall_name or config.hall,
                                                int(p.get("width", 576)))
         self.reader = CardReader(config.reader["port"], int(config.reader.get("baud", 115200)),
-                                 security.id_token_key(config.secret), self.device.on_card) \
+                                 id_token_key(config.secret), self.device.on_card) \
             if config.reader.get("port") else None
         self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._tasks: list[asyncio.Task] = []
@@ -132,6 +138,12 @@ class KioskApp:
             await asyncio.to_thread(self.device.printer.close)
         await self._http.close()
 
+    @property
+    def _session(self) -> aiohttp.ClientSession:
+        """The client to the hall server, open while the app runs (``_running``)."""
+        assert self._http is not None
+        return self._http
+
     # ------------------------------------------------------------------ the page's calls
     async def _page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
@@ -144,7 +156,7 @@ class KioskApp:
 
     async def _pass(self, request: web.Request, path: str) -> web.Response:
         try:
-            async with self._http.get(self.config.server + path) as r:
+            async with self._session.get(self.config.server + path) as r:
                 return web.Response(body=await r.read(), status=r.status,
                                     content_type=r.content_type)
         except (aiohttp.ClientError, TimeoutError):
@@ -153,7 +165,7 @@ class KioskApp:
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         """The hall server's pushes, passed through as they come."""
         try:
-            upstream = await self._http.get(self.config.server + "/api/stream")
+            upstream = await self._session.get(self.config.server + "/api/stream")
         except (aiohttp.ClientError, TimeoutError):
             return _error(503, "offline", "网络不通，请稍后重试")
         self._upstreams.add(upstream)

@@ -19,15 +19,16 @@ from aiohttp import web
 
 from controller.bus import security
 from controller.bus.broker import EmbeddedBroker
-from controller.bus.link import BrokerAddress
 from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig, parse_config
 from controller.engine import Engine
 from controller.server import create_app
 from controller.web.api import BUS, ENGINE
-from devices.client import DeviceClient
 from devices.simhall import build_devices, connect_all
+from protocol.client import DeviceClient
+from protocol.link import BrokerAddress
+from tests.waiting import wait_for
 
 SECRET = "bus-test-secret"
 MOSQUITTO_URL = os.environ.get("YIMEN_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -88,13 +89,15 @@ class Mosquitto:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.proc = subprocess.Popen([binary, "-c", "mosquitto.conf"], cwd=self.folder,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(100):
+
+        def listening() -> bool:
             if reachable(self.address):
-                return
+                return True
             if self.proc.poll() is not None:
                 raise AssertionError(f"mosquitto failed: {self.proc.stderr.read().decode()}")
-            await asyncio.sleep(0.05)
-        raise AssertionError("mosquitto did not start")
+            return False
+
+        await wait_for(listening, what=f"mosquitto to listen on port {self.port}", interval=0.05)
 
     async def stop(self) -> None:
         if self.proc is not None:
@@ -116,7 +119,7 @@ class BrokerHandle:
 
     async def restart(self, down_s: float = 0.3) -> None:
         await self._impl.stop()
-        await asyncio.sleep(down_s)
+        await asyncio.sleep(down_s)              # the outage itself: down this long, on purpose
         await self._impl.start()
 
     @property

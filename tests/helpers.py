@@ -13,7 +13,7 @@ from pathlib import Path
 
 from controller.config import HallConfig, load_config, parse_config
 from controller.core.hall import HallState
-from controller.core.model import TicketState
+from controller.core.model import Priority, TicketState
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "config" / "demo.toml"
@@ -55,51 +55,99 @@ def new_hall(config: HallConfig | None = None, now: datetime = MONDAY_9) -> Hall
     return HallState(cfg, now.astimezone(cfg.hall.tz).date())
 
 
+def token(n: int) -> str:
+    """Person ``n``'s ID token: 32 lowercase hex characters, like the ID reader's keyed hash."""
+    return f"{n:032x}"
+
+
 def snapshot(hall: HallState) -> dict:
     """Everything a refused command must leave as it was."""
+    q, desk = hall.queue, hall.desk
     return {
-        "tickets": {k: repr(v) for k, v in hall.tickets.items()},
-        "windows": {k: (w.clerk, w.paused, w.current) for k, w in hall.windows.items()},
-        "lines": {k: list(v) for k, v in hall.lines.items()},
-        "directed": {k: list(v) for k, v in hall.directed.items()},
-        "seq": dict(hall.seq), "ordinal": hall.ordinal, "day": hall.day,
-        "tokens": {k: set(v) for k, v in hall.tokens.items()},
-        "segments": dict(hall.segment_counts),
+        "tickets": {k: repr(v) for k, v in q.all.items()},
+        "by_number": dict(q.by_number),
+        "windows": {k: repr(w) for k, w in desk.windows.items()},
+        "attendance": {k: repr(v) for k, v in desk.attendance.items()},
+        "lines": {k: list(v) for k, v in q.lines.items()},
+        "directed": {k: list(v) for k, v in q.directed.items()},
+        "seq": dict(q.seq), "ordinal": q.ordinal, "day": hall.day,
+        "tokens": {k: set(v) for k, v in q.tokens.items()},
+        "segments": dict(q.segment_counts),
+        "durations": {k: list(v) for k, v in q.durations.items()},
+        "appointments": {k: repr(v) for k, v in q.appointments.items()},
+        "ratings": {k: repr(v) for k, v in hall.ratings.open.items()},
         "pending_events": len(hall.changes.events),
-        "appointments": {k: repr(v) for k, v in hall.appointments.items()},
+        "pending_records": len(hall.changes.records),
+        "pending_day": hall.changes.day,
     }
 
 
 def check_invariants(hall: HallState) -> None:
     """The rules that must hold after every command."""
+    q, desk = hall.queue, hall.desk.windows
     holders: Counter[str] = Counter()
-    for w in hall.windows.values():
+    for w in desk.values():
         if w.current is not None:
             holders[w.current] += 1
-            t = hall.tickets[w.current]
+            t = q.all[w.current]
             assert t.state.at_window, (w.id, t)
             assert t.window == w.id, (w.id, t)
             assert w.clerk is not None, w
     assert all(n == 1 for n in holders.values()), "a ticket is held by two windows"
-    at_window = {t.id for t in hall.tickets.values() if t.state.at_window}
+    at_window = {t.id for t in q.all.values() if t.state.at_window}
     assert at_window == set(holders), "a called ticket no window holds"
-    queued = [k[2] for line in (*hall.lines.values(), *hall.directed.values()) for k in line]
+    queued = [k[2] for line in (*q.lines.values(), *q.directed.values()) for k in line]
     assert len(queued) == len(set(queued)), "a ticket is queued twice"
-    waiting = {t.id for t in hall.tickets.values() if t.state is TicketState.WAITING}
+    waiting = {t.id for t in q.all.values() if t.state is TicketState.WAITING}
     assert set(queued) == waiting, "queues and waiting tickets differ"
-    for service, line in hall.lines.items():
+    for service, line in q.lines.items():
         for key in line:
-            t = hall.tickets[key[2]]
-            assert t.service == service and t.target_window is None and t.key == key
-    today = [t for t in hall.tickets.values() if t.day == hall.day]
+            t = q.all[key[2]]
+            assert t.service == service and t.target_window is None and t.order == key
+    for window, line in q.directed.items():
+        for key in line:
+            t = q.all[key[2]]
+            assert t.target_window == window and t.order == key
+    today = [t for t in q.all.values() if t.day == hall.day]
     numbers = [t.number for t in today]
     assert len(numbers) == len(set(numbers)), "a number issued twice"
+    assert q.by_number == {t.number: t.id for t in today}, "the number index is stale"
     per_service = Counter(t.origin_service for t in today)
-    for service, n in hall.seq.items():
+    for service, n in q.seq.items():
         assert per_service[service] == n, (service, per_service[service], n)
         seqs = sorted(t.seq for t in today if t.origin_service == service)
         assert seqs == list(range(1, n + 1)), "a gap or repeat in numbering"
-    assert sum(per_service.values()) == hall.ordinal
+    assert sum(per_service.values()) == q.ordinal
+    assert sorted(t.ordinal for t in today) == list(range(1, q.ordinal + 1))
+    # the ID token index lists exactly the live tickets of each token
+    live = [t for t in q.all.values() if t.id_token and not t.state.terminal]
+    assert {tok: set(ids) for tok, ids in q.tokens.items()} == {
+        tok: {t.id for t in live if t.id_token == tok} for tok in {t.id_token for t in live}}
+    # calls: a ticket called once keeps its first call, never after its latest one
+    for t in q.all.values():
+        if t.state.at_window or t.state is TicketState.HELD:
+            assert t.called_at is not None and t.first_called_at is not None, t
+        if t.first_called_at is not None:
+            assert t.called_at is not None and t.first_called_at <= t.called_at, t
+        else:
+            assert t.called_at is None, t
+    # bookings: a checked-in booking and its ticket point at each other
+    for t in today:
+        if t.appointment is not None:
+            booking = q.appointments[t.appointment]
+            assert booking.ticket == t.id and booking.service == t.origin_service, (t, booking)
+            assert booking.day == t.day and t.priority is not Priority.ORDINARY, (t, booking)
+    for code, booking in q.appointments.items():
+        assert booking.code == code, booking
+        if booking.ticket is not None and booking.ticket in q.all:
+            assert q.all[booking.ticket].appointment == code, booking
+    # 好差评: open sessions only, at most one per window
+    sessions = hall.ratings.open
+    per_window = Counter(ev.window for ev in sessions.values())
+    assert all(n == 1 for n in per_window.values()), "two open rating sessions at one window"
+    for sid, ev in sessions.items():
+        assert ev.id == sid and ev.open and ev.level is None and ev.reasons == (), ev
+        assert ev.window in desk and hall.open_evaluation(ev.window) is ev
 
 
 async def start_yimen(*args: str, timeout: float = 60) -> tuple[subprocess.Popen, str, str]:

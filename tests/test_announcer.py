@@ -10,9 +10,9 @@ import wave
 
 import pytest
 
-from controller.bus.link import BrokerAddress
 from devices.announcer import VoiceAnnouncer, engine_for
 from display import audio, voice
+from protocol.link import BrokerAddress
 from tests.bushelp import REQUIRED
 
 

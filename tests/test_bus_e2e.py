@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
 from controller.storage import schema
 from tests.bushelp import devices, hall_server, unique
 from tests.helpers import demo_config
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow                   # the hall server starts its broker process
 
 
 async def test_a_citizen_from_kiosk_to_rating(tmp_path, clock):
@@ -45,9 +49,12 @@ async def test_a_citizen_from_kiosk_to_rating(tmp_path, clock):
         async with server.engine.db.connect() as conn:
             (row,) = (await conn.execute(select(schema.evaluations))).all()
         assert (row.number, row.window, row.clerk, row.level) == ("A001", "1", "1001", "very_satisfied")
-        await asyncio.sleep(0.2)
-        status = {d["id"]: d for d in server.bus.status()["devices"]}
-        assert not status["kiosk-1"]["online"]                 # stopped devices go offline
+
+        def kiosk_online() -> bool:
+            (kiosk_1,) = [d for d in server.bus.status()["devices"] if d["id"] == "kiosk-1"]
+            return kiosk_1["online"]
+
+        await wait_for(lambda: not kiosk_online(), what="kiosk-1 to go offline once stopped")
 
 
 async def test_announcements_never_overlap_under_a_burst(tmp_path, clock):

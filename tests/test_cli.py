@@ -66,6 +66,7 @@ def test_broken_config_names_the_file_and_the_key(tmp_path, toml, where):
     assert run.returncode == 2 and where in run.stderr
 
 
+@pytest.mark.slow                               # starts `yimen serve`
 def test_serve_refuses_a_broken_config(tmp_path):
     path = tmp_path / "broken.toml"
     path.write_text('[hall]\nid = "x"\n', encoding="utf-8")
@@ -73,7 +74,8 @@ def test_serve_refuses_a_broken_config(tmp_path):
     assert run.returncode == 2 and "broken.toml" in run.stderr and "Traceback" not in run.stderr
 
 
+@pytest.mark.slow                               # a yimen process migrating a database: ~2 s
 def test_db_upgrade_creates_the_schema(tmp_path):
     run = yimen("db", "upgrade", "--data", str(tmp_path))
-    assert run.returncode == 0 and "revision 0002" in run.stdout
+    assert run.returncode == 0 and "revision 0003" in run.stdout
     assert (tmp_path / "yimen.db").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -17,11 +16,14 @@ import aiomqtt
 import pytest
 
 from controller.bus import security
-from controller.bus.link import BrokerAddress
 from controller.config import load_config
+from protocol.link import BrokerAddress
 from tests.bushelp import free_port, mosquitto_available, reachable
 from tests.helpers import DEMO, start_yimen
 from tests.test_cli import yimen
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow                   # yimen processes and a Mosquitto of our own
 
 
 def get(url: str) -> dict:
@@ -34,13 +36,8 @@ async def test_demo_runs_the_hall_with_simulated_devices_and_citizens(tmp_path):
                                         "--mqtt", "127.0.0.1:0")
     try:
         assert "mqtt://127.0.0.1:" in line and "40 devices" in line
-        board = {}
-        for _ in range(100):                    # citizens arrive, clerks call
-            board = get(url + "/api/board")
-            if sum(1 for w in board["windows"] if w["ticket"]) >= 2:
-                break
-            await asyncio.sleep(0.2)
-        assert sum(1 for w in board["windows"] if w["ticket"]) >= 2, board
+        await wait_for(lambda: sum(1 for w in get(url + "/api/board")["windows"] if w["ticket"]) >= 2,
+                       20, "simulated citizens and clerks to bring two windows a ticket", interval=0.2)
         devices = get(url + "/api/devices")
         assert devices["connected"] and len(devices["devices"]) == 40
         assert all(d["online"] for d in devices["devices"]) and devices["errors"] == {}
@@ -73,10 +70,7 @@ async def test_broker_config_files_run_mosquitto_with_the_hall_passwords(tmp_pat
                              "mosquitto.conf"], cwd=out, stderr=subprocess.DEVNULL)
     try:
         address = BrokerAddress("127.0.0.1", port)
-        for _ in range(100):
-            if reachable(address):
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: reachable(address), what=f"mosquitto to listen on port {port}")
         async with aiomqtt.Client("127.0.0.1", port, username="kiosk-1", password=password):
             pass
         with pytest.raises(aiomqtt.MqttError):

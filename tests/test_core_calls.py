@@ -6,8 +6,25 @@ from datetime import timedelta
 
 import pytest
 
+from controller.core.commands import (
+    COMMANDS,
+    CallNext,
+    CallNumber,
+    Cancel,
+    Done,
+    Hold,
+    Login,
+    Logout,
+    NoShow,
+    Pause,
+    Recall,
+    Resume,
+    Start,
+    Take,
+    Transfer,
+)
 from controller.core.hall import HallState
-from controller.core.model import TicketState
+from controller.core.model import Attendance, TicketState
 from tests.helpers import MONDAY_9, check_invariants, new_hall
 from tests.test_core_issue import refused
 
@@ -17,14 +34,14 @@ T = MONDAY_9
 def hall_with(*services: str, logins=(("1", "1001"),)) -> HallState:
     hall = new_hall()
     for s in services:
-        hall.take(T, s)
+        hall.apply(Take(service=s), T)
     for window, staff in logins:
-        hall.login(T, window, staff)
+        hall.apply(Login(window=window, staff=staff), T)
     return hall
 
 
-def called(hall: HallState, window: str) -> str:
-    return hall.call_next(T, window)["ticket"]["number"]
+def called(hall: HallState, window: str, now=T) -> str:
+    return hall.apply(CallNext(window=window), now)["ticket"]["number"]
 
 
 def state(hall: HallState, number: str) -> TicketState:
@@ -34,57 +51,58 @@ def state(hall: HallState, number: str) -> TicketState:
 # ---------------------------------------------------------------- clerks and windows
 def test_call_at_unstaffed_window_is_refused():
     hall = hall_with("A", logins=())
-    assert refused(hall, hall.call_next, T, "1").code == "not_logged_in"
+    assert refused(hall, CallNext(window="1")).code == "not_logged_in"
 
 
 def test_call_at_paused_window_is_refused_and_resume_works():
     hall = hall_with("A")
-    hall.pause(T, "1")
-    assert refused(hall, hall.call_next, T, "1").code == "window_paused"
+    hall.apply(Pause(window="1"), T)
+    assert refused(hall, CallNext(window="1")).code == "window_paused"
     assert hall.window_view("1")["state"] == "paused"
-    hall.resume(T, "1")
+    hall.apply(Resume(window="1"), T)
     assert called(hall, "1") == "A001"
 
 
 def test_unknown_window_is_refused():
     hall = hall_with("A")
-    assert refused(hall, hall.call_next, T, "99").code == "unknown_window"
+    assert refused(hall, CallNext(window="99")).code == "unknown_window"
 
 
 def test_queue_empty_is_refused():
     hall = hall_with()
-    assert refused(hall, hall.call_next, T, "1").code == "queue_empty"
+    assert refused(hall, CallNext(window="1")).code == "queue_empty"
 
 
 def test_login_roles_and_refusals():
     hall = new_hall()
-    assert hall.login(T, "1", "1001")["role"] == "A"
-    assert refused(hall, hall.login, T, "2", "1001").code == "staff_elsewhere"
-    assert refused(hall, hall.login, T, "1", "1002").code == "staff_not_allowed"
-    assert refused(hall, hall.login, T, "1", "9999").code == "unknown_staff"
-    hall.logout(T, "1")
-    assert hall.login(T, "2", "1001")["role"] == "B"     # AB角: backup at a colleague's window
-    assert refused(hall, hall.login, T, "2", "1002").code == "window_occupied"
+    assert hall.apply(Login(window="1", staff="1001"), T)["role"] == "A"
+    assert refused(hall, Login(window="2", staff="1001")).code == "staff_elsewhere"
+    assert refused(hall, Login(window="1", staff="1002")).code == "staff_not_allowed"
+    assert refused(hall, Login(window="1", staff="9999")).code == "unknown_staff"
+    hall.apply(Logout(window="1"), T)
+    assert hall.apply(Login(window="2", staff="1001"), T)["role"] == "B"   # AB角: backup
+    assert refused(hall, Login(window="2", staff="1002")).code == "window_occupied"
 
 
 def test_logout_with_a_ticket_at_the_window_is_refused():
     hall = hall_with("A")
     called(hall, "1")
-    assert refused(hall, hall.logout, T, "1").code == "ticket_in_progress"
-    hall.done(T, "1")
-    hall.logout(T, "1")
+    assert refused(hall, Logout(window="1")).code == "ticket_in_progress"
+    hall.apply(Done(window="1"), T)
+    hall.apply(Logout(window="1"), T)
     assert hall.window_view("1")["state"] == "closed"
 
 
 def test_attendance_is_recorded_for_login_and_logout():
     hall = new_hall()
-    hall.login(T, "1", "1001")
-    hall.logout(T + timedelta(hours=4), "1")
+    hall.apply(Login(window="1", staff="1001"), T)
+    hall.apply(Logout(window="1"), T + timedelta(hours=4))
     changes = hall.drain()
-    (att,) = changes.attendance.values()
+    (att,) = changes.of(Attendance)
     assert (att.staff, att.window, att.role) == ("1001", "1", "A")
     assert att.logout_at - att.login_at == timedelta(hours=4)
     assert [e.kind for e in changes.events] == ["login", "logout"]
+    assert hall.desk.attendance == {}
 
 
 # ---------------------------------------------------------------- next, done, start
@@ -100,25 +118,25 @@ def test_next_finishes_the_current_ticket_and_calls_in_order():
 def test_next_with_empty_queue_keeps_the_current_ticket():
     hall = hall_with("A")
     called(hall, "1")
-    assert refused(hall, hall.call_next, T, "1").code == "queue_empty"
+    assert refused(hall, CallNext(window="1")).code == "queue_empty"
     assert state(hall, "A001") is TicketState.CALLED
 
 
 def test_start_and_done():
     hall = hall_with("A")
     called(hall, "1")
-    hall.start(T, "1")
+    hall.apply(Start(window="1"), T)
     assert state(hall, "A001") is TicketState.SERVING
-    hall.done(T, "1")
+    hall.apply(Done(window="1"), T)
     assert state(hall, "A001") is TicketState.DONE
     assert hall.window_view("1")["state"] == "idle"
-    assert refused(hall, hall.done, T, "1").code == "no_current_ticket"
+    assert refused(hall, Done(window="1")).code == "no_current_ticket"
 
 
 def test_two_windows_never_get_the_same_ticket():
     hall = hall_with("A", "A", logins=(("1", "1001"), ("3", "1003")))
     assert {called(hall, "1"), called(hall, "3")} == {"A001", "A002"}
-    assert refused(hall, hall.call_next, T, "1").code == "queue_empty"
+    assert refused(hall, CallNext(window="1")).code == "queue_empty"
     check_invariants(hall)
 
 
@@ -131,9 +149,9 @@ def test_order_policy_serves_first_listed_service_first():
 def test_weighted_policy_serves_by_weights():
     hall = new_hall()
     for _ in range(6):
-        hall.take(T, "A")
-        hall.take(T, "B")
-    hall.login(T, "2", "1002")                 # window 2: B weight 2, A weight 1
+        hall.apply(Take(service="A"), T)
+        hall.apply(Take(service="B"), T)
+    hall.apply(Login(window="2", staff="1002"), T)   # window 2: B weight 2, A weight 1
     got = [called(hall, "2")[0] for _ in range(9)]
     assert got.count("B") == 6 and got.count("A") == 3
     assert got[:3].count("B") == 2
@@ -146,7 +164,7 @@ def test_fifo_policy_takes_the_earliest_across_services():
 
 def test_green_first_window_takes_green_of_any_service_first():
     hall = hall_with("A", logins=(("3", "1003"),))
-    hall.take(T, "B", priority="green")
+    hall.apply(Take(service="B", priority="green"), T)
     assert called(hall, "3") == "B001"
 
 
@@ -154,65 +172,96 @@ def test_green_first_window_takes_green_of_any_service_first():
 def test_recall_then_automatic_no_show_after_max_recalls():
     hall = hall_with("A", "A")                 # max_recalls defaults to 2
     called(hall, "1")
-    assert hall.recall(T, "1")["recalls"] == 1
-    assert hall.recall(T, "1")["recalls"] == 2
-    out = hall.recall(T, "1")
+    assert hall.apply(Recall(window="1"), T)["recalls"] == 1
+    assert hall.apply(Recall(window="1"), T)["recalls"] == 2
+    out = hall.apply(Recall(window="1"), T)
     assert out["no_show"] is True and state(hall, "A001") is TicketState.NO_SHOW
     assert hall.window_view("1")["ticket"] is None
     assert called(hall, "1") == "A002"
+    reasons = [e.payload for e in hall.drain().events if e.kind == "no_show"]
+    assert reasons == [{"reason": "recall_limit"}]
 
 
 def test_recall_needs_a_called_ticket():
     hall = hall_with("A")
-    assert refused(hall, hall.recall, T, "1").code == "no_current_ticket"
+    assert refused(hall, Recall(window="1")).code == "no_current_ticket"
     called(hall, "1")
-    hall.start(T, "1")
-    assert refused(hall, hall.recall, T, "1").code == "ticket_serving"
+    hall.apply(Start(window="1"), T)
+    assert refused(hall, Recall(window="1")).code == "ticket_serving"
 
 
 def test_no_show_key():
     hall = hall_with("A")
     called(hall, "1")
-    hall.no_show(T, "1")
+    hall.apply(NoShow(window="1"), T)
     assert state(hall, "A001") is TicketState.NO_SHOW
-    assert [e.data.get("reason") for e in hall.drain().events if e.kind == "no_show"] == ["key"]
+    assert [e.payload.get("reason") for e in hall.drain().events if e.kind == "no_show"] == ["key"]
 
 
 # ---------------------------------------------------------------- hold and call by number
 def test_hold_and_call_back_by_number():
     hall = hall_with("A", "A")
     called(hall, "1")
-    hall.hold(T, "1")
+    hall.apply(Hold(window="1"), T)
     assert state(hall, "A001") is TicketState.HELD
     assert hall.window_view("1")["ticket"] is None
     assert called(hall, "1") == "A002"
-    out = hall.call_number(T, "1", "a001")
+    out = hall.apply(CallNumber(window="1", number="a001"), T)
     assert out["ticket"]["number"] == "A001" and state(hall, "A002") is TicketState.DONE
     check_invariants(hall)
 
 
+def test_first_call_is_kept_through_recall_hold_and_call_back():
+    hall = hall_with("A", "A")
+    first, later, last = T + timedelta(minutes=1), T + timedelta(minutes=5), T + timedelta(minutes=9)
+    called(hall, "1", first)
+    hall.apply(Recall(window="1"), later)                  # a recall moves neither call time
+    t = hall.ticket("A001")
+    assert (t.first_called_at, t.called_at, t.recalls) == (first, first, 1)
+    hall.apply(Hold(window="1"), later)
+    called(hall, "1", later)                               # A002 meanwhile
+    hall.apply(CallNumber(window="1", number="A001"), last)   # call back: the latest call moves
+    assert (t.first_called_at, t.called_at, t.recalls) == (first, last, 0)
+    calls = [e for e in hall.drain().events if e.kind == "called"]
+    assert [(e.number, e.payload) for e in calls] == [
+        ("A001", {"how": "next", "first": True, "first_called_at": first.isoformat()}),
+        ("A002", {"how": "next", "first": True, "first_called_at": later.isoformat()}),
+        ("A001", {"how": "held", "first": False, "first_called_at": first.isoformat()}),
+    ]
+    check_invariants(hall)
+
+
+def test_first_call_is_kept_through_a_transfer():
+    hall = hall_with("A", logins=(("1", "1001"), ("4", "1004")))
+    called(hall, "1")
+    hall.apply(Transfer(window="1", to_service="B"), T + timedelta(minutes=3))
+    called(hall, "4", T + timedelta(minutes=8))
+    t = hall.ticket("A001")
+    assert (t.first_called_at, t.called_at) == (T, T + timedelta(minutes=8))
+
+
 def test_call_a_specific_waiting_ticket():
     hall = hall_with("A", "A", "A")
-    assert hall.call_number(T, "1", "A003")["ticket"]["number"] == "A003"
+    assert hall.apply(CallNumber(window="1", number="A003"), T)["ticket"]["number"] == "A003"
     assert called(hall, "1") == "A001"
 
 
 def test_call_by_number_refusals():
     hall = hall_with("A", "B", logins=(("1", "1001"), ("4", "1004")))
-    assert refused(hall, hall.call_number, T, "4", "A001").code == "ticket_not_for_window"
-    assert refused(hall, hall.call_number, T, "1", "A999").code == "unknown_ticket"
-    hall.call_number(T, "1", "A001")
-    assert refused(hall, hall.call_number, T, "1", "A001").code == "ticket_at_window"
-    hall.done(T, "1")
-    assert refused(hall, hall.call_number, T, "1", "A001").code == "ticket_not_callable"
+    assert refused(hall, CallNumber(window="4", number="A001")).code == "ticket_not_for_window"
+    assert refused(hall, CallNumber(window="1", number="A999")).code == "unknown_ticket"
+    hall.apply(CallNumber(window="1", number="A001"), T)
+    assert refused(hall, CallNumber(window="1", number="A001")).code == "ticket_at_window"
+    hall.apply(Done(window="1"), T)
+    assert refused(hall, CallNumber(window="1", number="A001")).code == "ticket_not_callable"
 
 
 # ---------------------------------------------------------------- transfer
 def test_transfer_to_service_keeps_number_and_original_issue_time():
     hall = hall_with("A", logins=(("1", "1001"), ("4", "1004")))
-    hall.take(T + timedelta(minutes=5), "B")   # B001 issued after A001
+    hall.apply(Take(service="B"), T + timedelta(minutes=5))   # B001 issued after A001
     called(hall, "1")
-    hall.transfer(T, "1", to_service="B")
+    hall.apply(Transfer(window="1", to_service="B"), T)
     t = hall.ticket("A001")
     assert (t.number, t.service, t.state, t.issued_at) == ("A001", "B", TicketState.WAITING, T)
     assert called(hall, "4") == "A001"         # it keeps its place: issued before B001
@@ -222,29 +271,30 @@ def test_transfer_to_service_keeps_number_and_original_issue_time():
 def test_transfer_to_window_waits_for_that_window_only():
     hall = hall_with("A", "A", logins=(("1", "1001"), ("3", "1003")))
     called(hall, "1")
-    hall.transfer(T, "1", to_window="3")
+    hall.apply(Transfer(window="1", to_window="3"), T)
     assert called(hall, "1") == "A002"
-    assert refused(hall, hall.call_next, T, "1").code == "queue_empty"
+    assert refused(hall, CallNext(window="1")).code == "queue_empty"
     assert called(hall, "3") == "A001"
 
 
 def test_transfer_refusals():
     hall = hall_with("A")
-    assert refused(hall, hall.transfer, T, "1", to_service="B").code == "no_current_ticket"
+    assert refused(hall, Transfer(window="1", to_service="B")).code == "no_current_ticket"
     called(hall, "1")
-    assert refused(hall, hall.transfer, T, "1").code == "bad_transfer"
-    assert refused(hall, hall.transfer, T, "1", to_service="A").code == "bad_transfer"
-    assert refused(hall, hall.transfer, T, "1", to_service="Q").code == "unknown_service"
-    assert refused(hall, hall.transfer, T, "1", to_window="1").code == "bad_transfer"
-    assert refused(hall, hall.transfer, T, "1", to_window="77").code == "unknown_window"
+    assert refused(hall, Transfer(window="1")).code == "bad_transfer"
+    assert refused(hall, Transfer(window="1", to_service="B", to_window="3")).code == "bad_transfer"
+    assert refused(hall, Transfer(window="1", to_service="A")).code == "bad_transfer"
+    assert refused(hall, Transfer(window="1", to_service="Q")).code == "unknown_service"
+    assert refused(hall, Transfer(window="1", to_window="1")).code == "bad_transfer"
+    assert refused(hall, Transfer(window="1", to_window="77")).code == "unknown_window"
 
 
 def test_cancel_a_waiting_ticket():
     hall = hall_with("A", "A")
-    hall.cancel(T, "A001")
+    hall.apply(Cancel(number="A001"), T)
     assert state(hall, "A001") is TicketState.CANCELLED
     assert called(hall, "1") == "A002"
-    assert refused(hall, hall.cancel, T, "A002").code == "ticket_not_waiting"
+    assert refused(hall, Cancel(number="A002")).code == "ticket_not_waiting"
 
 
 def test_board_views_count_waiting_and_windows():
@@ -260,4 +310,4 @@ def test_board_views_count_waiting_and_windows():
 @pytest.mark.parametrize("op", ["recall", "no_show", "hold", "done", "start"])
 def test_keys_at_an_unstaffed_window_are_refused(op):
     hall = hall_with("A", logins=())
-    assert refused(hall, getattr(hall, op), T, "1").code == "not_logged_in"
+    assert refused(hall, COMMANDS[op](window="1")).code == "not_logged_in"

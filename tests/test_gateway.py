@@ -16,6 +16,7 @@ from devices.gateway import REPEAT_S, Gateway
 from devices.gateway_config import parse
 from display import led
 from tests.bushelp import SECRET, big_hall, hall_server
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -70,36 +71,42 @@ async def hall_with_gateway(tmp_path):
             pins.close()
 
 
-async def until(predicate, timeout: float = 5.0) -> None:  # noqa: ANN001
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    assert predicate()
-
-
 async def push(pins: MockFactory, pin: int, hold_s: float = 0.1) -> None:
     """A press of a button wired to ground (pull-up): low for ``hold_s``, then high again."""
     pins.pin(pin).drive_low()
-    await asyncio.sleep(hold_s)
+    await asyncio.sleep(hold_s)                   # held down: part of the press
     pins.pin(pin).drive_high()
-    await asyncio.sleep(0.08)                     # settles past the debounce
+    await asyncio.sleep(0.08)                     # settles past the debounce (50 ms)
 
 
-def waiting(server) -> list[str]:  # noqa: ANN001
-    return sorted(t.number for t in server.engine.hall.tickets.values() if t.state.value == "waiting")
+async def tickets(server) -> dict:  # noqa: ANN001
+    return (await server.engine.settled()).queue.all
 
 
-def called_at(server, window: str) -> str | None:  # noqa: ANN001
-    current = server.engine.hall.windows[window].current
-    return server.engine.hall.tickets[current].number if current else None
+async def waiting(server) -> list[str]:  # noqa: ANN001
+    return sorted(t.number for t in (await tickets(server)).values() if t.state.value == "waiting")
+
+
+async def called_at(server, window: str) -> str | None:  # noqa: ANN001
+    hall = await server.engine.settled()
+    current = hall.desk.windows[window].current
+    return hall.queue.all[current].number if current else None
+
+
+async def calls(server, window: str, number: str) -> bool:  # noqa: ANN001
+    return await called_at(server, window) == number
+
+
+async def issued(server, n: int) -> bool:  # noqa: ANN001
+    return len(await tickets(server)) == n
 
 
 async def take(server, pins: MockFactory, n: int) -> None:  # noqa: ANN001
-    before = len(server.engine.hall.tickets)
+    before = len(await tickets(server))
     for _ in range(n):
         await push(pins, 17)
-    await until(lambda: len(server.engine.hall.tickets) == before + n)
+    await wait_for(lambda: issued(server, before + n),
+                   what=f"{n} kiosk button press(es) to issue {n} ticket(s)")
 
 
 async def test_a_keypad_press_calls_the_next_ticket_and_the_led_screen_shows_it(tmp_path):
@@ -107,7 +114,7 @@ async def test_a_keypad_press_calls_the_next_ticket_and_the_led_screen_shows_it(
         await take(server, pins, 2)                               # GPIO kiosk button
         await gateway.devices["caller-w01"].send("key", key="login", staff="101")
         assert await keypads.press(1, 0x0C)                       # next, echoed
-        await until(lambda: called_at(server, "01") == "A001")
+        await wait_for(lambda: calls(server, "01", "A001"), what="window 01 to call A001")
         await screen.wait_until(lambda: "A001" in screen.text.get(1, ""))
         await keypads.wait_until(lambda: keypads.digits(1) == "001001")   # 1 waiting, A001
         screen.save_png(1, tmp_path / "led.png")
@@ -121,9 +128,9 @@ async def test_a_press_repeated_for_a_lost_echo_calls_once(tmp_path):
         keypads.lose_echoes = 1                   # the keypad hears no echo and presses again
         assert await keypads.press(1, 0x0C)
         assert keypads.sent == 2
-        await until(lambda: called_at(server, "01") == "A001")
-        await asyncio.sleep(0.3)
-        assert called_at(server, "01") == "A001" and waiting(server) == ["A002", "A003"]
+        await wait_for(lambda: calls(server, "01", "A001"), what="window 01 to call A001")
+        await asyncio.sleep(0.3)                  # negative check: the repeat calls nothing more
+        assert await called_at(server, "01") == "A001" and await waiting(server) == ["A002", "A003"]
 
 
 async def test_line_noise_between_frames_changes_nothing(tmp_path):
@@ -133,23 +140,24 @@ async def test_line_noise_between_frames_changes_nothing(tmp_path):
         noise = bytes([0x00, 0x68, 0xFF, 0x13, 0x16, 0x55, 0xAA, 0x42]) * 8
         keypads.noise(noise + ff68.Frame(1, 0x01, b"\x0c").encode()[:-2] + b"\x00\x00")
         own_bus.noise(noise)
-        await asyncio.sleep(0.3)
-        assert called_at(server, "01") is None and waiting(server) == ["A001", "A002"]
         bus = gateway.buses[0]
-        assert bus.bad_frames >= 1
+        await wait_for(lambda: bus.bad_frames >= 1, what="the keypad bus to reject the noise")
+        await asyncio.sleep(0.3)                  # negative check: the noise calls nothing
+        assert await called_at(server, "01") is None and await waiting(server) == ["A001", "A002"]
         assert await keypads.press(1, 0x0C)                        # and the line still works
-        await until(lambda: called_at(server, "01") == "A001")
-        assert waiting(server) == ["A002"]
+        await wait_for(lambda: calls(server, "01", "A001"), what="window 01 to call A001")
+        assert await waiting(server) == ["A002"]
 
 
 async def test_own_bus_keypad_calls_once_goes_offline_and_comes_back(tmp_path):
     async with hall_with_gateway(tmp_path) as (server, gateway, _, __, own_bus, pins):
         registry = server.bus.registry
-        await until(lambda: registry.get("caller-w02") is not None and registry["caller-w02"].online)
+        await wait_for(lambda: registry.get("caller-w02") is not None and registry["caller-w02"].online,
+                       what="caller-w02 on the own bus to come online")
         await take(server, pins, 2)
         own_bus.press(3, "login", "102")
         own_bus.press(3, "next")
-        await until(lambda: called_at(server, "02") == "A001")
+        await wait_for(lambda: calls(server, "02", "A001"), what="window 02 to call A001")
         await own_bus.wait_until(lambda: own_bus.devices[3].shown.startswith("A001"))
         led_w02 = gateway.devices["led-w02"]                      # a panel that takes pixels
         await led_w02.wait_until(lambda: "A001" in (led_w02.shown or {}).get("ticket", ""))
@@ -157,11 +165,13 @@ async def test_own_bus_keypad_calls_once_goes_offline_and_comes_back(tmp_path):
         await own_bus.wait_until(lambda: own_bus.image(5) is not None
                                  and own_bus.image(5).tobytes() == expected)
         own_bus.silent.add(3)                                      # unplugged
-        await until(lambda: not registry["caller-w02"].online)
+        await wait_for(lambda: not registry["caller-w02"].online,
+                       what="the unplugged caller-w02 to go offline")
         assert registry["eval-w02"].online                         # the rest of the bus is fine
         own_bus.silent.clear()
-        await until(lambda: registry["caller-w02"].online)
-        assert waiting(server) == ["A002"]
+        await wait_for(lambda: registry["caller-w02"].online,
+                       what="caller-w02 to come back online once plugged in")
+        assert await waiting(server) == ["A002"]
 
 
 async def test_evaluator_rates_the_session_it_was_asked_for(tmp_path):
@@ -169,18 +179,19 @@ async def test_evaluator_rates_the_session_it_was_asked_for(tmp_path):
         await take(server, pins, 1)
         await gateway.devices["caller-w01"].send("key", key="login", staff="101")
         assert await keypads.press(1, 0x0C)
-        await until(lambda: called_at(server, "01") == "A001")
+        await wait_for(lambda: calls(server, "01", "A001"), what="window 01 to call A001")
         evaluator = gateway.devices["eval-w01"]
         assert await keypads.rate(2, 1)                            # nothing asked yet: a beep
-        await until(lambda: keypads.beeps[2] == 1)
+        await wait_for(lambda: keypads.beeps[2] == 1, what="the idle evaluator (addr 2) to beep")
         await server.bus.link.publish(server.bus.topics.device("caller-w01", "cmd"),
                                       b'{"cmd_id":"c1","op":"beep"}')      # protocol v1 beep
-        await until(lambda: keypads.beeps[1] == 1)
+        await wait_for(lambda: keypads.beeps[1] == 1, what="the caller keypad (addr 1) to beep")
         assert await keypads.press(1, 0x0B)                        # the clerk asks for a rating
         await evaluator.wait_until(lambda: (evaluator.shown or {}).get("op") == "prompt")
         await asyncio.sleep(REPEAT_S)              # the same frame sooner would be a resend
         assert await keypads.rate(2, 1)                            # key 1: very satisfied
-        await until(lambda: any(r.get("ok") for r in evaluator.replies))
+        await wait_for(lambda: any(r.get("ok") for r in evaluator.replies),
+                       what="the rating to be acknowledged")
         assert evaluator.replies[-1]["evaluation"]["level"] == "very_satisfied"
 
 
@@ -190,21 +201,24 @@ async def test_gpio_buttons_debounce_and_long_press(tmp_path):
             pins.pin(17).drive_low()
             pins.pin(17).drive_high()
         await push(pins, 17)                       # then it stays down, and is let go
-        await until(lambda: len(server.engine.hall.tickets) == 1)
-        await asyncio.sleep(0.2)
-        assert len(server.engine.hall.tickets) == 1, "one press, however much it bounced"
+        await wait_for(lambda: issued(server, 1),
+                       what="the bouncing button to issue a ticket")
+        await asyncio.sleep(0.2)                   # negative check: the bounces issue no more
+        assert len(await tickets(server)) == 1, "one press, however much it bounced"
         assert gateway.buttons[0].bounces >= 8
         await take(server, pins, 2)
         # a caller made of one button: a short press calls the next, a long one recalls
         caller = gateway.devices["caller-w03"]
         await caller.send("key", key="login", staff="103")
         await push(pins, 22)
-        await until(lambda: called_at(server, "03") == "A001")
-        await push(pins, 22, hold_s=0.5)
-        await until(lambda: len(caller.replies) >= 2)
-        assert caller.replies[-1]["ok"] and called_at(server, "03") == "A001"
-        ticket = server.engine.hall.tickets[server.engine.hall.windows["03"].current]
-        assert ticket.recalls == 1 and waiting(server) == ["A002", "A003"]
+        await wait_for(lambda: calls(server, "03", "A001"),
+                       what="a short press of the one-button caller to call A001")
+        await push(pins, 22, hold_s=0.5)           # longer than hold_ms: a recall
+        await wait_for(lambda: len(caller.replies) >= 2, what="the long press to be answered")
+        assert caller.replies[-1]["ok"] and await called_at(server, "03") == "A001"
+        hall = await server.engine.settled()
+        ticket = hall.queue.all[hall.desk.windows["03"].current]
+        assert ticket.recalls == 1 and await waiting(server) == ["A002", "A003"]
 
 
 async def test_serve_runs_the_gateway_on_its_own_broker(tmp_path):
@@ -237,11 +251,12 @@ devices = [{{ id = "caller-w02", kind = "caller", addr = 1 }}]
             with urllib.request.urlopen(url + "/api/devices", timeout=5) as r:
                 return {d["id"]: d for d in json.loads(r.read())["devices"]}
 
-        for _ in range(100):
+        async def both_listed() -> dict | None:
             seen = await asyncio.to_thread(devices)
-            if "caller-w01" in seen and "caller-w02" in seen:
-                break
-            await asyncio.sleep(0.1)
+            return seen if "caller-w01" in seen and "caller-w02" in seen else None
+
+        seen = await wait_for(both_listed, 10, "the server to list caller-w01 and caller-w02",
+                              interval=0.1)
         assert seen["caller-w01"]["online"] and not seen["caller-w02"]["online"]
         assert await keypads.press(1, 0x0C)              # next, but nobody is logged in: beep
         await keypads.wait_until(lambda: keypads.beeps[1] == 1, 10)
@@ -258,20 +273,20 @@ async def test_kiosk_with_id_reader_and_printer(tmp_path):
         reader, printer = gateway.sims["reader"], gateway.sims["printer"]
         kiosk = gateway.devices["kiosk-1"]
         reader.put("王老五", date(1950, 5, 1), "110101195005011234")
-        await until(lambda: kiosk.card is not None)
+        await wait_for(lambda: kiosk.card is not None, what="the kiosk to read the card")
         await take(server, pins, 1)
-        [first] = server.engine.hall.tickets.values()
+        [first] = (await tickets(server)).values()
         assert first.priority.value == "green"
         assert first.id_token and "110101195005011234" not in first.id_token
         await printer.wait_until(lambda: len(printer.images) == 1)
         assert printer.images[0].width == 384 and printer.cuts == 1
         await take(server, pins, 1)                  # the card was used: a plain ticket
-        second = [t for t in server.engine.hall.tickets.values() if t.id != first.id][0]
+        second = [t for t in (await tickets(server)).values() if t.id != first.id][0]
         assert second.priority.value != "green" and second.id_token is None
         await printer.wait_until(lambda: len(printer.images) == 2)
         printer.paper = "out"
         await take(server, pins, 1)                  # printed, and the sensor now says out
-        await until(lambda: kiosk.printer.paper == "out")
+        await wait_for(lambda: kiosk.printer.paper == "out", what="the kiosk to see the paper out")
         await push(pins, 17)
-        await asyncio.sleep(0.3)
-        assert len(server.engine.hall.tickets) == 3 and len(printer.images) == 3
+        await asyncio.sleep(0.3)                     # negative check: no ticket without paper
+        assert len(await tickets(server)) == 3 and len(printer.images) == 3

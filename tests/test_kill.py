@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.helpers import DEMO, start_yimen
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +50,14 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_ticket(tmp_path):
     try:
         async with aiohttp.ClientSession() as http:
             async def take(i: int) -> None:
-                await asyncio.sleep(i * 0.002)
+                await asyncio.sleep(i * 0.002)                  # paces the burst
                 async with http.post(f"{url}/api/tickets", json={"service": "A"}) as r:
                     if r.status == 201:
                         acked.append((await r.json())["ticket"]["number"])
 
             burst = [asyncio.create_task(take(i)) for i in range(600)]
-            while len(acked) < 150:
-                await asyncio.sleep(0.005)
+            await wait_for(lambda: len(acked) >= 150, 30, "150 acknowledged tickets before the kill",
+                           interval=0.005)
             proc.send_signal(signal.SIGKILL)
             await asyncio.gather(*burst, return_exceptions=True)
     finally:
@@ -100,19 +101,14 @@ async def test_a_killed_server_leaves_no_broker_holding_its_port(tmp_path):
     proc, _ = await start_server(config, data, f"127.0.0.1:{port}")
     retained = data / "broker-retained.json"
     try:
-        for _ in range(100):                      # the controller's retained sets reach it
-            if retained.exists() and "/set" in retained.read_text(encoding="utf-8"):
-                break
-            await asyncio.sleep(0.1)
+        await wait_for(lambda: retained.exists() and "/set" in retained.read_text(encoding="utf-8"),
+                       10, "the controller's retained sets to reach the broker's file", interval=0.1)
         assert _listening(port)
         retained.unlink()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        for _ in range(100):
-            if not _listening(port):
-                break
-            await asyncio.sleep(0.1)
-        assert not _listening(port), "the broker outlived the hall server"
+        await wait_for(lambda: not _listening(port), 10,
+                       f"port {port} to be free (the broker outlived the hall server)", interval=0.1)
         assert "/set" in retained.read_text(encoding="utf-8"), "retained sets not saved on the way out"
     finally:
         proc.kill()

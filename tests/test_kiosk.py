@@ -16,8 +16,7 @@ from kiosk.program import KioskApp, KioskConfig
 from tests.bushelp import SECRET, unique
 from tests.helpers import demo_config
 from tests.test_pages import served
-
-pytestmark = pytest.mark.slow
+from tests.waiting import wait_for
 
 
 @asynccontextmanager
@@ -50,6 +49,7 @@ async def post(http, url: str, key: str, **body):  # noqa: ANN001, ANN003, ANN20
         return r.status, await r.json()
 
 
+@pytest.mark.slow                               # a hall server with its broker process
 async def test_a_ticket_is_printed_once_even_when_the_page_retries(tmp_path, clock):
     async with kiosk_box(tmp_path, clock) as (server, box, _, http, url):
         status, first = await post(http, url, "k1", service="A")
@@ -57,7 +57,7 @@ async def test_a_ticket_is_printed_once_even_when_the_page_retries(tmp_path, clo
         status, again = await post(http, url, "k1", service="A")       # a retry after a drop
         assert again["ticket"]["number"] == "A001"
         assert sorted(p.name for p in (tmp_path / "tickets").iterdir()) == ["0001.bin", "0001.png"]
-        assert len(server.engine.hall.tickets) == 1
+        assert len((await server.engine.settled()).queue.all) == 1
         async with http.get(url + "/api/kiosk/services") as r:          # passed through
             assert r.status == 200 and (await r.json())["services"][0]["waiting"] == 1
         async with http.get(url + "/") as r:
@@ -66,24 +66,26 @@ async def test_a_ticket_is_printed_once_even_when_the_page_retries(tmp_path, clo
         assert status == 409 and refused["error"]["code"] == "unknown_service"
 
 
+@pytest.mark.slow
 async def test_the_card_on_the_reader_goes_with_the_ticket(tmp_path, clock):
     async with kiosk_box(tmp_path, clock) as (server, box, reader, http, url):
         reader.put("王老五", date(1950, 5, 1), "110101195005011234")
-        for _ in range(100):
+
+        async def card() -> dict | None:
             async with http.get(url + "/api/kiosk/state") as r:
-                state = await r.json()
-            if state["card"]:
-                break
-            await asyncio.sleep(0.05)
-        assert state["card"] == {"masked_name": "王*五", "green": True}
+                return (await r.json())["card"]
+
+        read = await wait_for(card, what="the box's page state to show the card on the reader")
+        assert read == {"masked_name": "王*五", "green": True}
         status, reply = await post(http, url, "k1", service="A")
-        ticket = server.engine.hall.ticket(reply["ticket"]["number"])
+        ticket = (await server.engine.settled()).ticket(reply["ticket"]["number"])
         assert ticket.priority.value == "green" and ticket.id_token
         assert "110101195005011234" not in str(reply)
         status, plain = await post(http, url, "k2", service="A")        # the card was used
-        assert server.engine.hall.ticket(plain["ticket"]["number"]).id_token is None
+        assert (await server.engine.settled()).ticket(plain["ticket"]["number"]).id_token is None
 
 
+@pytest.mark.slow
 async def test_out_of_paper_takes_no_ticket_and_says_so(tmp_path, clock):
     async with kiosk_box(tmp_path, clock) as (server, box, _, http, url):
         printer = box.device.printer._open()                           # the folder printer
@@ -93,14 +95,12 @@ async def test_out_of_paper_takes_no_ticket_and_says_so(tmp_path, clock):
         status, refused = await post(http, url, "k2", service="A")
         assert status == 503 and refused["error"]["code"] == "paper_out"
         assert "打印纸已用完" in refused["error"]["message"]
-        assert len(server.engine.hall.tickets) == 1
+        assert len((await server.engine.settled()).queue.all) == 1
         async with http.get(url + "/api/kiosk/state") as r:
             assert (await r.json())["paper"] == "out"
         registry = server.bus.registry
-        for _ in range(100):
-            if (registry.get("kiosk-1") and registry["kiosk-1"].state or {}).get("paper") == "out":
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: ((registry.get("kiosk-1") and registry["kiosk-1"].state) or {})
+                       .get("paper") == "out", what="kiosk-1 to report paper out to the hall server")
         assert registry["kiosk-1"].state == {"paper": "out"}          # reported on its state
 
 
@@ -113,6 +113,7 @@ def test_the_example_kiosk_file_loads():
     assert (config.id, config.printer["width"], config.reader["port"]) == ("kiosk-2", 576, "/dev/ttyUSB1")
 
 
+@pytest.mark.slow
 async def test_the_box_page_shows_the_card_and_an_empty_roll(tmp_path, clock):
     from tests.test_pages import CHROMIUM, browser_or_skip
 
@@ -131,12 +132,12 @@ async def test_the_box_page_shows_the_card_and_an_empty_roll(tmp_path, clock):
             box.device.printer._open().paper = "out"           # this job empties the roll
             await page.locator("#a-plain").click()
             await expect(page.locator("#r-number")).to_have_text("A001")
-            assert server.engine.hall.ticket("A001").priority.value == "green"
+            assert (await server.engine.settled()).ticket("A001").priority.value == "green"
             await page.locator("#r-done").click()
             await expect(page.locator("#paper")).to_be_visible()
             await page.locator(".svc[data-service=A]").click()
             await page.locator("#a-plain").click()
             await expect(page.locator("#error")).to_contain_text("打印纸已用完")
-            assert len(server.engine.hall.tickets) == 1
+            assert len((await server.engine.settled()).queue.all) == 1
         finally:
             await browser.close()

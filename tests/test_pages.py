@@ -64,7 +64,7 @@ async def test_kiosk_status_page_and_hall_screen_in_a_browser(tmp_path, clock):
                 assert await kiosk.locator("#r-qr").evaluate("img => img.complete && img.naturalWidth > 0")
 
                 status = await browser.new_page(viewport={"width": 420, "height": 800})
-                ticket = server.engine.hall.ticket("A001")
+                ticket = (await server.engine.settled()).ticket("A001")
                 await status.goto(f"{base}/t/{ticket.id}")
                 await expect(status.locator("#number")).to_have_text("A001")
                 await expect(status.locator("#state")).to_have_text("等候中")
@@ -112,7 +112,7 @@ async def test_kiosk_page_recovers_by_itself_after_a_network_drop(tmp_path, cloc
                 await kiosk.locator("#a-plain").click()
                 await expect(kiosk.locator("#error")).to_contain_text("网络不通", timeout=10000)
                 await expect(kiosk.locator("#offline")).to_be_visible(timeout=10000)
-                assert len(server.engine.hall.tickets) == 0
+                assert len((await server.engine.settled()).queue.all) == 0
                 await context.set_offline(False)              # and comes back
                 await expect(kiosk.locator("#offline")).to_be_hidden(timeout=10000)
                 await kiosk.locator("#a-plain").click()        # the same screen works again

@@ -63,6 +63,7 @@ def test_ticket_58mm_fits_its_paper(tmp_path):
     same_as_golden(image, "ticket-58mm.png", tmp_path)
 
 
+@pytest.mark.slow                               # a printer on a pseudo-terminal: ~3 s
 async def test_printer_on_a_serial_line_prints_the_ticket_once_and_reports_paper():
     sim = EscposPrinter()
     await sim.start()

@@ -3,6 +3,7 @@ in order; a silent device goes offline and comes back; SHOW reaches the device o
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,6 +86,7 @@ def test_show_reaches_the_device_once_and_only_the_newest_is_kept():
     assert dev.shown == "A012 请到3号窗口" and dev.beeps == 1
 
 
+@pytest.mark.slow                               # 150 hypothesis examples: ~1.5 s
 @settings(max_examples=150, deadline=None)
 @given(keys=st.lists(st.sampled_from(["next", "recall", "no_show", "pause", "resume"]),
                      min_size=1, max_size=12),

@@ -29,9 +29,10 @@ from typing import Any
 
 from controller.bench.procs import pct, recv, start, stop
 from controller.bus import security
-from controller.bus.link import BrokerAddress, MqttLink
 from controller.config import parse_config
-from controller.tasks import cancel_all
+from protocol.credentials import derived_password
+from protocol.link import BrokerAddress, MqttLink
+from protocol.tasks import cancel_all
 
 SECRET = "bench"
 
@@ -72,7 +73,7 @@ async def _paced(windows: int, presses: int, interval_s: float, one) -> list[Any
 async def two_hop_baseline(broker: BrokerAddress, root: str, windows: int, presses: int,
                            interval_s: float) -> list[float]:
     """Publish → relay client → back, over the same broker, same pacing."""
-    password = security.derived_password(SECRET, security.CONTROLLER_USER)
+    password = derived_password(SECRET, security.CONTROLLER_USER)
     waiters: dict[str, asyncio.Future] = {}
     relay: MqttLink
 

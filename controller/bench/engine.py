@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from controller.config import HallConfig, parse_config
-from controller.core.commands import Command
+from controller.core.commands import CallNext, Command, Login, Origin, Source, Take
 from controller.engine import Engine
 from controller.storage.db import database_url, open_database, upgrade
 from controller.storage.schema import metadata
+
+BENCH = Source("bench", Origin.CLI)
 
 
 def bench_config(windows: int = 50, services: str = "ABCDE", hall: str = "bench") -> HallConfig:
@@ -119,7 +121,7 @@ async def _drive(engine: Engine, name: str, commands: list[Command], concurrency
         for command in mine:
             t0 = time.perf_counter()
             try:
-                await engine.execute(command)
+                await engine.execute(command, BENCH)
             except Exception:  # noqa: BLE001 - a refusal still went through the engine
                 refused += 1
             lat.append((time.perf_counter() - t0) * 1000)
@@ -140,10 +142,10 @@ async def _paced(engine: Engine, rate: float, seconds: float, windows: int) -> R
     async def one(i: int) -> None:
         t0 = time.perf_counter()
         if i % 2 == 0:
-            await engine.execute(Command("take", {"service": "ABCDE"[i // 2 % 5]}))
+            await engine.execute(Take(service="ABCDE"[i // 2 % 5]), BENCH)
         else:
             try:
-                await engine.execute(Command("call_next", {"window": str(1 + i // 2 % windows)}))
+                await engine.execute(CallNext(window=str(1 + i // 2 % windows)), BENCH)
             except Exception:  # noqa: BLE001 - an empty line is still a command
                 pass
         lat.append((time.perf_counter() - t0) * 1000)
@@ -168,15 +170,15 @@ async def engine_runs(folder: Path, tickets: int, concurrency: int, synchronous:
     await engine.start()
     try:
         for w in range(1, windows + 1):
-            await engine.execute(Command("login", {"window": str(w), "staff": str(9000 + w)}))
+            await engine.execute(Login(window=str(w), staff=str(9000 + w)), BENCH)
         gc.collect()
         gc.freeze()   # as the server does after start-up: what was loaded is not rescanned
         paced = await _paced(engine, 200, 5, windows)
-        takes = [Command("take", {"service": "ABCDE"[i % 5]}) for i in range(tickets)]
+        takes: list[Command] = [Take(service="ABCDE"[i % 5]) for i in range(tickets)]
         issue = await _drive(engine, "engine: take (issue ticket)", takes, concurrency)
         per_window = (tickets // windows) - 1
-        calls = [Command("call_next", {"window": str(1 + i % windows)})
-                 for i in range(per_window * windows)]
+        calls: list[Command] = [CallNext(window=str(1 + i % windows))
+                                for i in range(per_window * windows)]
         call = await _drive(engine, "engine: call_next", calls, windows)
     finally:
         await engine.stop()

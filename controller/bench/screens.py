@@ -40,7 +40,7 @@ async def _serve_async(config_path: str, folder: str, conn) -> None:  # noqa: AN
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        conn.send(site._server.sockets[0].getsockname()[1])  # noqa: SLF001
+        conn.send(runner.addresses[0][1])
         while await recv(conn, None) != "stop":
             conn.send(time.process_time())
     finally:

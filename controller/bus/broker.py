@@ -25,10 +25,10 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
 
 from controller.bus import security
-from controller.bus.link import BrokerAddress
-from controller.bus.protocol import Topics
 from controller.config import HallConfig
-from controller.tasks import cancel_all
+from protocol.link import BrokerAddress
+from protocol.tasks import cancel_all
+from protocol.topics import Topics
 
 log = logging.getLogger("yimen.broker")
 
@@ -262,7 +262,7 @@ class EmbeddedBroker:
         if self.broker is None:
             return
         # amqtt stops a connection by cancelling its reader and waiting for it; under load the
-        # cancellation can be swallowed (see controller.tasks) and shutdown waited forever.
+        # cancellation can be swallowed (see protocol.tasks) and shutdown waited forever.
         # Closing the sockets first lets every reader end on its own.
         for _, handler in list(self.broker._sessions.values()):
             stream = getattr(getattr(handler, "writer", None), "_writer", None)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.bus.broker import EmbeddedBroker
-from controller.bus.link import BrokerAddress
 from controller.config import HallConfig
+from protocol.link import BrokerAddress
 
 log = logging.getLogger("yimen.broker")
 
@@ -73,7 +73,7 @@ class BrokerProcess:
         proc, self._proc = self._proc, None
         try:
             with self._lock:
-                self._conn.send("stop")
+                self._pipe.send("stop")
         except OSError:
             pass                        # already gone
         await asyncio.to_thread(proc.join, STOP_TIMEOUT_S)
@@ -81,18 +81,24 @@ class BrokerProcess:
             log.error("embedded broker did not stop within %g s; killing it", STOP_TIMEOUT_S)
             proc.kill()
             await asyncio.to_thread(proc.join, 5)
-        self._conn.close()
+        self._pipe.close()
+
+    @property
+    def _pipe(self) -> Connection:
+        """The pipe to the broker process, from ``start`` on."""
+        assert self._conn is not None
+        return self._conn
 
     def _ask(self, request: str) -> Any:
         with self._lock:
-            self._conn.send(request)
+            self._pipe.send(request)
             return self._receive(10)
 
     def _receive(self, timeout: float) -> Any:
-        if not self._conn.poll(timeout):
+        if not self._pipe.poll(timeout):
             return f"no answer within {timeout:g} s"
         try:
-            return self._conn.recv()
+            return self._pipe.recv()
         except EOFError:
             return "the broker process ended"
 

@@ -8,16 +8,20 @@ carries.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from controller.bus import views
-from controller.core.model import Event
-from controller.engine import Engine
+from controller.core.events import EventKind
+from controller.engine import Committed, Engine
+from controller.logs import RateLimitedLog
 
-CALL_EVENTS = frozenset({"called", "recalled"})
-Listener = Callable[[list[Event], list[dict[str, Any]]], None]
+log = logging.getLogger("yimen.calls")
+noisy = RateLimitedLog(log)
+CALL_EVENTS = frozenset({EventKind.CALLED, EventKind.RECALLED})
+Listener = Callable[[Committed, list[dict[str, Any]]], None]
 
 
 class CallLog:
@@ -28,13 +32,17 @@ class CallLog:
         engine.subscribe(self._on_events)
 
     def subscribe(self, listener: Listener) -> None:
-        """``listener(events, calls)`` after each commit, in the engine's listener turn."""
+        """``listener(committed, calls)`` after each commit, in the engine's listener turn;
+        a failing listener hurts no other."""
         self._listeners.append(listener)
 
-    def _on_events(self, events: list[Event]) -> None:
+    def _on_events(self, committed: Committed) -> None:
         hall = self.engine.hall
         calls = [views.call_object(hall, ev, ev.at.astimezone(hall.tz))
-                 for ev in events if ev.kind in CALL_EVENTS]
+                 for ev in committed.events if ev.kind in CALL_EVENTS]
         self.recent.extend(calls)
         for listener in self._listeners:
-            listener(events, calls)
+            try:
+                listener(committed, calls)
+            except Exception:  # noqa: BLE001
+                noisy.exception(f"listener:{listener!r}", "listener %r failed", listener)

@@ -1,10 +1,11 @@
 """Device credentials and the topic ACL of protocol v1's Security section (pure).
 
 Each device has its own MQTT user (its id). Its password is the one in the hall file, or one
-derived from the hall's bus secret, so the broker (embedded or Mosquitto) and the devices'
-provisioning agree without a list to keep in step. Device X may publish only its own
-``info``, ``availability``, ``event`` and ``state``, and read only its own ``set`` and
-``cmd`` (plus ``calls`` and ``board`` for screens and announcers) and ``controller/state``.
+derived from the hall's bus secret (``protocol.credentials.derived_password``, shared with the
+devices), so the broker (embedded or Mosquitto) and the devices' provisioning agree without a
+list to keep in step. Device X may publish only its own ``info``, ``availability``, ``event``
+and ``state``, and read only its own ``set`` and ``cmd`` (plus ``calls`` and ``board`` for
+screens and announcers) and ``controller/state``.
 Only the controller publishes ``set``, ``cmd``, ``calls``, ``board`` and ``controller/state``.
 """
 
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.bus.protocol import DEVICE_LEAVES, Topics
 from controller.config import HallConfig
+from protocol.credentials import derived_password
+from protocol.topics import DEVICE_LEAVES, Topics
 
 CONTROLLER_USER = "controller"
 SCREEN_KINDS = ("window_display", "hall_display", "announcer")
@@ -34,16 +35,6 @@ def load_secret(config: HallConfig, data_dir: str | Path) -> str:
         path.write_text(secrets.token_hex(24), encoding="ascii")
         path.chmod(0o600)
     return path.read_text(encoding="ascii").strip()
-
-
-def derived_password(secret: str, user: str) -> str:
-    return hmac.new(secret.encode(), f"yimen-mqtt:{user}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def id_token_key(secret: str) -> bytes:
-    """The key ID-card readers hash ID numbers with: the same card gives the same token at
-    every kiosk of the hall (one waiting ticket per person per line), and nothing else."""
-    return hmac.new(secret.encode(), b"yimen-id-token", hashlib.sha256).digest()
 
 
 def passwords(config: HallConfig, secret: str) -> dict[str, str]:

@@ -15,25 +15,36 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
 from typing import Any
 
+import protocol
 from controller import __version__
-from controller.bus import protocol, views
+from controller.bus import views
 from controller.bus.calls import CallLog
-from controller.bus.link import BrokerAddress, MqttLink
+from controller.bus.protocol import to_command
 from controller.bus.security import CONTROLLER_USER
-from controller.core.commands import Command
-from controller.core.errors import Refused
-from controller.core.model import Event
-from controller.engine import Engine, EngineStopped, StorageUnavailable
-from controller.tasks import cancel_all
+from controller.core.commands import device_source
+from controller.core.errors import EngineStopped, Refused, StorageUnavailable
+from controller.core.events import EventKind
+from controller.core.hall import HallState
+from controller.engine import Committed, Engine
+from controller.logs import RateLimitedLog
+from protocol.link import BrokerAddress, MqttLink
+from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.bus")
+noisy = RateLimitedLog(log)
 
-_WINDOW_EVENTS = {"login", "logout", "paused", "resumed", "called", "recalled", "done",
-                  "no_show", "held", "transferred", "serving", "closed"}
-_EVALUATION_EVENTS = {"evaluation_opened", "rated", "unrated"}
+_WINDOW_EVENTS = frozenset({
+    EventKind.LOGIN, EventKind.LOGOUT, EventKind.PAUSED, EventKind.RESUMED, EventKind.CALLED,
+    EventKind.RECALLED, EventKind.DONE, EventKind.NO_SHOW, EventKind.HELD, EventKind.TRANSFERRED,
+    EventKind.SERVING, EventKind.CLOSED})
+_EVALUATION_EVENTS = frozenset({EventKind.EVALUATION_OPENED, EventKind.RATED, EventKind.UNRATED})
+#: Devices not in the configuration that the registry still lists (they announced themselves);
+#: past this many, new unknown ids are not remembered (memory stays bounded).
+MAX_UNKNOWN_DEVICES = 256
 #: How long a change that only moves counts (people waiting, the board after a take) may wait
 #: to be sent with the ones after it: in a busy hall every ticket would otherwise resend the
 #: readout of every window serving that line. The readouts then go out spread over half of
@@ -99,8 +110,6 @@ class HallBus:
         self._main = [asyncio.create_task(self.link.run(), name="yimen-bus-link"),
                       asyncio.create_task(self._publisher(), name="yimen-bus-publisher"),
                       asyncio.create_task(self._counter(), name="yimen-bus-counts")]
-        for ev in list(self.engine.hall.evaluations.values()):
-            self._expire_later(ev.id, ev.opened_at + timedelta(seconds=ev.timeout_s))
 
     async def stop(self) -> None:
         if self.link.connected.is_set():
@@ -124,8 +133,12 @@ class HallBus:
                  "ts": self._local_now().isoformat()}
         await self.link.publish(self.topics.state, protocol.encode(state), retain=True)
         self._published.clear()
-        self._dirty_windows.update(self.engine.hall.windows)
-        self._dirty_evaluators.update(self.engine.hall.windows)
+        self._show_everything()
+
+    def _show_everything(self) -> None:
+        windows = [w.id for w in self.config.windows]
+        self._dirty_windows.update(windows)
+        self._dirty_evaluators.update(windows)
         self._board_dirty = True
         self._wake.set()
 
@@ -134,10 +147,16 @@ class HallBus:
         if parsed is None:
             return
         device, leaf = parsed
-        record = self.registry.setdefault(device, DeviceRecord(device))
-        record.last_seen = self._local_now()
+        record = self.registry.get(device)
+        if record is None and (device in self.devices or len(self.registry) < len(self.devices)
+                               + MAX_UNKNOWN_DEVICES):
+            record = self.registry[device] = DeviceRecord(device)
+        if record is not None:
+            record.last_seen = self._local_now()
         if leaf == "event":
-            self._spawn(self._handle_event(device, payload))
+            self._on_event(device, record, payload)
+        elif record is None:
+            return
         elif leaf == "info":
             self._on_info(record, payload)
         elif leaf == "availability":
@@ -145,8 +164,9 @@ class HallBus:
         else:
             try:
                 record.state = json.loads(payload) if payload else None
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                self._count(record, "bad_state")
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                record.state = None
+                self._count(record, device, "bad_state")
 
     def _on_info(self, record: DeviceRecord, payload: bytes) -> None:
         if not payload:                      # empty retained info: the device is withdrawn
@@ -156,28 +176,40 @@ class HallBus:
             info = json.loads(payload)
             if not isinstance(info, dict):
                 raise ValueError("info must be an object")
-        except (UnicodeDecodeError, ValueError) as exc:
-            self._count(record, "bad_info", str(exc))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            self._count(record, record.id, "bad_info", str(exc))
             return
         record.kind, record.model, record.fw = info.get("kind"), info.get("model"), info.get("fw")
         record.caps = info.get("caps") if isinstance(info.get("caps"), dict) else {}
 
-    async def _handle_event(self, device: str, payload: bytes) -> None:
-        ref = None
+    def _on_event(self, device: str, record: DeviceRecord | None, payload: bytes) -> None:
+        """Check an event at once; only a well-formed command for a configured device takes a
+        task (and the engine's time), anything else is answered straight away."""
+        event = None
         try:
             event = protocol.parse_event(device, payload)
-            ref = event.event_id
-            command = protocol.to_command(event, self.devices.get(device))
-            result = await self.engine.execute(command, key=f"dev:{device}:{event.event_id}")
-            out = self._success(event, result)
+            command = to_command(event, self.devices.get(device))
         except protocol.ProtocolError as exc:
-            self._count(self.registry.get(device), exc.code, exc.detail)
-            out = protocol.error_reply(ref or exc.ref, exc.code, exc.message, exc.detail)
+            self._count(record, device, exc.code, exc.detail)
+            ref = event.event_id if event is not None else exc.ref
+            self._reply(device, protocol.error_reply(ref, exc.code, exc.message, exc.detail))
+            return
+        self._spawn(self._handle_event(device, event, command))
+
+    async def _handle_event(self, device: str, event: protocol.DeviceEvent, command: Any) -> None:
+        ref = event.event_id
+        try:
+            result = await self.engine.execute(command, device_source(device),
+                                               key=f"dev:{device}:{event.event_id}")
+            out = self._success(event, result)
         except Refused as r:
             out = protocol.error_reply(ref, r.code, r.message)
         except (StorageUnavailable, EngineStopped):
             out = protocol.error_reply(ref, "unavailable", "系统繁忙，请稍后重试")
         await self.link.publish(self.topics.device(device, "cmd"), protocol.encode(out))
+
+    def _reply(self, device: str, out: dict[str, Any]) -> None:
+        self._spawn(self.link.publish(self.topics.device(device, "cmd"), protocol.encode(out)))
 
     def _success(self, event: protocol.DeviceEvent, result: dict[str, Any]) -> dict[str, Any]:
         if event.type == "take":
@@ -186,31 +218,30 @@ class HallBus:
             return protocol.reply(event.event_id, "ack", evaluation=result["evaluation"])
         return protocol.reply(event.event_id, "ack", result=result)
 
-    def _count(self, record: DeviceRecord | None, code: str, detail: str = "") -> None:
+    def _count(self, record: DeviceRecord | None, device: str, code: str, detail: str = "") -> None:
         self.errors[code] += 1
+        detail = detail[:200]
         if record is not None:
             record.errors += 1
             record.last_error = f"{code}: {detail}" if detail else code
-        log.warning("device %s: %s %s", record.id if record else "?", code, detail)
+        noisy.warning(f"{code}:{device}", "device %s: %s %s", device, code, detail)
 
     # ------------------------------------------------------------------ outgoing
-    def _on_events(self, events: list[Event], calls: list[dict[str, Any]]) -> None:
+    def _on_events(self, committed: Committed, calls: list[dict[str, Any]]) -> None:
         """After each commit (through the call log): mark what changed; the publisher sends
-        it."""
-        hall = self.engine.hall
-        for ev in events:
+        it. After a rebuild from storage, everything is sent anew."""
+        if committed.rebuilt:
+            self._show_everything()
+        windows_for = self.engine.hall.windows_for
+        for ev in committed.events:
             if ev.service:                   # a line changed: every readout counting it
-                self._recount.update(hall.windows_for.get(ev.service, ()))
+                self._recount.update(windows_for.get(ev.service, ()))
             if ev.kind in _WINDOW_EVENTS and ev.window:
                 self._dirty_windows.add(ev.window)
-            elif ev.kind == "rollover":
-                self._dirty_windows.update(hall.windows)
+            elif ev.kind is EventKind.ROLLOVER:
+                self._show_everything()
             if ev.kind in _EVALUATION_EVENTS and ev.window:
                 self._dirty_evaluators.add(ev.window)
-                if ev.kind == "evaluation_opened":
-                    session = ev.data["session"]
-                    timeout = hall.evaluations[session].timeout_s
-                    self._expire_later(session, ev.at + timedelta(seconds=timeout))
         if calls:
             self._calls += calls
             self._board_dirty = True
@@ -224,16 +255,16 @@ class HallBus:
             if not self.link.connected.is_set():
                 continue                         # _on_connect marks everything again
             try:
-                await self._publish_pending()
+                await self._publish_pending(await self.engine.settled())
             except (StorageUnavailable, EngineStopped):
                 await asyncio.sleep(0.5)         # the state is being reloaded
                 self._wake.set()
 
-    async def _publish_pending(self) -> None:
+    async def _publish_pending(self, hall: HallState) -> None:
         """Send what changed at once: the screens and readouts of windows that just called and
         the ``calls`` themselves (what citizens are watching) first, then the other windows
-        whose own state changed, the evaluators and, after a call, ``board``."""
-        hall = self.engine.hall
+        whose own state changed, the evaluators and, after a call, ``board``. Every payload is
+        built from the settled ``hall`` before the first ``await``."""
         windows, self._dirty_windows = self._dirty_windows, set()
         evaluators, self._dirty_evaluators = self._dirty_evaluators, set()
         calls, self._calls = self._calls, []
@@ -254,7 +285,7 @@ class HallBus:
         for w in evaluators:
             self._offer(sent, w, "evaluator", lambda w: views.evaluator_set(hall, self.config, w))
         if self._board_dirty:
-            self._publish_board(sent)
+            self._publish_board(sent, hall)
         await asyncio.gather(*sent)
 
     async def _counter(self) -> None:
@@ -271,11 +302,11 @@ class HallBus:
             sent: list[asyncio.Future] = []
             try:
                 while pending:
-                    self._offer(sent, pending[-1], "caller",
-                                lambda w: views.caller_set(self.engine.hall, w))
+                    hall = await self.engine.settled()
+                    self._offer(sent, pending[-1], "caller", partial(views.caller_set, hall))
                     pending.pop()
                     await asyncio.sleep(gap)
-                self._publish_board(sent)
+                self._publish_board(sent, await self.engine.settled())
             except (StorageUnavailable, EngineStopped):
                 self._recount.update(pending)    # the state is being reloaded: later
                 self._counts_wake.set()
@@ -294,21 +325,10 @@ class HallBus:
                 self._published[device] = data
                 self._send(sent, self.topics.device(device, "set"), data, retain=True)
 
-    def _publish_board(self, sent: list[asyncio.Future]) -> None:
+    def _publish_board(self, sent: list[asyncio.Future], hall: HallState) -> None:
         self._board_dirty = False
-        board = views.board(self.engine.hall, list(self.calls.recent), self._local_now())
+        board = views.board(hall, list(self.calls.recent), self._local_now())
         self._send(sent, self.topics.board, protocol.encode(board), qos=0, retain=True)
-
-    # ------------------------------------------------------------------ 好差评 time-outs
-    def _expire_later(self, session: str, deadline: datetime) -> None:
-        async def expire() -> None:
-            await self.engine.clock.sleep_until(deadline)
-            try:
-                await self.engine.execute(Command("expire_evaluation", {"session": session}))
-            except (Refused, StorageUnavailable, EngineStopped) as exc:
-                log.warning("rating session %s not closed: %s", session, exc)
-
-        self._spawn(expire())
 
     def _local_now(self) -> datetime:
         return self.engine.clock.now().astimezone(self.config.hall.tz)
@@ -323,3 +343,4 @@ class HallBus:
                              "bound_window": self.devices[r.id].window if r.id in self.devices
                              else None}
                             for r in sorted(self.registry.values(), key=lambda r: r.id)]}
+

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from controller.config import HallConfig
-from controller.core.evaluation import masked_name
+from controller.core.events import Event, EventKind
 from controller.core.hall import HallState
-from controller.core.model import Event
+from controller.core.ratings import masked_name
 
 FLASH_S = 5
 _IDLE_TEXT = {"closed": "暂停服务", "paused": "暂停服务", "idle": "欢迎光临", "serving": ""}
@@ -57,7 +57,7 @@ def call_object(hall: HallState, event: Event, local_at: datetime) -> dict[str, 
     window = event.window or ""
     return {"call_id": uuid.uuid4().hex, "ticket": event.number, "window": window,
             "window_name": hall.window_cfg[window].name if window in hall.window_cfg else window,
-            "service": event.service, "recall": event.kind == "recalled",
+            "service": event.service, "recall": event.kind is EventKind.RECALLED,
             "text": call_text(event.number or "", window), "at": local_at.isoformat()}
 
 

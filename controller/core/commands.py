@@ -1,57 +1,271 @@
-"""One entry point for every command, whichever door it came in by."""
+"""The hall's commands (指令), declared once: each is a small frozen type with its fields.
+
+Every door (MQTT keys and events, the JSON API, the pages, the CLI) builds a command from what
+it received with ``decode``, which checks every field against the same declaration: known
+names only, the right type, well-formed Unicode, lengths and formats (a phone tail is four
+digits, an ID token the reader's keyed hash, a date a real date). A command that fails is
+refused with nothing changed, before it reaches the engine, so one bad field can never hurt
+another device's command.
+
+``WINDOW_KEYS`` is the one table of window operations: the keypad's keys on MQTT and the
+``/api/windows/{window}/{key}`` routes are both read from it.
+"""
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
 from controller.core.errors import Refused
-from controller.core.hall import HallState
 
-#: The commands the hall understands, by name; each is a ``HallState`` method.
-OPS = ("take", "cancel", "add_appointment", "login", "logout", "pause", "resume", "call_next",
-       "call_number", "recall", "no_show", "start", "done", "hold", "transfer", "rollover",
-       "evaluate", "rate", "expire_evaluation")
-
-def _params(op: str) -> tuple[frozenset[str], frozenset[str]]:
-    """A command's argument names and the required ones (all but ``self`` and ``now``)."""
-    params = list(inspect.signature(getattr(HallState, op)).parameters.values())[2:]
-    return (frozenset(p.name for p in params),
-            frozenset(p.name for p in params if p.default is inspect.Parameter.empty))
+#: The five 好差评 levels, best first (非常满意 … 非常不满意). Symbolic names, never numbers.
+LEVELS = ("very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied")
+#: Why a citizen gave a bad rating (差评原因).
+REASONS = ("attitude", "efficiency", "process", "environment", "other")
 
 
-_SIGNATURES = {op: _params(op) for op in OPS}
+# ---------------------------------------------------------------------- who and by which door
+class Origin(StrEnum):
+    """The door a command came in by (来源)."""
+
+    MQTT = "mqtt"             # a protocol v1 device
+    HTTP = "http"             # the JSON API
+    ADMIN = "admin"           # the administrator's pages
+    SCHEDULER = "scheduler"   # the engine's own timers (rollover, time-outs)
+    GATEWAY = "gateway"       # serial and GPIO devices through the gateway
+    CLI = "cli"               # the command line
+    LEGACY = "legacy"         # events written before the event log had origins
 
 
 @dataclass(frozen=True, slots=True)
-class Command:
-    """A command for the hall: ``op`` with string arguments."""
+class Source:
+    """Who sent a command and by which door: ``actor`` is ``device:{id}``, ``user:{name}``,
+    ``staff:{id}`` or ``system``."""
 
-    op: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-
-def check(command: Command) -> None:
-    """Refuse a command whose name or arguments are wrong, before it reaches the rules."""
-    sig = _SIGNATURES.get(command.op)
-    if sig is None:
-        raise Refused("unknown_command", "无法识别的指令", f"unknown command {command.op!r}")
-    if not isinstance(command.args, dict):
-        raise Refused("bad_arguments", "指令参数有误", "arguments must be an object")
-    params, required = sig
-    for name, value in command.args.items():
-        if name not in params:
-            raise Refused("bad_arguments", "指令参数有误", f"unexpected argument {name!r}")
-        if value is not None and not isinstance(value, str):
-            raise Refused("bad_arguments", "指令参数有误", f"{name} must be a string")
-    missing = required.difference(command.args)
-    if missing:
-        raise Refused("bad_arguments", "指令参数有误", f"missing {', '.join(sorted(missing))}")
+    actor: str
+    origin: Origin
 
 
-def apply(hall: HallState, command: Command, now: datetime) -> dict[str, Any]:
-    """Check and run one command; raises ``Refused`` with nothing changed."""
-    check(command)
-    return getattr(hall, command.op)(now, **command.args)
+SYSTEM = Source("system", Origin.SCHEDULER)
+
+
+def device_source(device: str, origin: Origin = Origin.MQTT) -> Source:
+    return Source(f"device:{device}", origin)
+
+
+# ---------------------------------------------------------------------- field formats
+def _blank_is_none(value: object) -> object:
+    """Optional fields: an empty string from a device means "not given"."""
+    return None if value == "" else value
+
+
+def _text(pattern: str, max_length: int) -> Any:
+    """A strict string of ``pattern`` (ASCII patterns also keep out lone surrogates and control
+    characters, which would poison a whole commit)."""
+    return Annotated[str, StringConstraints(strict=True, pattern=pattern, max_length=max_length)]
+
+
+def _iso_date(value: object) -> object:
+    """A real date, from ``YYYY-MM-DD`` or a ``date``."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value) if len(value) == 10 else value
+        except ValueError:
+            raise ValueError(f"not a real date: {value!r}") from None
+    return value
+
+
+ServiceCode = _text(r"^[A-Za-z0-9]{1,8}$", 8)
+WindowId = _text(r"^[A-Za-z0-9-]{1,16}$", 16)
+StaffId = _text(r"^[A-Za-z0-9]{1,16}$", 16)
+TicketNumber = _text(r"^[A-Za-z0-9]{1,16}$", 16)
+AppointmentCode = _text(r"^[A-Za-z0-9_-]{1,64}$", 64)
+IdToken = _text(r"^[0-9a-f]{32}$", 32)       # devices/codecs/sam.py: keyed hash of the ID number
+PhoneTail = _text(r"^[0-9]{4}$", 4)
+SessionId = _text(r"^[A-Za-z0-9@._-]{1,96}$", 96)
+Optional = BeforeValidator(_blank_is_none)
+Day = Annotated[date, BeforeValidator(_iso_date)]
+Level = Literal[LEVELS]  # type: ignore[valid-type]
+Reason = Literal[REASONS]  # type: ignore[valid-type]
+
+
+# ---------------------------------------------------------------------- the commands
+class Command(BaseModel):
+    """A command for the hall. ``name`` is its wire name; the fields are its arguments."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: ClassVar[str]
+
+    def args(self) -> dict[str, Any]:
+        """The arguments as plain JSON values (for logs and the event log)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class WindowCommand(Command):
+    """A command for one window; the window comes from the route or the device's binding."""
+
+    window: WindowId
+
+
+class Take(Command):
+    """取号: issue a ticket."""
+
+    name = "take"
+    service: ServiceCode
+    priority: Annotated[Literal["ordinary", "green"] | None, Optional] = None
+    appointment: Annotated[AppointmentCode | None, Optional] = None
+    id_token: Annotated[IdToken | None, Optional] = None
+    phone_tail: Annotated[PhoneTail | None, Optional] = None
+
+
+class Cancel(Command):
+    """取消: a citizen gives up a waiting or held ticket."""
+
+    name = "cancel"
+    number: TicketNumber
+
+
+class AddAppointment(Command):
+    """预约: register a booking so its code can check in at a kiosk on its day."""
+
+    name = "add_appointment"
+    code: AppointmentCode
+    service: ServiceCode
+    day: Day
+
+
+class Login(WindowCommand):
+    """登录: a clerk opens the window."""
+
+    name = "login"
+    staff: StaffId
+
+
+class Logout(WindowCommand):
+    name = "logout"
+
+
+class Pause(WindowCommand):
+    name = "pause"
+
+
+class Resume(WindowCommand):
+    name = "resume"
+
+
+class CallNext(WindowCommand):
+    """下一位: finish the current ticket, if any, and call the next one."""
+
+    name = "call_next"
+
+
+class CallNumber(WindowCommand):
+    """特呼 / 挂起回呼: call a given waiting ticket or call back a held one."""
+
+    name = "call_number"
+    number: TicketNumber
+
+
+class Recall(WindowCommand):
+    name = "recall"
+
+
+class NoShow(WindowCommand):
+    name = "no_show"
+
+
+class Start(WindowCommand):
+    name = "start"
+
+
+class Done(WindowCommand):
+    name = "done"
+
+
+class Hold(WindowCommand):
+    name = "hold"
+
+
+class Transfer(WindowCommand):
+    """转移: hand the current ticket on to another service's line or to one window."""
+
+    name = "transfer"
+    to_service: Annotated[ServiceCode | None, Optional] = None
+    to_window: Annotated[WindowId | None, Optional] = None
+
+
+class Evaluate(WindowCommand):
+    """评价: ask the citizen at the window to rate the service."""
+
+    name = "evaluate"
+
+
+class Rate(WindowCommand):
+    """The citizen's one rating for an open session (一次一评)."""
+
+    name = "rate"
+    session: SessionId
+    level: Level
+    reasons: tuple[Reason, ...] = ()
+
+
+class ExpireEvaluation(Command):
+    """A rating session nobody answered closes as unrated (未评价); the scheduler sends it."""
+
+    name = "expire_evaluation"
+    session: SessionId
+
+
+class Rollover(Command):
+    """日切: roll over to the hall's local day; the scheduler sends it at midnight."""
+
+    name = "rollover"
+
+
+COMMANDS: dict[str, type[Command]] = {c.name: c for c in (
+    Take, Cancel, AddAppointment, Login, Logout, Pause, Resume, CallNext, CallNumber, Recall,
+    NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation, Rollover)}
+
+#: Window operations by their key name: the keypad's ``key`` on MQTT and the last part of
+#: ``POST /api/windows/{window}/{key}``.
+WINDOW_KEYS: dict[str, type[WindowCommand]] = {
+    "login": Login, "logout": Logout, "pause": Pause, "resume": Resume, "next": CallNext,
+    "call": CallNumber, "recall": Recall, "no_show": NoShow, "start": Start, "done": Done,
+    "hold": Hold, "transfer": Transfer, "evaluate": Evaluate,
+}
+
+
+# ---------------------------------------------------------------------- decoding at the doors
+class BadArguments(Refused):
+    """A command's fields do not match its declaration. ``missing`` tells a device protocol
+    ``missing_field`` from ``bad_field``."""
+
+    def __init__(self, detail: str, missing: bool) -> None:
+        super().__init__("bad_arguments", "指令参数有误", detail)
+        self.missing = missing
+
+
+def decode(kind: type[Command], data: object, **fixed: Any) -> Command:
+    """Build a ``kind`` command from untrusted ``data`` (a JSON object) plus ``fixed`` fields
+    the door knows itself (the window of a route or of a bound device)."""
+    if not isinstance(data, Mapping):
+        raise BadArguments("arguments must be an object", missing=False)
+    try:
+        return kind.model_validate({**data, **fixed})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "arguments"
+        detail = f"{where[:40]}: {first['msg']}".encode("utf-8", "backslashreplace").decode("utf-8")
+        raise BadArguments(detail, missing=first["type"] == "missing") from None
+
+
+def command_named(name: str) -> type[Command]:
+    kind = COMMANDS.get(name)
+    if kind is None:
+        raise Refused("unknown_command", "无法识别的指令", f"unknown command {name[:40]!r}")
+    return kind

@@ -1,10 +1,24 @@
-"""Refusals: errors as values at the edges (拒绝原因)."""
+"""The project's one exception tree (异常): every error Yimen raises on purpose is a
+``YimenError``; each leaf also subclasses the builtin it stands for, so callers that only know
+``ValueError`` or ``RuntimeError`` still catch it.
+
+    YimenError
+    ├── Refused (ValueError)            a command the rules or the door do not allow
+    ├── ConfigError (ValueError)        a hall configuration that cannot be used
+    ├── ProtocolError (ValueError)      a device message the controller cannot act on (protocol/)
+    ├── EngineStopped (RuntimeError)    the engine is not running; the command was not taken
+    └── StorageUnavailable (RuntimeError)  nothing was committed; the command may be retried
+"""
 
 from __future__ import annotations
 
 
-class Refused(Exception):
-    """A command the hall's rules do not allow. Nothing was changed.
+class YimenError(Exception):
+    """Anything Yimen raises on purpose."""
+
+
+class Refused(YimenError, ValueError):
+    """A command the hall's rules (or the door's checks) do not allow. Nothing was changed.
 
     ``code`` is the protocol's snake_case error code; ``message`` is the zh-CN text for a
     device's screen; ``message_en`` the English one.
@@ -18,3 +32,15 @@ class Refused(Exception):
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message, "message_en": self.message_en}
+
+
+class ConfigError(YimenError, ValueError):
+    """A hall configuration that cannot be used; the message names file and key."""
+
+
+class EngineStopped(YimenError, RuntimeError):
+    """The engine is not running; the command was not taken."""
+
+
+class StorageUnavailable(YimenError, RuntimeError):
+    """The command could not be committed; it had no effect and may be retried."""

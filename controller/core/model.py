@@ -1,11 +1,13 @@
-"""The things the core keeps: tickets (号), window states and the events they produce."""
+"""The records the core keeps: tickets (号), window states, attendance and bookings.
+
+Each record is a plain dataclass; storage maps each kind to its table in one place
+(``controller/storage/schema.py``: ``RECORDS``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
 
 
 class TicketState(str, Enum):
@@ -64,7 +66,8 @@ class Ticket:
     window: str | None = None          # window holding it (called/serving/held) or last one
     target_window: str | None = None   # waiting for one window only (transferred there)
     clerk: str | None = None
-    called_at: datetime | None = None
+    called_at: datetime | None = None          # the latest call (a call back moves it)
+    first_called_at: datetime | None = None    # the first call: waiting time ends here
     served_at: datetime | None = None
     finished_at: datetime | None = None
     recalls: int = 0
@@ -73,7 +76,7 @@ class Ticket:
     phone_tail: str | None = None
 
     @property
-    def key(self) -> tuple[int, int, str]:
+    def order(self) -> tuple[int, int, str]:
         """Queue order: priority class, then original issue order."""
         return (self.priority.rank, self.ordinal, self.id)
 
@@ -111,17 +114,3 @@ class Appointment:
     service: str
     day: date
     ticket: str | None = None
-
-
-@dataclass(slots=True)
-class Event:
-    """One state change, with when, where and who."""
-
-    kind: str
-    at: datetime
-    window: str | None = None
-    clerk: str | None = None
-    ticket: str | None = None
-    number: str | None = None
-    service: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)

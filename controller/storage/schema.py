@@ -1,11 +1,17 @@
 """Tables (SQLAlchemy Core). Every row carries its hall, so one database can hold a county.
 
-The Alembic migrations in ``migrations/versions`` create exactly these tables.
+The Alembic migrations in ``migrations/versions`` create exactly these tables (a test compares
+them). ``RECORDS`` maps each kind of record the core keeps to its table: a record's fields are
+its table's columns, by name, so adding a kind of record is its dataclass, its table here and
+a migration (``yimen db revision "…"`` writes it from this file).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -21,6 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
+
+from controller.core.model import Appointment, Attendance, Priority, Ticket, TicketState, WindowState
+from controller.core.ratings import Evaluation
 
 metadata = MetaData()
 
@@ -53,29 +62,63 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+class EnumText(TypeDecorator):
+    """A ``str`` enum kept as its value."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[Enum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect) -> str | None:  # noqa: ANN001
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect) -> Any:  # noqa: ANN001
+        return None if value is None else self.enum(value)
+
+
+class JSONList(TypeDecorator):
+    """A short tuple of strings kept as JSON text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> str:  # noqa: ANN001
+        return json.dumps(list(value or ()), ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect) -> tuple[str, ...]:  # noqa: ANN001
+        return tuple(json.loads(value)) if value else ()
+
+
+#: Columns fixed when a row is first written; an upsert leaves them (and their indexes) alone.
+FIXED = {"fixed": True}
+
 tickets = Table(
     "tickets", metadata,
     Column("hall", String(32), primary_key=True),
     Column("id", String(32), primary_key=True),
-    Column("day", Date, nullable=False),
-    Column("number", String(16), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("ordinal", Integer, nullable=False),
+    Column("day", Date, nullable=False, info=FIXED),
+    Column("number", String(16), nullable=False, info=FIXED),
+    Column("seq", Integer, nullable=False, info=FIXED),
+    Column("ordinal", Integer, nullable=False, info=FIXED),
     Column("service", String(8), nullable=False),
-    Column("origin_service", String(8), nullable=False),
-    Column("priority", String(16), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("origin_service", String(8), nullable=False, info=FIXED),
+    Column("priority", EnumText(Priority), nullable=False),
+    Column("state", EnumText(TicketState), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False, info=FIXED),
     Column("window", String(16)),
     Column("target_window", String(16)),
     Column("clerk", String(16)),
     Column("called_at", UTCDateTime()),
+    Column("first_called_at", UTCDateTime()),
     Column("served_at", UTCDateTime()),
     Column("finished_at", UTCDateTime()),
     Column("recalls", Integer, nullable=False, default=0),
-    Column("id_token", String(128)),
-    Column("appointment", String(64)),
-    Column("phone_tail", String(4)),
+    Column("id_token", String(128), info=FIXED),
+    Column("appointment", String(64), info=FIXED),
+    Column("phone_tail", String(4), info=FIXED),
     UniqueConstraint("hall", "day", "number", name="uq_tickets_day_number"),
 )
 Index("ix_tickets_hall_day", tickets.c.hall, tickets.c.day)
@@ -94,10 +137,10 @@ attendance = Table(
     "attendance", metadata,
     Column("hall", String(32), primary_key=True),
     Column("id", String(96), primary_key=True),
-    Column("staff", String(16), nullable=False),
-    Column("window", String(16), nullable=False),
-    Column("role", String(1), nullable=False),
-    Column("login_at", UTCDateTime(), nullable=False),
+    Column("staff", String(16), nullable=False, info=FIXED),
+    Column("window", String(16), nullable=False, info=FIXED),
+    Column("role", String(1), nullable=False, info=FIXED),
+    Column("login_at", UTCDateTime(), nullable=False, info=FIXED),
     Column("logout_at", UTCDateTime()),
 )
 
@@ -110,20 +153,28 @@ appointments = Table(
     Column("ticket", String(32)),
 )
 
+#: The event log (docs/events.md): append-only, one row per state change.
 events = Table(
     "events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("hall", String(32), nullable=False),
+    Column("v", Integer, nullable=False),
+    Column("day", Date, nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("window", String(16)),
-    Column("clerk", String(16)),
     Column("ticket", String(32)),
     Column("number", String(16)),
     Column("service", String(8)),
-    Column("data", Text, nullable=False),
+    Column("window", String(16)),
+    Column("clerk", String(16)),
+    Column("actor", String(64), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("payload", Text, nullable=False),
 )
 Index("ix_events_hall_at", events.c.hall, events.c.at)
+Index("ix_events_hall_day", events.c.hall, events.c.day, events.c.kind)
+Index("ix_events_hall_window_day", events.c.hall, events.c.window, events.c.day)
+Index("ix_events_hall_clerk_day", events.c.hall, events.c.clerk, events.c.day)
 
 hall_state = Table(
     "hall_state", metadata,
@@ -155,6 +206,12 @@ evaluations = Table(
     Column("timeout_s", Integer, nullable=False),
     Column("closed_at", UTCDateTime()),
     Column("level", String(24)),
-    Column("reasons", Text, nullable=False),
+    Column("reasons", JSONList(), nullable=False),
 )
 Index("ix_evaluations_hall_opened", evaluations.c.hall, evaluations.c.opened_at)
+
+#: Each kind of record the core keeps, and its table.
+RECORDS: dict[type, Table] = {
+    Ticket: tickets, WindowState: windows, Attendance: attendance, Appointment: appointments,
+    Evaluation: evaluations,
+}

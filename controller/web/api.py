@@ -13,18 +13,22 @@ from typing import Any
 from aiohttp import web
 
 from controller.bus.service import HallBus
-from controller.core.commands import Command
-from controller.core.errors import Refused
-from controller.engine import Engine, EngineStopped, StorageUnavailable
+from controller.core.commands import (
+    WINDOW_KEYS,
+    AddAppointment,
+    Cancel,
+    Command,
+    Origin,
+    Source,
+    Take,
+    decode,
+)
+from controller.core.errors import EngineStopped, Refused, StorageUnavailable
+from controller.engine import Engine
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
 BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
 
-#: Keypad names for the window commands (``POST /api/windows/{window}/{op}``).
-WINDOW_OPS = {"login": "login", "logout": "logout", "pause": "pause", "resume": "resume",
-              "next": "call_next", "call": "call_number", "recall": "recall",
-              "no_show": "no_show", "start": "start", "done": "done", "hold": "hold",
-              "transfer": "transfer"}
 _NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_staff",
               "unknown_command"}
 _BAD_REQUEST = {"bad_arguments", "bad_priority", "bad_transfer", "bad_request"}
@@ -50,6 +54,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         data = json.loads(await request.read() or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refused("bad_request", "请求格式错误", f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise Refused("bad_request", "请求格式错误", "body is nested too deeply") from None
     if not isinstance(data, dict):
         raise Refused("bad_request", "请求格式错误", "body must be a JSON object")
     return data
@@ -67,34 +73,39 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:  # noqa: 
                                              "message_en": str(exc)}}, 503)
 
 
-async def _run(request: web.Request, op: str, args: dict[str, Any], status: int = 200) -> web.Response:
+def source(request: web.Request) -> Source:
+    """Who sent a request: until people sign in, the address it came from."""
+    return Source(f"anonymous:{request.remote or '?'}", Origin.HTTP)
+
+
+async def _run(request: web.Request, command: Command, status: int = 200) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     reply = await request.app[ENGINE].execute(
-        Command(op, args), key=f"http:{key[:120]}" if key else None)
+        command, source(request), key=f"http:{key[:120]}" if key else None)
     return json_response({"ok": True, **reply}, status)
 
 
 async def take_ticket(request: web.Request) -> web.Response:
-    return await _run(request, "take", await _body(request), 201)
+    return await _run(request, decode(Take, await _body(request)), 201)
 
 
 async def window_command(request: web.Request) -> web.Response:
-    op = WINDOW_OPS.get(request.match_info["op"])
-    if op is None:
+    kind = WINDOW_KEYS.get(request.match_info["op"])
+    if kind is None:
         raise Refused("unknown_command", "无法识别的指令", "unknown window command")
-    return await _run(request, op, {**await _body(request), "window": request.match_info["window"]})
+    return await _run(request, decode(kind, await _body(request), window=request.match_info["window"]))
 
 
 async def cancel_ticket(request: web.Request) -> web.Response:
-    return await _run(request, "cancel", {"number": request.match_info["number"]})
+    return await _run(request, decode(Cancel, {"number": request.match_info["number"]}))
 
 
 async def add_appointment(request: web.Request) -> web.Response:
-    return await _run(request, "add_appointment", await _body(request), 201)
+    return await _run(request, decode(AddAppointment, await _body(request)), 201)
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    hall = request.app[ENGINE].hall
+    hall = await request.app[ENGINE].settled()
     ticket = hall.ticket(request.match_info["number"])
     if ticket is None:
         raise Refused("unknown_ticket", "今天没有这个号", "no such ticket today")
@@ -102,8 +113,8 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 
 async def list_tickets(request: web.Request) -> web.Response:
-    hall = request.app[ENGINE].hall
-    today = sorted((t for t in hall.tickets.values() if t.day == hall.day), key=lambda t: t.ordinal)
+    hall = await request.app[ENGINE].settled()
+    today = sorted((t for t in hall.queue.all.values() if t.day == hall.day), key=lambda t: t.ordinal)
     return json_response({"ok": True, "day": hall.day.isoformat(),
                   "tickets": [{"number": t.number, "service": t.service, "state": t.state.value}
                               for t in today]})
@@ -111,7 +122,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 async def board(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    hall = engine.hall
+    hall = await engine.settled()
     return json_response({"ok": True, "hall": engine.config.hall.id, "name": engine.config.hall.name,
                   "day": hall.day.isoformat(),
                   "windows": [hall.window_view(w) for w in hall.windows],
@@ -121,7 +132,7 @@ async def board(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     return json_response({"ok": engine.running, "hall": engine.config.hall.id,
-                  "day": engine.hall.day.isoformat(), "stats": asdict(engine.stats)})
+                  "day": (await engine.settled()).day.isoformat(), "stats": asdict(engine.stats)})
 
 
 async def devices(request: web.Request) -> web.Response:

@@ -20,8 +20,8 @@ from aiohttp import web
 
 from controller.bus import views
 from controller.bus.calls import CallLog
-from controller.core.model import Event
-from controller.engine import Engine
+from controller.core.hall import HallState
+from controller.engine import Committed, Engine
 
 log = logging.getLogger("yimen.web")
 
@@ -62,10 +62,12 @@ class ScreenFeed:
                     q.get_nowait()
             q.put_nowait(None)
 
-    def _on_events(self, events: list[Event], calls: list[dict[str, Any]]) -> None:
+    def _on_events(self, committed: Committed, calls: list[dict[str, Any]]) -> None:
+        """After each commit: calls at once, then the board (and each status page's status);
+        after a rebuild from storage the board at once, showing the stored state."""
         for call in calls:
             self._broadcast("call", call)
-        if calls:
+        if calls or committed.rebuilt:
             self._send_boards()                  # at once after a call
         else:
             self._dirty.set()
@@ -74,24 +76,22 @@ class ScreenFeed:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(BOARD_EVERY_S)
-            self._dirty.clear()
+            await self.engine.settled()
             self._send_boards()
 
     def _send_boards(self) -> None:
         self._dirty.clear()
         if self.clients:
-            self._broadcast("board", self.board())
+            self._broadcast("board", self.board(self.engine.hall))
 
-    def board(self) -> dict[str, Any]:
-        hall = self.engine.hall
+    def board(self, hall: HallState) -> dict[str, Any]:
         out = views.board(hall, list(self.calls.recent), self.engine.clock.now().astimezone(hall.tz))
         out["hall"] = self.engine.config.hall.name
         return out
 
-    def status(self, ticket_id: str) -> dict[str, Any] | None:
+    def status(self, hall: HallState, ticket_id: str) -> dict[str, Any] | None:
         """What the status page shows of a ticket: nothing personal."""
-        hall = self.engine.hall
-        ticket = hall.tickets.get(ticket_id)
+        ticket = hall.queue.all.get(ticket_id)
         if ticket is None:
             return None
         public = hall.public(ticket)
@@ -117,7 +117,8 @@ class ScreenFeed:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ticket_id = request.query.get("ticket")
-        ticket = self.engine.hall.tickets.get(ticket_id) if ticket_id is not None else None
+        hall = await self.engine.settled()
+        ticket = hall.queue.all.get(ticket_id) if ticket_id is not None else None
         if ticket_id is not None and ticket is None:
             raise web.HTTPNotFound(text=json.dumps({"ok": False, "error": {
                 "code": "unknown_ticket", "message": "没有这张票"}}), content_type="application/json")
@@ -127,7 +128,7 @@ class ScreenFeed:
         q: asyncio.Queue = asyncio.Queue(QUEUE)
         self.clients.add(q)
         try:
-            await resp.write(_frame(*self._first(ticket_id)))
+            await resp.write(_frame(*self._first(await self.engine.settled(), ticket_id)))
             while True:
                 try:
                     item = await asyncio.wait_for(q.get(), KEEPALIVE_S)
@@ -139,7 +140,7 @@ class ScreenFeed:
                 kind, data, frame = item
                 if ticket_id is not None:
                     if kind == "board":
-                        frame = _frame("status", self.status(ticket_id))
+                        frame = _frame("status", self.status(await self.engine.settled(), ticket_id))
                     elif data.get("ticket") != ticket.number:
                         continue                         # another ticket's call
                 await resp.write(frame)
@@ -149,8 +150,8 @@ class ScreenFeed:
             self.clients.discard(q)
         return resp
 
-    def _first(self, ticket_id: str | None) -> tuple[str, dict[str, Any] | None]:
-        return ("status", self.status(ticket_id)) if ticket_id else ("board", self.board())
+    def _first(self, hall: HallState, ticket_id: str | None) -> tuple[str, dict[str, Any] | None]:
+        return ("status", self.status(hall, ticket_id)) if ticket_id else ("board", self.board(hall))
 
 
 

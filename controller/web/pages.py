@@ -34,7 +34,7 @@ async def kiosk_services(request: web.Request) -> web.Response:
     """Services for the kiosk: grouped by category, with people waiting, the estimated wait
     and, when no ticket can be taken now, why (in the hall's words)."""
     engine = request.app[ENGINE]
-    hall, now = engine.hall, engine.clock.now()
+    hall, now = await engine.settled(), engine.clock.now()
     out = []
     for s, view in zip(engine.config.services, hall.services_view(), strict=True):
         refusal = hall.unavailable(s.code, now)
@@ -46,7 +46,7 @@ async def kiosk_services(request: web.Request) -> web.Response:
 
 
 async def ticket_status(request: web.Request) -> web.Response:
-    status = request.app[FEED].status(request.match_info["id"])
+    status = request.app[FEED].status(await request.app[ENGINE].settled(), request.match_info["id"])
     if status is None:
         return json_response({"ok": False, "error": {"code": "unknown_ticket", "message": "没有这张票"}}, 404)
     return json_response({"ok": True, "ticket": status})
@@ -55,7 +55,7 @@ async def ticket_status(request: web.Request) -> web.Response:
 async def status_qr(request: web.Request) -> web.Response:
     """The QR code of a ticket's status page (SVG), for the kiosk's result screen."""
     ticket_id = request.match_info["id"]
-    if request.app[FEED].status(ticket_id) is None:
+    if request.app[FEED].status(await request.app[ENGINE].settled(), ticket_id) is None:
         raise web.HTTPNotFound()
     base = request.app[ENGINE].config.hall.status_url.rstrip("/") \
         or f"{request.scheme}://{request.host}"

@@ -3,7 +3,8 @@
 On every (re)connect it publishes its retained ``info`` and ``availability`` (its will says
 ``offline``) and sends again every event still waiting for its reply, with the same
 ``event_id``, so a press is acted on once however often the link drops. Commands are
-de-duplicated by ``cmd_id``. The simulators and the serial gateway build on this class.
+de-duplicated by ``cmd_id``. The simulators, the serial gateway and the kiosk box build on
+this class.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller import __version__
-from controller.bus.link import BrokerAddress, MqttLink
-from controller.bus.protocol import Topics, encode
-from controller.tasks import cancel_all
+from protocol.link import BrokerAddress, MqttLink
+from protocol.payloads import encode
+from protocol.tasks import cancel_all
+from protocol.topics import Topics
 
 log = logging.getLogger("yimen.device")
 
@@ -57,7 +59,7 @@ class DeviceClient:
         self.boot_id = uuid.uuid4().hex[:8]
         self._seq = 0
         self._pending: dict[str, _Pending] = {}
-        self._seen_cmds: OrderedDict[str, None] = OrderedDict()
+        self._seen_cmds: OrderedDict[str | None, None] = OrderedDict()   # by cmd_id
         self.shown: dict[str, Any] | None = None     # the last ``set``
         self.controller: dict[str, Any] | None = None
         self._changed = asyncio.Condition()

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -42,7 +42,7 @@ class MqttLink:
 
     def __init__(self, broker: BrokerAddress, client_id: str, *,
                  username: str | None = None, password: str | None = None,
-                 will: tuple[str, bytes] | None = None, subscriptions: list[str] = (),
+                 will: tuple[str, bytes] | None = None, subscriptions: Sequence[str] = (),
                  on_connect: Callable[[], Awaitable[None]] | None = None,
                  on_message: Callable[[str, bytes], Awaitable[None] | None] | None = None,
                  backoff_max: float = 10.0) -> None:
@@ -74,7 +74,7 @@ class MqttLink:
             return False
 
     def close(self) -> None:
-        """Make ``run`` end (with its task's cancellation; see ``controller.tasks``)."""
+        """Make ``run`` end (with its task's cancellation; see ``protocol.tasks``)."""
         self._closing = True
 
     async def run(self) -> None:

@@ -1,0 +1,132 @@
+"""The event log (事件日志): every state change, as a stable contract for statistics, audit and
+exports upward. ``docs/events.md`` documents it; ``SCHEMA_VERSION`` is stored on every row.
+
+Each event has the hall (added by storage), the hall-local business day, the time, its kind,
+the ticket (id, number, service), the window and clerk, who caused it (actor) and by which
+door (origin), and a small typed payload, one ``TypedDict`` per kind below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, Literal, TypedDict
+
+from controller.core.commands import Origin
+
+#: Version 2: day, actor, origin and typed payloads (version 1 rows were migrated).
+SCHEMA_VERSION = 2
+
+
+class EventKind(StrEnum):
+    ISSUED = "issued"                        # 取号
+    CANCELLED = "cancelled"                  # 取消
+    APPOINTMENT_ADDED = "appointment_added"  # 预约登记
+    LOGIN = "login"                          # 登录
+    LOGOUT = "logout"                        # 退出
+    PAUSED = "paused"                        # 暂停
+    RESUMED = "resumed"                      # 恢复
+    CALLED = "called"                        # 叫号 (next, a given number, or a held one)
+    RECALLED = "recalled"                    # 重呼
+    SERVING = "serving"                      # 开始办理
+    DONE = "done"                            # 办结
+    NO_SHOW = "no_show"                      # 过号
+    HELD = "held"                            # 挂起
+    TRANSFERRED = "transferred"              # 转移
+    CLOSED = "closed"                        # 日切时未办理
+    ROLLOVER = "rollover"                    # 日切
+    EVALUATION_OPENED = "evaluation_opened"  # 邀请评价
+    RATED = "rated"                          # 评价
+    UNRATED = "unrated"                      # 未评价 (time-out)
+
+
+# ---------------------------------------------------------------------- payloads, one per kind
+class Issued(TypedDict):
+    priority: Literal["green", "appointment", "ordinary"]
+
+
+class AppointmentAdded(TypedDict):
+    day: str                    # ISO date of the booking
+
+
+class LoggedIn(TypedDict):
+    role: Literal["A", "B"]
+
+
+class Called(TypedDict):
+    how: Literal["next", "number", "held"]
+    first: bool                 # this is the ticket's first call
+    first_called_at: str        # ISO time of its first call: never moved by a call back
+
+
+class Recalled(TypedDict):
+    recalls: int
+
+
+class NoShow(TypedDict):
+    reason: Literal["recall_limit", "key"]
+
+
+class Transferred(TypedDict):
+    from_service: str
+    to_service: str | None
+    to_window: str | None
+
+
+class Closed(TypedDict):
+    reason: Literal["rollover"]
+
+
+class RolledOver(TypedDict):
+    from_day: str
+    to_day: str
+    closed: int
+
+
+class EvaluationOpened(TypedDict):
+    session: str
+
+
+class Rated(TypedDict):
+    session: str
+    level: str
+    reasons: list[str]
+
+
+class Unrated(TypedDict):
+    session: str
+
+
+class Empty(TypedDict):
+    pass
+
+
+#: The payload each kind carries (``docs/events.md`` is generated from the same table's keys).
+PAYLOADS: dict[EventKind, type] = {
+    EventKind.ISSUED: Issued, EventKind.CANCELLED: Empty,
+    EventKind.APPOINTMENT_ADDED: AppointmentAdded, EventKind.LOGIN: LoggedIn,
+    EventKind.LOGOUT: Empty, EventKind.PAUSED: Empty, EventKind.RESUMED: Empty,
+    EventKind.CALLED: Called, EventKind.RECALLED: Recalled, EventKind.SERVING: Empty,
+    EventKind.DONE: Empty, EventKind.NO_SHOW: NoShow, EventKind.HELD: Empty,
+    EventKind.TRANSFERRED: Transferred, EventKind.CLOSED: Closed,
+    EventKind.ROLLOVER: RolledOver, EventKind.EVALUATION_OPENED: EvaluationOpened,
+    EventKind.RATED: Rated, EventKind.UNRATED: Unrated,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One state change, with when, where, who and by which door."""
+
+    kind: EventKind
+    at: datetime
+    day: date
+    actor: str
+    origin: Origin
+    ticket: str | None = None
+    number: str | None = None
+    service: str | None = None
+    window: str | None = None
+    clerk: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,60 @@
+"""The event log, version 2: day, actor, origin, a schema version and a typed payload on every
+event, with per-day, per-window and per-clerk indexes; a ticket's first call time.
+
+Existing events become version 1 rows: their day is the China Standard Time date of their time
+(every hall is on Asia/Shanghai), their actor the clerk who was at the window (``staff:…``) or
+``unknown``, their origin ``legacy``. A ticket's first call time is the time of its first
+``called`` event.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from controller.storage.schema import UTCDateTime
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table("events") as b:
+        b.add_column(sa.Column("v", sa.Integer))
+        b.add_column(sa.Column("day", sa.Date))
+        b.add_column(sa.Column("actor", sa.String(64)))
+        b.add_column(sa.Column("origin", sa.String(16)))
+        b.alter_column("data", new_column_name="payload", existing_type=sa.Text, existing_nullable=False)
+    day = ("date(substr(at, 1, 19), '+8 hours')" if sqlite
+           else "(at AT TIME ZONE 'Asia/Shanghai')::date")
+    op.execute(f"UPDATE events SET v = 1, day = {day}, origin = 'legacy', "
+               "actor = CASE WHEN clerk IS NULL THEN 'unknown' ELSE 'staff:' || clerk END")
+    with op.batch_alter_table("events") as b:
+        for name, kind in (("v", sa.Integer()), ("day", sa.Date()), ("actor", sa.String(64)),
+                           ("origin", sa.String(16))):
+            b.alter_column(name, existing_type=kind, nullable=False)
+    op.create_index("ix_events_hall_day", "events", ["hall", "day", "kind"])
+    op.create_index("ix_events_hall_window_day", "events", ["hall", "window", "day"])
+    op.create_index("ix_events_hall_clerk_day", "events", ["hall", "clerk", "day"])
+
+    with op.batch_alter_table("tickets") as b:
+        b.add_column(sa.Column("first_called_at", UTCDateTime()))
+    op.execute("UPDATE tickets SET first_called_at = (SELECT MIN(e.at) FROM events e "
+               "WHERE e.hall = tickets.hall AND e.ticket = tickets.id AND e.kind = 'called') "
+               "WHERE called_at IS NOT NULL")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tickets") as b:
+        b.drop_column("first_called_at")
+    for name in ("ix_events_hall_clerk_day", "ix_events_hall_window_day", "ix_events_hall_day"):
+        op.drop_index(name, table_name="events")
+    with op.batch_alter_table("events") as b:
+        b.alter_column("payload", new_column_name="data", existing_type=sa.Text, existing_nullable=False)
+        for name in ("origin", "actor", "day", "v"):
+            b.drop_column(name)
