@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import get_type_hints
 
 import pytest
 from sqlalchemy import select
@@ -35,10 +36,11 @@ from controller.core.commands import (
     Transfer,
 )
 from controller.core.errors import Refused, StorageUnavailable
+from controller.core.events import PAYLOADS, EventKind
 from controller.engine import Committed, Engine
 from controller.storage import schema
 from controller.storage.db import open_database, upgrade
-from tests.helpers import demo_config
+from tests.helpers import ROOT, demo_config
 
 KIOSK = Source("device:kiosk-1", Origin.MQTT)
 CLERK = Source("user:clerk-1001", Origin.HTTP)
@@ -224,3 +226,13 @@ async def test_a_refused_command_is_answered_and_leaves_no_event(db, engine):
     async with db.connect() as conn:
         kinds = (await conn.execute(select(schema.events.c.kind))).scalars().all()
     assert "called" not in kinds
+
+
+def test_the_event_log_contract_names_every_kind_and_payload_key():
+    doc = (ROOT / "docs" / "events.md").read_text()
+    assert set(PAYLOADS) == set(EventKind)
+    for kind, payload in PAYLOADS.items():
+        assert f"| `{kind.value}` |" in doc, kind
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{kind.value}` |"))
+        for key in get_type_hints(payload):
+            assert f"`{key}`" in row, (kind, key)

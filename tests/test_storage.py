@@ -352,3 +352,58 @@ async def test_ratings_and_open_sessions_survive_restart(db, clock):
     async with db.connect() as conn:
         row = (await conn.execute(select(schema.evaluations))).mappings().one()
     assert (row["level"], row["clerk"], row["number"]) == ("very_satisfied", "1001", "A001")
+
+
+async def test_the_migrations_build_exactly_the_tables_the_code_declares(db):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    async with db.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), schema.metadata))
+    assert diff == []
+
+
+async def test_events_written_before_the_event_log_v2_are_kept_and_filled_in(db_url):
+    """An upgrade from revision 0002 keeps old events, gives them their day (China time),
+    an actor and the origin ``legacy``, and finds each ticket's first call."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    db = open_database(db_url)
+    try:
+        await upgrade(db, "0002")
+        late = datetime(2026, 11, 23, 16, 30, tzinfo=UTC)        # 00:30 on the 24th in the hall
+        first, again = datetime(2026, 11, 23, 1, 5, tzinfo=UTC), datetime(2026, 11, 23, 1, 9, tzinfo=UTC)
+        ts = schema.UTCDateTime()
+        dialect = db.dialect
+
+        def at(value: datetime):  # noqa: ANN202
+            return ts.process_bind_param(value, dialect)
+
+        async with db.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO tickets (hall, id, day, number, seq, ordinal, service, origin_service, "
+                "priority, state, issued_at, \"window\", clerk, called_at, recalls) VALUES "
+                "('h', '20261123-A001', :day, 'A001', 1, 1, 'A', 'A', 'ordinary', 'done', :issued, "
+                "'1', '1001', :called, 0)"),
+                {"day": datetime(2026, 11, 23).date(), "issued": at(first), "called": at(again)})
+            for when, kind, clerk, data in [(first, "called", "1001", '{"how": "next"}'),
+                                            (again, "called", "1001", '{"how": "held"}'),
+                                            (late, "rollover", None, '{"closed": 0}')]:
+                await conn.execute(text(
+                    "INSERT INTO events (hall, at, kind, \"window\", clerk, ticket, number, service, "
+                    "data) VALUES ('h', :at, :kind, '1', :clerk, '20261123-A001', 'A001', 'A', :data)"),
+                    {"at": at(when), "kind": kind, "clerk": clerk, "data": data})
+        await upgrade(db)
+        async with db.connect() as conn:
+            rows = (await conn.execute(select(schema.events).order_by(schema.events.c.id))).mappings().all()
+            ticket = (await conn.execute(select(schema.tickets))).mappings().one()
+    finally:
+        await db.dispose()
+    assert [(r["v"], r["origin"], r["actor"]) for r in rows] == [
+        (1, "legacy", "staff:1001"), (1, "legacy", "staff:1001"), (1, "legacy", "unknown")]
+    assert [r["day"].isoformat() for r in rows] == ["2026-11-23", "2026-11-23", "2026-11-24"]
+    assert json.loads(rows[1]["payload"]) == {"how": "held"}
+    assert ticket["first_called_at"] == first and ticket["called_at"] == again

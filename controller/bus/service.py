@@ -180,7 +180,8 @@ class HallBus:
             self._count(record, record.id, "bad_info", str(exc))
             return
         record.kind, record.model, record.fw = info.get("kind"), info.get("model"), info.get("fw")
-        record.caps = info.get("caps") if isinstance(info.get("caps"), dict) else {}
+        caps = info.get("caps")
+        record.caps = caps if isinstance(caps, dict) else {}
 
     def _on_event(self, device: str, record: DeviceRecord | None, payload: bytes) -> None:
         """Check an event at once; only a well-formed command for a configured device takes a

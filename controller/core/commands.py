@@ -17,16 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
 from controller.core.errors import Refused
 
 #: The five 好差评 levels, best first (非常满意 … 非常不满意). Symbolic names, never numbers.
-LEVELS = ("very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied")
+Level = Literal["very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied"]
+LEVELS: tuple[str, ...] = get_args(Level)
 #: Why a citizen gave a bad rating (差评原因).
-REASONS = ("attitude", "efficiency", "process", "environment", "other")
+Reason = Literal["attitude", "efficiency", "process", "environment", "other"]
+REASONS: tuple[str, ...] = get_args(Reason)
 
 
 # ---------------------------------------------------------------------- who and by which door
@@ -64,10 +66,10 @@ def _blank_is_none(value: object) -> object:
     return None if value == "" else value
 
 
-def _text(pattern: str, max_length: int) -> Any:
+def _text(pattern: str, max_length: int) -> StringConstraints:
     """A strict string of ``pattern`` (ASCII patterns also keep out lone surrogates and control
     characters, which would poison a whole commit)."""
-    return Annotated[str, StringConstraints(strict=True, pattern=pattern, max_length=max_length)]
+    return StringConstraints(strict=True, pattern=pattern, max_length=max_length)
 
 
 def _iso_date(value: object) -> object:
@@ -80,18 +82,17 @@ def _iso_date(value: object) -> object:
     return value
 
 
-ServiceCode = _text(r"^[A-Za-z0-9]{1,8}$", 8)
-WindowId = _text(r"^[A-Za-z0-9-]{1,16}$", 16)
-StaffId = _text(r"^[A-Za-z0-9]{1,16}$", 16)
-TicketNumber = _text(r"^[A-Za-z0-9]{1,16}$", 16)
-AppointmentCode = _text(r"^[A-Za-z0-9_-]{1,64}$", 64)
-IdToken = _text(r"^[0-9a-f]{32}$", 32)       # devices/codecs/sam.py: keyed hash of the ID number
-PhoneTail = _text(r"^[0-9]{4}$", 4)
-SessionId = _text(r"^[A-Za-z0-9@._-]{1,96}$", 96)
+ServiceCode = Annotated[str, _text(r"^[A-Za-z0-9]{1,8}$", 8)]
+WindowId = Annotated[str, _text(r"^[A-Za-z0-9-]{1,16}$", 16)]
+StaffId = Annotated[str, _text(r"^[A-Za-z0-9]{1,16}$", 16)]
+TicketNumber = Annotated[str, _text(r"^[A-Za-z0-9]{1,16}$", 16)]
+AppointmentCode = Annotated[str, _text(r"^[A-Za-z0-9_-]{1,64}$", 64)]
+#: the ID reader's keyed hash of the ID number (devices/codecs/sam.py)
+IdToken = Annotated[str, _text(r"^[0-9a-f]{32}$", 32)]
+PhoneTail = Annotated[str, _text(r"^[0-9]{4}$", 4)]
+SessionId = Annotated[str, _text(r"^[A-Za-z0-9@._-]{1,96}$", 96)]
 Optional = BeforeValidator(_blank_is_none)
 Day = Annotated[date, BeforeValidator(_iso_date)]
-Level = Literal[LEVELS]  # type: ignore[valid-type]
-Reason = Literal[REASONS]  # type: ignore[valid-type]
 
 
 # ---------------------------------------------------------------------- the commands

@@ -102,7 +102,7 @@ class Empty(TypedDict):
     pass
 
 
-#: The payload each kind carries (``docs/events.md`` is generated from the same table's keys).
+#: The payload each kind carries (``docs/events.md`` documents each; a test keeps them in step).
 PAYLOADS: dict[EventKind, type] = {
     EventKind.ISSUED: Issued, EventKind.CANCELLED: Empty,
     EventKind.APPOINTMENT_ADDED: AppointmentAdded, EventKind.LOGIN: LoggedIn,

@@ -25,12 +25,14 @@ from controller.core.model import Appointment, Attendance, Ticket, TicketState, 
 from controller.core.ratings import Evaluation
 from controller.storage import schema
 
+#: The fields of each record kind that its table keeps.
+_COLUMNS: dict[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind) if f.name in table.c)
+    for kind, table in schema.RECORDS.items()}
 
-@cache
+
 def _columns(kind: type) -> tuple[str, ...]:
-    """The fields of a record kind that its table keeps."""
-    table = schema.RECORDS[kind]
-    return tuple(f.name for f in fields(kind) if f.name in table.c)
+    return _COLUMNS[kind]
 
 
 @cache
@@ -45,7 +47,7 @@ def _upsert(dialect: str, table: Table):  # noqa: ANN202
               if c.name not in keys and not c.info.get("fixed")})
 
 
-def _row(hall: str, record: Any) -> dict[str, Any]:
+def _row(hall: str, record: object) -> dict[str, Any]:
     row = {name: getattr(record, name) for name in _columns(type(record))}
     row["hall"] = hall
     return row

@@ -141,7 +141,7 @@ class ScreenFeed:
                 if ticket_id is not None:
                     if kind == "board":
                         frame = _frame("status", self.status(await self.engine.settled(), ticket_id))
-                    elif data.get("ticket") != ticket.number:
+                    elif ticket is None or data.get("ticket") != ticket.number:
                         continue                         # another ticket's call
                 await resp.write(frame)
         except (ConnectionResetError, asyncio.CancelledError):
