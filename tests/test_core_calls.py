@@ -311,3 +311,12 @@ def test_board_views_count_waiting_and_windows():
 def test_keys_at_an_unstaffed_window_are_refused(op):
     hall = hall_with("A", logins=())
     assert refused(hall, COMMANDS[op](window="1")).code == "not_logged_in"
+
+
+def test_a_new_login_never_takes_a_closed_attendance_id():
+    hall = new_hall()
+    hall.apply(Login(window="1", staff="1001"), T)
+    hall.apply(Logout(window="1"), T)
+    hall.apply(Login(window="1", staff="1001"), T)
+    ids = [att.id for att in hall.drain().of(Attendance)]
+    assert len(ids) == len(set(ids)) == 2

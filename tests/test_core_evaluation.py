@@ -129,3 +129,12 @@ def test_asking_for_the_next_citizen_closes_an_unanswered_prompt_as_unrated():
     assert refused(hall, Rate(window="1", session=first, level="satisfied")).code == "session_closed"
     assert list(hall.ratings.open) == [second["session"]]
     check_invariants(hall)
+
+
+def test_a_new_session_never_takes_a_closed_sessions_id():
+    hall = serving_hall()
+    first = evaluate(hall)["session"]
+    hall.apply(Rate(window="1", session=first, level="very_satisfied"), T)
+    second = evaluate(hall)["session"]          # the clerk asks again, in the same millisecond
+    records = [ev for ev in hall.drain().of(Evaluation) if ev.id == first]
+    assert second != first and len(records) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-
 from pydantic import ValidationError
 
 from controller.config import load_config, parse_config

@@ -51,6 +51,8 @@ class HallState:
         self.ratings = Ratings()
         self.changes = Changes()
         self._source = SYSTEM
+        #: the last stamp given to a record id, in microseconds (see ``stamp``)
+        self.last_stamp = 0
 
     # ------------------------------------------------------------------ the one entry point
     def apply(self, command: Command, now: datetime, source: Source = SYSTEM) -> dict[str, Any]:
@@ -60,6 +62,14 @@ class HallState:
         self._source = source
         self.roll_to(now)
         return handler(self, command, now)
+
+    def stamp(self, now: datetime) -> str:
+        """``now`` in microseconds, made strictly increasing within the hall: for the ids of
+        records (a login session, a rating session) that two commands of one instant must not
+        share. Storage restores ``last_stamp`` after a restart."""
+        us = int(now.timestamp() * 1_000_000)
+        self.last_stamp = max(us, self.last_stamp + 1)
+        return f"{self.last_stamp // 1_000_000}.{self.last_stamp % 1_000_000:06d}"
 
     def drain(self) -> Changes:
         changes, self.changes = self.changes, Changes()
@@ -85,10 +95,18 @@ class HallState:
 
     def roll_to(self, now: datetime) -> None:
         """Daily rollover at the hall's local midnight (日切): numbering restarts, history is
-        kept, yesterday's waiting and held tickets are closed as not served."""
+        kept, yesterday's waiting and held tickets are closed as not served. Whichever command
+        notices midnight first, the rollover is the system's."""
         new_day = self.local(now).date()
         if new_day <= self.day:
             return
+        source, self._source = self._source, SYSTEM
+        try:
+            self._roll(now, new_day)
+        finally:
+            self._source = source
+
+    def _roll(self, now: datetime, new_day: date) -> None:
         old_day = self.day
         left = self.queue.new_day(new_day)
         for t in left:

@@ -94,7 +94,7 @@ def evaluate(hall: HallState, cmd: Evaluate, now: datetime) -> dict[str, Any]:
         return {"evaluation": earlier.view()}
     if earlier is not None:
         _close_unrated(hall, earlier, now)
-    ev = Evaluation(id=f"{t.id}@{cmd.window}@{now.timestamp():.3f}", window=cmd.window,
+    ev = Evaluation(id=f"{t.id}@{cmd.window}@{hall.stamp(now)}", window=cmd.window,
                     clerk=ws.clerk, ticket=t.id, number=t.number, service=t.service,
                     opened_at=now, timeout_s=hall.config.hall.evaluation_timeout_s)
     hall.ratings.open[ev.id] = ev

@@ -96,7 +96,7 @@ def login(hall: HallState, cmd: Login, now: datetime) -> dict[str, Any]:
     if elsewhere is not None:
         raise Refused("staff_elsewhere", f"{clerk.name}已在{elsewhere}号窗口登录",
                       f"this clerk is logged in at window {elsewhere}")
-    att = Attendance(id=f"{staff}@{window}@{now.timestamp():.6f}", staff=staff, window=window,
+    att = Attendance(id=f"{staff}@{window}@{hall.stamp(now)}", staff=staff, window=window,
                      role=role, login_at=now)
     hall.desk.attendance[att.id] = att
     hall.changes.touch(att)

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import Table, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -122,6 +122,9 @@ class Repository:
             state.queue.appointments[booking.code] = booking
         for ev in self._select(conn, Evaluation, schema.evaluations.c.closed_at.is_(None)):
             state.ratings.open[ev.id] = ev
+        latest = [conn.execute(select(func.max(column)).where(column.table.c.hall == self.hall)).scalar()
+                  for column in (schema.evaluations.c.opened_at, schema.attendance.c.login_at)]
+        state.last_stamp = max((int(t.timestamp() * 1_000_000) for t in latest if t), default=0)
         return state
 
     def _select(self, conn: Connection, kind: type, *where: Any) -> list[Any]:
