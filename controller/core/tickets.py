@@ -190,6 +190,8 @@ def add_appointment(hall: HallState, cmd: AddAppointment, now: datetime) -> dict
         raise Refused("unknown_service", "没有这项业务", f"unknown service {cmd.service!r}")
     if cmd.code in hall.queue.appointments:
         raise Refused("appointment_exists", "预约码已存在", "this appointment code exists")
+    if cmd.day < hall.day:
+        raise Refused("appointment_past", "预约日期已过", "the booking's day has passed")
     booking = Appointment(code=cmd.code, service=cmd.service, day=cmd.day)
     hall.queue.appointments[cmd.code] = booking
     hall.changes.touch(booking)
