@@ -280,6 +280,13 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_poison(args: argparse.Namespace) -> int:
+    from controller.bench import poison as bench
+
+    print(bench.report(asyncio.run(bench.run(args.broker, args.count, args.take_every))))
+    return 0
+
+
 def cmd_bench_serial(args: argparse.Namespace) -> int:
     from devices import bench_serial as bench
 
@@ -385,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--calls", type=int, default=100)
     b.add_argument("--interval", type=float, default=0.2, help="seconds between calls")
     b.set_defaults(func=cmd_bench_screens)
+    b = bsub.add_parser("poison", help="server memory, log and service under a flood of "
+                                       "malformed device events")
+    b.add_argument("--broker", metavar="URL", help="an external broker (default: an embedded one)")
+    b.add_argument("--count", type=int, default=100_000, help="malformed events sent")
+    b.add_argument("--take-every", type=float, default=0.05,
+                   help="seconds between another kiosk's takes meanwhile")
+    b.set_defaults(func=cmd_bench_poison)
     b = bsub.add_parser("serial", help="software cost per serial frame next to its wire time")
     b.add_argument("--frames", type=int, default=5000, help="request/answer exchanges")
     b.set_defaults(func=cmd_bench_serial)

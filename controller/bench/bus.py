@@ -116,9 +116,33 @@ async def two_hop_baseline(broker: BrokerAddress, root: str, windows: int, press
 def _serve(raw: dict[str, Any], folder: str, db: str | None, broker: str | None,
            conn: Connection) -> None:
     """The hall server's process: sends the broker's address when the bus is up, then, for
-    every message until ``stop``, its CPU time and the bus's error counters."""
+    every message until ``stop``, its CPU time, memory, log lines and the bus's error
+    counters."""
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger().addHandler(_LINES)
     asyncio.run(_serve_async(raw, folder, db, broker, conn))
+
+
+class _LineCount(logging.Handler):
+    """How many log lines (and characters) the server wrote."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines = self.chars = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += 1
+        self.chars += len(self.format(record))
+
+
+_LINES = _LineCount()
+
+
+def rss_mib() -> float:
+    """This process's resident memory now (Linux), in MiB."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kib / 1024
 
 
 async def _serve_async(raw: dict[str, Any], folder: str, db: str | None, broker: str | None,
@@ -139,7 +163,9 @@ async def _serve_async(raw: dict[str, Any], folder: str, db: str | None, broker:
         embedded = app.get(BROKER)
         while await recv(conn, None) != "stop":
             conn.send({"errors": dict(bus.errors), "cpu_s": time.process_time(),
-                       "broker_cpu_s": await embedded.cpu_s() if embedded else None})
+                       "broker_cpu_s": await embedded.cpu_s() if embedded else None,
+                       "rss_mib": rss_mib(), "log_lines": _LINES.lines, "log_chars": _LINES.chars,
+                       "tasks": len(asyncio.all_tasks())})
     finally:
         await runner.cleanup()
 
