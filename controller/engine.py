@@ -34,7 +34,7 @@ from controller.core.events import Event, EventKind
 from controller.core.hall import HallState
 from controller.logs import RateLimitedLog
 from controller.scheduler import Scheduler
-from controller.storage.repository import Repository
+from controller.storage.repository import Repository, Rows
 from controller.storage.runner import Runner, runner_for
 
 log = logging.getLogger("yimen.engine")
@@ -79,6 +79,17 @@ class Stats:
     isolated: int = 0        # batches retried one command at a time after a failed commit
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """A batch applied to the core, its rows copied out, waiting for its commit."""
+
+    batch: list[_Pending]
+    results: list[str | dict]
+    events: list[Event]
+    rows: Rows
+    prune: datetime | None
+
+
 class _Poisoned(Exception):
     def __init__(self, index: int, error: BaseException) -> None:
         self.index, self.error = index, error
@@ -101,6 +112,8 @@ class Engine:
         self.scheduler = Scheduler(self.clock, self._fire)
         self._hall: HallState | None = None
         self._settled = asyncio.Event()
+        self._unsettled = 0          # batches applied and not yet committed
+        self._waiting = 0            # readers waiting for the settled state
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._replies: dict[str, tuple[datetime, str]] = {}
         self._listeners: list[Listener] = []
@@ -126,7 +139,12 @@ class Engine:
         while True:
             if not self._running and self._hall is None:
                 raise EngineStopped("the engine has not started")
-            await self._settled.wait()
+            if not self._settled.is_set():
+                self._waiting += 1
+                try:
+                    await self._settled.wait()
+                finally:
+                    self._waiting -= 1
             # woken by a commit, but the next batch may have been applied since: look again
             if self._settled.is_set() and self._hall is not None:
                 return self._hall
@@ -188,16 +206,35 @@ class Engine:
 
     # ------------------------------------------------------------------ the writer
     async def _writer(self) -> None:
-        """Take what is queued, apply it, commit it, answer, tell the listeners; then let the
-        readers of the settled state run before the next batch."""
+        """Take what is queued, apply it, commit it, answer, tell the listeners. While a batch
+        commits, the next one is applied on top of it — unless readers are waiting for the
+        settled state: then they go first."""
+        inflight: asyncio.Task[bool] | None = None       # the previous batch's commit
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._run(batch, isolate=len(batch) > 1)
-            await asyncio.sleep(0)
+            if inflight is not None and (self._waiting or self._hall is None):
+                await inflight
+                inflight = None
+                await asyncio.sleep(0)                 # the readers woken by the commit
+            prepared = await self._prepare(batch, inflight)
+            if inflight is not None:
+                if not await inflight and prepared is not None:
+                    # the state under this batch was rolled back: apply it to the stored one
+                    prepared = await self._prepare(prepared.batch, None)
+                inflight = None
+            if prepared is not None:
+                inflight = asyncio.create_task(self._commit(prepared, len(prepared.batch) > 1))
+                if self._queue.empty():
+                    await inflight                     # nothing to overlap: settle now
+                    inflight = None
+                    await asyncio.sleep(0)
 
-    async def _run(self, batch: list[_Pending], isolate: bool) -> None:
+    async def _prepare(self, batch: list[_Pending], inflight: asyncio.Task[bool] | None
+                       ) -> _Prepared | None:
+        """Apply ``batch`` and copy out its rows; None when it was answered already (storage
+        unreadable)."""
         try:
             if self._hall is None:
                 await self._rebuild()
@@ -205,50 +242,62 @@ class Engine:
         except _Poisoned as p:    # a bug in the core: that command alone fails
             log.error("command %r failed: %r", batch[p.index].command, p.error)
             self._fail([batch[p.index]], StorageUnavailable("internal error"))
-            rest = batch[:p.index] + batch[p.index + 1:]
+            if inflight is not None:
+                await inflight    # what is being committed must be in the state rebuilt
             self._hall = None     # half applied: the rest is redone on the stored state
-            if rest:
-                await self._run(rest, isolate)
-            return
+            rest = batch[:p.index] + batch[p.index + 1:]
+            return await self._prepare(rest, None) if rest else None
         except Exception as exc:  # noqa: BLE001 - storage could not even be read
             noisy.error("storage", "storage unavailable: %s", exc)
             self._fail(batch, StorageUnavailable("storage unavailable"))
-            return
-        hall = self._hall
-        assert hall is not None
-        changes = hall.drain()
+            return None
+        assert self._hall is not None
+        changes = self._hall.drain()
+        self._replies.update(replies)   # seen by the next batch; a failed commit reloads them
         now = self.clock.now()
         prune = now if self._last_prune is None or now - self._last_prune > PRUNE_EVERY else None
         rows = self.repo.rows(self.db.dialect.name, changes, replies)
+        return _Prepared(batch, results, changes.events, rows, prune)
+
+    async def _commit(self, p: _Prepared, isolate: bool) -> bool:
+        """Commit a prepared batch, answer it and tell the listeners. If the commit fails, the
+        state is rebuilt from storage and, with ``isolate``, the batch's commands are run again
+        one by one so that only a command storage refuses is refused. False: the state was
+        rolled back to what is stored."""
         try:
-            if rows or prune:
-                await self.store.run(lambda conn: self._write(conn, rows, prune))
+            if p.rows or p.prune:
+                await self.store.run(lambda conn: self._write(conn, p.rows, p.prune))
         except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
             noisy.error("commit", "commit of %d commands failed, rebuilding from storage: %s",
-                        len(batch), exc)
+                        len(p.batch), exc)
             await self._recover()
             if isolate:
                 self.stats.isolated += 1
-                for item in batch:
-                    await self._run([item], isolate=False)
+                for item in p.batch:
+                    again = await self._prepare([item], None)
+                    if again is not None:
+                        await self._commit(again, False)
             else:
-                self._fail(batch, StorageUnavailable("storage unavailable"))
-            return
-        self._replies.update(replies)
-        if prune:
-            self._prune_memory(prune)
+                self._fail(p.batch, StorageUnavailable("storage unavailable"))
+            return False
+        if p.prune:
+            self._prune_memory(p.prune)
         self.stats.batches += 1
-        self._settled.set()
-        for item, result in zip(batch, results, strict=True):
+        self._unsettled -= 1
+        if self._unsettled == 0:
+            self._settled.set()
+        for item, result in zip(p.batch, p.results, strict=True):
             self._answer(item, result)
-        if changes.events:
-            if any(e.kind in _TIMER_EVENTS for e in changes.events):
-                self.scheduler.follow(hall.deadlines())
-            self._notify(Committed(changes.events))
+        if p.events:
+            if any(e.kind in _TIMER_EVENTS for e in p.events) and self._hall is not None:
+                self.scheduler.follow(self._hall.deadlines())
+            self._notify(Committed(p.events))
+        return True
 
     def _apply_all(self, batch: list[_Pending]) -> tuple[list[str | dict], dict]:
         hall = self._hall
         assert hall is not None
+        self._unsettled += 1
         self._settled.clear()                 # applied but not committed: readers wait
         results: list[str | dict] = []
         replies: dict[str, tuple[datetime, str]] = {}
@@ -304,7 +353,7 @@ class Engine:
                 noisy.exception(f"listener:{listener!r}", "listener %r failed", listener)
 
     # ------------------------------------------------------------------ storage
-    def _write(self, conn: Connection, rows: list, prune: datetime | None) -> None:
+    def _write(self, conn: Connection, rows: Rows, prune: datetime | None) -> None:
         """One batch, in the storage runner's transaction."""
         self.repo.write(conn, rows)
         if prune:
@@ -324,6 +373,7 @@ class Engine:
         failed commit, or a crash), and the timers that state needs."""
         self._hall = None
         self._settled.clear()
+        self._unsettled = 0
         now = self.clock.now()
         today = now.astimezone(self.config.hall.tz).date()
         hall, self._replies = await self.store.run(lambda conn: (

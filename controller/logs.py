@@ -41,6 +41,16 @@ class RateLimitedLog:
         entry[2] += 1
         return False
 
+    def filter(self) -> logging.Filter:
+        """The same limit as a logging filter, for another library's logger (by message)."""
+        limit = self
+
+        class _Limit(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                return limit.allow(str(record.msg))
+
+        return _Limit()
+
     def warning(self, kind: str, msg: str, *args: object) -> None:
         if self.allow(kind):
             self.logger.warning(msg, *args)

@@ -45,7 +45,11 @@ class MqttLink:
                  will: tuple[str, bytes] | None = None, subscriptions: Sequence[str] = (),
                  on_connect: Callable[[], Awaitable[None]] | None = None,
                  on_message: Callable[[str, bytes], Awaitable[None] | None] | None = None,
-                 backoff_max: float = 10.0) -> None:
+                 backoff_max: float = 10.0, max_queued_incoming: int | None = None,
+                 logger: logging.Logger | None = None) -> None:
+        """``max_queued_incoming``: messages received but not yet handled, past which the
+        client drops new ones (a sender retries what gets no reply; memory stays bounded under
+        a flood); ``logger``: the MQTT client's own log lines."""
         self.broker = broker
         self.client_id = client_id
         self.username, self.password = username, password
@@ -54,6 +58,8 @@ class MqttLink:
         self.on_connect = on_connect
         self.on_message = on_message
         self.backoff_max = backoff_max
+        self.max_queued_incoming = max_queued_incoming
+        self.logger = logger
         self.connected = asyncio.Event()
         self.connects = 0
         self._client: aiomqtt.Client | None = None
@@ -88,7 +94,9 @@ class MqttLink:
                         self.broker.host, self.broker.port, identifier=self.client_id,
                         username=self.username, password=self.password, will=will,
                         keepalive=15, socket_options=NODELAY, clean_session=True,
-                        max_queued_outgoing_messages=None) as client:
+                        max_queued_outgoing_messages=None,
+                        max_queued_incoming_messages=self.max_queued_incoming,
+                        logger=self.logger) as client:
                     client.pending_calls_threshold = 10_000   # bursts of retained sets are normal
                     for topic in self.subscriptions:
                         await client.subscribe(topic, qos=1)

@@ -214,6 +214,11 @@ async def devices(config: HallConfig, address: BrokerAddress, ids: list[str] | N
     """Started simulators for ``ids`` (default: every configured device), connected."""
     built = build_devices(config, address, SECRET, **kwargs)
     chosen: dict[str, DeviceClient] = {i: built[i] for i in (ids or built)}
+    for d in chosen.values():
+        # MQTT client ids as unique as the test's hall id: test runs sharing the machine's
+        # Mosquitto would otherwise take each other's "kiosk-1" session over and lose replies.
+        # The broker checks logins and the ACL by user name, which stays the device id.
+        d.link.client_id = f"{d.id}@{config.hall.id}"
     try:
         await connect_all(chosen.values())
         yield chosen

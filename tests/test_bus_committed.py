@@ -43,7 +43,8 @@ async def test_a_call_whose_commit_fails_is_shown_nowhere(tmp_path, clock):
         real = server.engine.repo.write
 
         def refuse_a003(conn, rows):  # noqa: ANN001 - storage refuses A003's call, every time
-            if any(r.get("number") == "A003" and r.get("state") == "called" for _, ps in rows for r in ps):
+            if any({"A003", "called"} <= set(r.values() if isinstance(r, dict) else r)
+                   for _, ps in rows for r in ps):
                 raise OSError("value refused by storage")
             real(conn, rows)
         server.engine.repo.write = refuse_a003

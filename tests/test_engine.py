@@ -63,12 +63,13 @@ async def engine(db, clock):
 
 
 def poison_commits(engine: Engine, monkeypatch, when) -> None:  # noqa: ANN001
-    """Make storage refuse any batch whose rows match ``when`` (as a real database refuses a
-    value it cannot store), the rest of the time write as usual."""
+    """Make storage refuse any batch with a row whose values match ``when`` (as a real
+    database refuses a value it cannot store), the rest of the time write as usual."""
     real = engine.repo.write
 
     def write(conn, rows):  # noqa: ANN001
-        if any(when(row) for _, params in rows for row in params):
+        if any(when(set(row.values() if isinstance(row, dict) else row))
+               for _, params in rows for row in params):
             raise OSError("value refused by storage")
         real(conn, rows)
 
@@ -78,7 +79,7 @@ def poison_commits(engine: Engine, monkeypatch, when) -> None:  # noqa: ANN001
 async def test_a_commit_that_fails_mid_burst_shows_nothing_uncommitted(db, engine, monkeypatch):
     """Readers of the settled state and listeners never see a ticket that was not committed;
     after the failed commit they are told to show the rebuilt state."""
-    poison_commits(engine, monkeypatch, lambda row: row.get("number") in ("A030", "A031"))
+    poison_commits(engine, monkeypatch, lambda values: bool(values & {"A030", "A031"}))
     seen: set[str] = set()
     rebuilt = 0
 
@@ -114,7 +115,7 @@ async def test_a_commit_that_fails_mid_burst_shows_nothing_uncommitted(db, engin
 
 
 async def test_one_command_storage_refuses_fails_alone_in_its_batch(db, engine, monkeypatch):
-    poison_commits(engine, monkeypatch, lambda row: row.get("phone_tail") == "0000")
+    poison_commits(engine, monkeypatch, lambda values: "0000" in values)
     takes = [engine.execute(Take(service="B", phone_tail="0000" if i == 50 else None), KIOSK)
              for i in range(100)]
     results = await asyncio.gather(*takes, return_exceptions=True)

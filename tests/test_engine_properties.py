@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -132,6 +133,7 @@ async def _ratings(engine: Engine) -> list[tuple[Command, Source]]:
             for ev in list(hall.ratings.open.values())[:1]]
 
 
+@pytest.mark.slow                               # 25 engines on SQLite, each rebuilt: 3-6 s
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=rounds)
 def test_random_interleavings_keep_the_rules_and_rebuild_to_the_live_state(plan):

@@ -60,6 +60,7 @@ class Result:
 
 # ---------------------------------------------------------------------- baselines
 def plain_sqlite3(folder: Path, count: int, synchronous: str) -> Result:
+    folder.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(folder / "plain.db", isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute(f"PRAGMA synchronous={synchronous}")
@@ -195,14 +196,18 @@ async def run(tickets: int = 20000, concurrency: int = 200, baseline_count: int 
               synchronous: str = "FULL", db_url: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="yimen-bench-", dir=".") as tmp:
         folder = Path(tmp)
-        plain = plain_sqlite3(folder, baseline_count, synchronous)
+        before = plain_sqlite3(folder / "before", baseline_count, synchronous)
         orm = await bare_sqlalchemy(folder, max(200, baseline_count // 4), synchronous)
         issue, call, paced = await engine_runs(folder, tickets, concurrency, synchronous, db_url)
+        after = plain_sqlite3(folder / "after", baseline_count, synchronous)
+    # the machine's speed drifts: the baseline is taken before and after the engine's runs
+    plain = Result("plain sqlite3 loop (before and after)", before.count + after.count,
+                   before.seconds + after.seconds, before.latencies_ms + after.latencies_ms)
     durable = min(issue.rate, call.rate)
     checks = [
         ("≥ 5,000 durable commands/s", durable >= 5000, f"{durable:,.0f}/s"),
         ("≥ 3× the bare SQLAlchemy loop", durable >= 3 * orm.rate, f"{durable / orm.rate:.1f}×"),
-        ("≥ 0.5× the plain sqlite3 loop", durable >= 0.5 * plain.rate, f"{durable / plain.rate:.2f}×"),
+        ("≥ 1.2× the plain sqlite3 loop", durable >= 1.2 * plain.rate, f"{durable / plain.rate:.2f}×"),
         ("p99 < 10 ms at 200 commands/s", paced.pct(99) < 10, f"{paced.pct(99):.2f} ms"),
     ]
     return {"results": [plain, orm, issue, call, paced], "checks": checks,

@@ -78,14 +78,17 @@ async def run(broker_url: str | None, count: int, take_every_s: float) -> dict[s
                 bad.link.publish(topic, BAD[i % len(BAD)].replace(b"{i}", str(i).encode()))
                 for i in range(first, min(count, first + IN_FLIGHT))])
         out["publish_s"] = time.perf_counter() - t0
-        deadline = time.monotonic() + 300
-        while True:                                                 # every one answered
+        handled, still = -1, 0.0
+        while still < 3.0:               # until no more error replies for 3 s
             conn.send("stats")
             stats = await recv(conn)
-            if sum(stats["errors"].values()) >= count or time.monotonic() > deadline:
+            now_handled = sum(stats["errors"].values())
+            still = still + 0.5 if now_handled == handled else 0.0
+            handled = now_handled
+            if handled >= count:
                 break
             await asyncio.sleep(0.5)
-        out["handled_s"] = time.perf_counter() - t0
+        out["handled_s"] = time.perf_counter() - t0 - still
         out["during"] = stats
         flooding = False
         await taker
@@ -104,7 +107,7 @@ def report(out: dict[str, Any]) -> str:
     handled = sum(during["errors"].values())
     lines = [
         f"broker: {out['broker']}; {out['count']:,} malformed events published in "
-        f"{out['publish_s']:.1f} s, all answered after {out['handled_s']:.1f} s",
+        f"{out['publish_s']:.1f} s, the last answered after {out['handled_s']:.1f} s",
         "",
         "| | before | end of flood | 3 s later |",
         "|---|---:|---:|---:|",
@@ -114,7 +117,8 @@ def report(out: dict[str, Any]) -> str:
         f"| asyncio tasks | {before['tasks']} | {during['tasks']} | {after['tasks']} |",
         "",
         f"error replies counted: {handled:,} of {out['count']:,} "
-        f"({json.dumps(during['errors'], sort_keys=True)})",
+        f"({json.dumps(during['errors'], sort_keys=True)}); the other "
+        f"{out['count'] - handled:,} were dropped unread past the server's inbox",
         f"takes by another kiosk meanwhile: {out['tickets']} tickets, {out['failed_takes']} refused",
         f"memory growth: {after['rss_mib'] - before['rss_mib']:+.1f} MiB; log: "
         f"{after['log_chars'] - before['log_chars']:,} characters",

@@ -37,8 +37,7 @@ class CallLog:
         self._listeners.append(listener)
 
     def _on_events(self, committed: Committed) -> None:
-        hall = self.engine.hall
-        calls = [views.call_object(hall, ev, ev.at.astimezone(hall.tz))
+        calls = [views.call_object(self.engine.config, ev)
                  for ev in committed.events if ev.kind in CALL_EVENTS]
         self.recent.extend(calls)
         for listener in self._listeners:

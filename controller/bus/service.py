@@ -36,12 +36,18 @@ from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.bus")
 noisy = RateLimitedLog(log)
+mqtt_log = logging.getLogger("yimen.bus.mqtt")
+mqtt_log.addFilter(RateLimitedLog(mqtt_log).filter())
 
 _WINDOW_EVENTS = frozenset({
     EventKind.LOGIN, EventKind.LOGOUT, EventKind.PAUSED, EventKind.RESUMED, EventKind.CALLED,
     EventKind.RECALLED, EventKind.DONE, EventKind.NO_SHOW, EventKind.HELD, EventKind.TRANSFERRED,
     EventKind.SERVING, EventKind.CLOSED})
 _EVALUATION_EVENTS = frozenset({EventKind.EVALUATION_OPENED, EventKind.RATED, EventKind.UNRATED})
+#: Device messages received but not yet handled, past which new ones are dropped (the MQTT
+#: client says so, rate-limited): a device resends an event that got no reply, and a flood of
+#: garbage cannot fill the server's memory.
+INBOX = 2000
 #: Devices not in the configuration that the registry still lists (they announced themselves);
 #: past this many, new unknown ids are not remembered (memory stays bounded).
 MAX_UNKNOWN_DEVICES = 256
@@ -77,6 +83,11 @@ class HallBus:
         self.config = engine.config
         self.topics = protocol.Topics(self.config.hall.id)
         self.devices = {d.id: d for d in self.config.devices}
+        #: service → the windows whose readouts count its line
+        self._windows_for: dict[str, list[str]] = {}
+        for w in self.config.windows:
+            for s in w.services:
+                self._windows_for.setdefault(s, []).append(w.id)
         #: (window, kind) → the ids of the devices bound there, for the ``set``s
         self._bound: dict[tuple[str, str], list[str]] = {}
         for d in self.config.devices:
@@ -90,7 +101,8 @@ class HallBus:
             username=CONTROLLER_USER, password=password,
             will=(self.topics.state, b'{"state":"offline"}'),
             subscriptions=self.topics.subscriptions,
-            on_connect=self._on_connect, on_message=self._on_message)
+            on_connect=self._on_connect, on_message=self._on_message,
+            max_queued_incoming=INBOX, logger=mqtt_log)
         self._dirty_windows: set[str] = set()     # their own state changed: sent at once
         self._recount: set[str] = set()           # only their line's count changed
         self._counts_wake = asyncio.Event()
@@ -233,7 +245,7 @@ class HallBus:
         it. After a rebuild from storage, everything is sent anew."""
         if committed.rebuilt:
             self._show_everything()
-        windows_for = self.engine.hall.windows_for
+        windows_for = self._windows_for
         for ev in committed.events:
             if ev.service:                   # a line changed: every readout counting it
                 self._recount.update(windows_for.get(ev.service, ()))

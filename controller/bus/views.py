@@ -52,11 +52,14 @@ def evaluator_set(hall: HallState, config: HallConfig, window: str) -> dict[str,
             "staff_name": masked_name(clerk.name) if clerk else "", "timeout_s": ev.timeout_s}
 
 
-def call_object(hall: HallState, event: Event, local_at: datetime) -> dict[str, Any]:
-    """One ``calls`` message for a call or recall event."""
+def call_object(config: HallConfig, event: Event) -> dict[str, Any]:
+    """One ``calls`` message for a call or recall event (from the event and the hall's
+    configuration alone: it is made as soon as the event is committed)."""
     window = event.window or ""
+    names = {w.id: w.name for w in config.windows}
+    local_at = event.at.astimezone(config.hall.tz)
     return {"call_id": uuid.uuid4().hex, "ticket": event.number, "window": window,
-            "window_name": hall.window_cfg[window].name if window in hall.window_cfg else window,
+            "window_name": names.get(window, window),
             "service": event.service, "recall": event.kind is EventKind.RECALLED,
             "text": call_text(event.number or "", window), "at": local_at.isoformat()}
 

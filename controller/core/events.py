@@ -115,9 +115,9 @@ PAYLOADS: dict[EventKind, type] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """One state change, with when, where, who and by which door."""
+    """One state change, with when, where, who and by which door (not changed once made)."""
 
     kind: EventKind
     at: datetime

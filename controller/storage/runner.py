@@ -13,11 +13,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
+from controller.storage.checkpoint import Checkpointer
 from controller.storage.db import sqlite_pragmas
 
 T = TypeVar("T")
@@ -37,12 +38,22 @@ class SqliteThreadRunner:
         synchronous = db.sync_engine.get_execution_options().get("yimen_synchronous", "FULL")
         self._engine = create_engine(db.url.set(drivername="sqlite+pysqlite"), poolclass=NullPool)
         sqlite_pragmas(self._engine, synchronous)
+        path = self._engine.url.database
+        self._file = path if path and path != ":memory:" and not path.startswith("file:") \
+            else None
+        if self._file:
+            @event.listens_for(self._engine, "connect")
+            def _no_autocheckpoint(dbapi_conn, _record) -> None:  # noqa: ANN001
+                dbapi_conn.execute("PRAGMA wal_autocheckpoint=0").close()
+        self._checkpointer: Checkpointer | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="yimen-sqlite")
         self._conn: Connection | None = None       # used by the thread only
 
     def _run(self, work: Work[T]) -> T:
         if self._conn is None:
             self._conn = self._engine.connect()
+            if self._file and self._checkpointer is None:
+                self._checkpointer = Checkpointer(self._file)
         try:
             with self._conn.begin():
                 return work(self._conn)
@@ -64,6 +75,9 @@ class SqliteThreadRunner:
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._drop)
         self._thread.shutdown(wait=True)
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await asyncio.get_running_loop().run_in_executor(None, checkpointer.close)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="yimen-sqlite")  # if reopened
         self._engine.dispose()
 

@@ -39,6 +39,7 @@ class ScreenFeed:
         self.clients: set[asyncio.Queue] = set()
         self.dropped = 0
         self._dirty = asyncio.Event()
+        self._urgent = False
         self._task: asyncio.Task | None = None
         calls.subscribe(self._on_events)
 
@@ -67,16 +68,16 @@ class ScreenFeed:
         after a rebuild from storage the board at once, showing the stored state."""
         for call in calls:
             self._broadcast("call", call)
-        if calls or committed.rebuilt:
-            self._send_boards()                  # at once after a call
-        else:
-            self._dirty.set()
+        self._urgent = self._urgent or bool(calls) or committed.rebuilt   # the board at once
+        self._dirty.set()
 
     async def _boards(self) -> None:
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(BOARD_EVERY_S)
+            if not self._urgent:
+                await asyncio.sleep(BOARD_EVERY_S)
             await self.engine.settled()
+            self._urgent = False
             self._send_boards()
 
     def _send_boards(self) -> None:

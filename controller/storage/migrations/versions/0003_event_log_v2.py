@@ -38,15 +38,20 @@ def upgrade() -> None:
         for name, kind in (("v", sa.Integer()), ("day", sa.Date()), ("actor", sa.String(64)),
                            ("origin", sa.String(16))):
             b.alter_column(name, existing_type=kind, nullable=False)
+    op.drop_index("ix_events_hall_at", table_name="events")      # the day's index serves
+    op.drop_index("ix_tickets_hall_day", table_name="tickets")   # as uq_tickets_day_number does
     op.create_index("ix_events_hall_day", "events", ["hall", "day", "kind"])
     op.create_index("ix_events_hall_window_day", "events", ["hall", "window", "day"])
     op.create_index("ix_events_hall_clerk_day", "events", ["hall", "clerk", "day"])
 
     with op.batch_alter_table("tickets") as b:
         b.add_column(sa.Column("first_called_at", UTCDateTime()))
+    # a year of events is millions of rows: look each ticket's calls up by an index of its own
+    op.create_index("ix_events_tmp_ticket", "events", ["ticket", "kind"])
     op.execute("UPDATE tickets SET first_called_at = (SELECT MIN(e.at) FROM events e "
                "WHERE e.hall = tickets.hall AND e.ticket = tickets.id AND e.kind = 'called') "
                "WHERE called_at IS NOT NULL")
+    op.drop_index("ix_events_tmp_ticket", table_name="events")
 
 
 def downgrade() -> None:
@@ -54,6 +59,8 @@ def downgrade() -> None:
         b.drop_column("first_called_at")
     for name in ("ix_events_hall_clerk_day", "ix_events_hall_window_day", "ix_events_hall_day"):
         op.drop_index(name, table_name="events")
+    op.create_index("ix_tickets_hall_day", "tickets", ["hall", "day"])
+    op.create_index("ix_events_hall_at", "events", ["hall", "at"])
     with op.batch_alter_table("events") as b:
         b.alter_column("payload", new_column_name="data", existing_type=sa.Text, existing_nullable=False)
         for name in ("origin", "actor", "day", "v"):
