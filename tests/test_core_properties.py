@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -341,7 +342,7 @@ class HallMachine(RuleBasedStateMachine):
             assert view["issued"] == self.hall.queue.seq[s]
 
 
-TestHallMachine = HallMachine.TestCase
+TestHallMachine = pytest.mark.slow(HallMachine.TestCase)
 TestHallMachine.settings = settings(max_examples=300, stateful_step_count=50, deadline=None,
                                     suppress_health_check=[HealthCheck.too_slow])
 
@@ -407,6 +408,7 @@ STEPS = st.lists(st.tuples(st.sampled_from([0, 0, 0, 1, 30, 400]), ANY_COMMAND, 
                  min_size=10, max_size=60)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=STEPS)
 def test_every_event_carries_the_day_and_the_source(steps):
