@@ -102,3 +102,17 @@ async def test_storage_failure_is_a_503_and_nothing_is_issued(client, monkeypatc
     r = await client.post("/api/tickets", json={"service": "A"})
     assert r.status == 201 and (await r.json())["ticket"]["number"] == "A001"
     assert (await client.get("/api/board")).status == 200
+
+
+async def test_window_keys_are_the_keypads_keys_and_an_unknown_one_is_refused(client):
+    """The routes come from the same table as the keypad's keys: ``evaluate`` (once only on
+    the keypad) works over HTTP, and a key neither knows is a clear 404."""
+    await client.post("/api/tickets", json={"service": "A"})
+    await client.post("/api/windows/1/login", json={"staff": "1001"})
+    await client.post("/api/windows/1/next")
+    r = await client.post("/api/windows/1/evaluate")
+    assert r.status == 200 and (await r.json())["evaluation"]["ticket"] == "A001"
+    r = await client.post("/api/windows/1/explode")
+    assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_command"
+    r = await client.post("/api/windows/1/next", json={"window": "2"})      # the route decides
+    assert r.status == 409 and (await r.json())["error"]["code"] == "queue_empty"

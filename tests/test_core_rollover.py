@@ -7,7 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from controller.core.commands import (
+    COMMANDS,
     SYSTEM,
+    WINDOW_KEYS,
     AddAppointment,
     CallNext,
     Done,
@@ -18,7 +20,7 @@ from controller.core.commands import (
     Rollover,
     Source,
     Take,
-    command_named,
+    WindowCommand,
     decode,
 )
 from controller.core.errors import Refused
@@ -123,11 +125,11 @@ def test_a_clock_stepping_back_does_not_roll_back_the_day():
     assert hall.day.isoformat() == "2026-11-24" and hall.queue.seq["A"] == 2
 
 
-def test_unknown_commands_are_refused():
-    with pytest.raises(Refused) as info:
-        command_named("explode")
-    assert info.value.code == "unknown_command" and info.value.message
-    assert command_named("take") is Take and command_named("rate") is Rate
+def test_every_command_has_one_wire_name_and_the_window_keys_are_window_commands():
+    assert COMMANDS["take"] is Take and COMMANDS["rate"] is Rate
+    assert len(COMMANDS) == len({c.name for c in COMMANDS.values()})
+    assert all(issubclass(kind, WindowCommand) for kind in WINDOW_KEYS.values())
+    assert {"next", "call", "start", "evaluate", "transfer"} <= set(WINDOW_KEYS)
 
 
 @pytest.mark.parametrize("data", [{"servce": "A"}, {}, {"service": 7}, ["A"], "A", None,

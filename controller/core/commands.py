@@ -264,9 +264,3 @@ def decode(kind: type[Command], data: object, **fixed: Any) -> Command:
         detail = f"{where[:40]}: {first['msg']}".encode("utf-8", "backslashreplace").decode("utf-8")
         raise BadArguments(detail, missing=first["type"] == "missing") from None
 
-
-def command_named(name: str) -> type[Command]:
-    kind = COMMANDS.get(name)
-    if kind is None:
-        raise Refused("unknown_command", "无法识别的指令", f"unknown command {name[:40]!r}")
-    return kind
