@@ -171,6 +171,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def cmd_db_revision(args: argparse.Namespace) -> int:
+    from controller.storage.db import write_revision
+
+    print(f"wrote {asyncio.run(write_revision(args.message))}")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from controller.storage.db import current_revision, database_url, open_database, upgrade
 
@@ -364,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--config", metavar="FILE", help="take the database URL from this hall")
     _add_storage(u)
     u.set_defaults(func=cmd_db_upgrade)
+    r = dbsub.add_parser("revision", help="write the migration for what controller/storage/"
+                                          "schema.py declares and the migrations do not build")
+    r.add_argument("message", help="what the migration does, e.g. \"cases and their hand-offs\"")
+    r.set_defaults(func=cmd_db_revision)
 
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench_command", required=True)

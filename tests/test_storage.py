@@ -407,3 +407,42 @@ async def test_events_written_before_the_event_log_v2_are_kept_and_filled_in(db_
     assert [r["day"].isoformat() for r in rows] == ["2026-11-23", "2026-11-23", "2026-11-24"]
     assert json.loads(rows[1]["payload"]) == {"how": "held"}
     assert ticket["first_called_at"] == first and ticket["called_at"] == again
+
+
+async def test_a_new_kind_of_record_gets_its_migration_written(tmp_path, monkeypatch):
+    """A table declared in schema.py and ``yimen db revision`` give a migration that builds
+    it: nothing written by hand."""
+    import shutil
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import Column, String, Table
+
+    from controller.core.model import Priority
+    from controller.storage import db as storage_db
+
+    folder = tmp_path / "migrations"
+    shutil.copytree(storage_db.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(storage_db, "MIGRATIONS", folder)
+    table = Table("notices", schema.metadata,
+                  Column("hall", String(32), primary_key=True),
+                  Column("id", String(32), primary_key=True),
+                  Column("shown_from", schema.UTCDateTime(), nullable=False),
+                  Column("level", schema.EnumText(Priority), nullable=False))
+    try:
+        path = await storage_db.write_revision("hall notices")
+        text = path.read_text()
+        assert path.name == "0004_hall_notices.py" and "op.create_table('notices'" in text
+        assert "UTCDateTime()" in text and "sa.String(length=16)" in text
+        db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+        try:
+            await upgrade(db)
+            assert await current_revision(db) == "0004"
+            async with db.connect() as conn:
+                diff = await conn.run_sync(
+                    lambda c: compare_metadata(MigrationContext.configure(c), schema.metadata))
+            assert diff == []
+        finally:
+            await db.dispose()
+    finally:
+        schema.metadata.remove(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from alembic import command
@@ -61,6 +62,29 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (``yimen db upgrade``); safe to run every start."""
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
+
+
+async def write_revision(message: str) -> Path:
+    """A new migration (``yimen db revision``): what ``schema.py`` declares that the
+    migrations do not yet build, compared on a scratch database brought up to the head."""
+    from alembic.script import ScriptDirectory
+
+    with tempfile.TemporaryDirectory(prefix="yimen-revision-") as tmp:
+        engine = open_database(f"sqlite+aiosqlite:///{Path(tmp) / 'head.db'}")
+        try:
+            await upgrade(engine)
+            async with engine.begin() as conn:
+                def write(sync_conn) -> Path:  # noqa: ANN001
+                    cfg = _alembic_config(sync_conn)
+                    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+                    head = ScriptDirectory.from_config(cfg).get_current_head()
+                    script = command.revision(cfg, message=message, autogenerate=True,
+                                              rev_id=f"{int(head or 0) + 1:04d}")
+                    assert script is not None and not isinstance(script, list)
+                    return Path(script.path)
+                return await conn.run_sync(write)
+        finally:
+            await engine.dispose()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
