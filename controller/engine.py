@@ -43,6 +43,10 @@ noisy = RateLimitedLog(log)
 #: How long a device's ``event_id`` is remembered (the protocol asks for at least 10 minutes).
 REPLY_RETENTION = timedelta(hours=24)
 PRUNE_EVERY = timedelta(minutes=10)
+#: While storage cannot be read, how often the writer tries again (seconds).
+RETRY_S = 1.0
+#: How long a reader waits for the settled state before it is told storage is unavailable.
+READ_TIMEOUT_S = 10.0
 #: Events after which the timers the state needs may have changed.
 _TIMER_EVENTS = frozenset({EventKind.ROLLOVER, EventKind.EVALUATION_OPENED, EventKind.RATED,
                            EventKind.UNRATED})
@@ -88,6 +92,7 @@ class _Prepared:
     events: list[Event]
     rows: Rows
     prune: datetime | None
+    generation: int                  # of the state it was applied to
 
 
 class _Poisoned(Exception):
@@ -113,6 +118,7 @@ class Engine:
         self._hall: HallState | None = None
         self._settled = asyncio.Event()
         self._unsettled = 0          # batches applied and not yet committed
+        self._generation = 0         # the live state's: a new one after every rebuild
         self._waiting = 0            # readers waiting for the settled state
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._replies: dict[str, tuple[datetime, str]] = {}
@@ -124,8 +130,9 @@ class Engine:
     # ------------------------------------------------------------------ life cycle
     @property
     def hall(self) -> HallState:
-        """The committed state, for reading only, without waiting: in a listener, or after
-        ``await settled()`` with no ``await`` in between."""
+        """The committed state, for reading only, without waiting: after ``await settled()``
+        with no ``await`` in between. (A listener is told of a commit while the next batch may
+        already be applied on top: it reads the events it is given, not this.)"""
         if self._hall is None:
             if self._running:
                 raise StorageUnavailable("the hall is being reloaded from storage")
@@ -134,15 +141,20 @@ class Engine:
             raise StorageUnavailable("a batch is being committed; await settled() first")
         return self._hall
 
-    async def settled(self) -> HallState:
-        """The committed state, once no batch is between apply and commit."""
+    async def settled(self, timeout: float = READ_TIMEOUT_S) -> HallState:
+        """The committed state, once no batch is between apply and commit; after ``timeout``
+        seconds (storage unreadable) ``StorageUnavailable``."""
+        deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if not self._running and self._hall is None:
                 raise EngineStopped("the engine has not started")
             if not self._settled.is_set():
                 self._waiting += 1
                 try:
-                    await self._settled.wait()
+                    left = deadline - asyncio.get_running_loop().time()
+                    await asyncio.wait_for(self._settled.wait(), max(0.0, left))
+                except TimeoutError:
+                    raise StorageUnavailable("the hall's state is not available") from None
                 finally:
                     self._waiting -= 1
             # woken by a commit, but the next batch may have been applied since: look again
@@ -208,56 +220,88 @@ class Engine:
     async def _writer(self) -> None:
         """Take what is queued, apply it, commit it, answer, tell the listeners. While a batch
         commits, the next one is applied on top of it — unless readers are waiting for the
-        settled state: then they go first."""
+        settled state: then they go first. The writer outlives any one batch."""
         inflight: asyncio.Task[bool] | None = None       # the previous batch's commit
+        batch: list[_Pending] = []
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            if inflight is not None and (self._waiting or self._hall is None):
-                await inflight
-                inflight = None
-                await asyncio.sleep(0)                 # the readers woken by the commit
-            prepared = await self._prepare(batch, inflight)
-            if inflight is not None:
-                if not await inflight and prepared is not None:
+            try:
+                batch = await self._next_batch()
+                if not batch:
+                    continue
+                if inflight is not None and (self._waiting or self._hall is None):
+                    await inflight
+                    inflight = None
+                    await asyncio.sleep(0)             # the readers woken by the commit
+                prepared = await self._prepare(batch, inflight)
+                if inflight is not None:
+                    await inflight
+                    inflight = None
+                if prepared is not None and prepared.generation != self._generation:
                     # the state under this batch was rolled back: apply it to the stored one
                     prepared = await self._prepare(prepared.batch, None)
-                inflight = None
-            if prepared is not None:
-                inflight = asyncio.create_task(self._commit(prepared, len(prepared.batch) > 1))
-                if self._queue.empty():
-                    await inflight                     # nothing to overlap: settle now
+                if prepared is not None:
+                    inflight = asyncio.create_task(self._commit(prepared, len(prepared.batch) > 1))
+                    if self._queue.empty():
+                        await inflight                 # nothing to overlap: settle now
+                        inflight = None
+                        await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bug here must not stop the hall
+                noisy.exception("writer", "the writer failed on a batch; rebuilding from storage")
+                if inflight is not None:
+                    await asyncio.gather(inflight, return_exceptions=True)
                     inflight = None
-                    await asyncio.sleep(0)
+                self._fail(batch, StorageUnavailable("internal error"))
+                await self._recover()
+
+    async def _next_batch(self) -> list[_Pending]:
+        """What is queued, up to ``max_batch``; while the state cannot be loaded, retry that
+        every ``RETRY_S`` even if nothing comes (readers are waiting for it)."""
+        if self._hall is None:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), RETRY_S)
+            except TimeoutError:
+                await self._recover()
+                return []
+        else:
+            first = await self._queue.get()
+        batch = [first]
+        while len(batch) < self.max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
 
     async def _prepare(self, batch: list[_Pending], inflight: asyncio.Task[bool] | None
                        ) -> _Prepared | None:
-        """Apply ``batch`` and copy out its rows; None when it was answered already (storage
-        unreadable)."""
+        """Apply ``batch`` and copy out its rows; None when it was answered already."""
+        if self._hall is None and not await self._recover(notify=False):
+            self._fail(batch, StorageUnavailable("storage unavailable"))
+            return None
         try:
-            if self._hall is None:
-                await self._rebuild()
             results, replies = self._apply_all(batch)
+            assert self._hall is not None
+            changes = self._hall.drain()
+            now = self.clock.now()
+            prune = now if self._last_prune is None or now - self._last_prune > PRUNE_EVERY else None
+            rows = self.repo.rows(self.db.dialect.name, changes, replies)
         except _Poisoned as p:    # a bug in the core: that command alone fails
             log.error("command %r failed: %r", batch[p.index].command, p.error)
             self._fail([batch[p.index]], StorageUnavailable("internal error"))
-            if inflight is not None:
-                await inflight    # what is being committed must be in the state rebuilt
-            self._hall = None     # half applied: the rest is redone on the stored state
             rest = batch[:p.index] + batch[p.index + 1:]
-            return await self._prepare(rest, None) if rest else None
-        except Exception as exc:  # noqa: BLE001 - storage could not even be read
-            noisy.error("storage", "storage unavailable: %s", exc)
-            self._fail(batch, StorageUnavailable("storage unavailable"))
+        except Exception as exc:  # noqa: BLE001 - a bug: the batch's rows cannot be built
+            noisy.exception("prepare", "batch of %d commands not applied: %s", len(batch), exc)
+            self._fail(batch, StorageUnavailable("internal error"))
+            rest = []
+        else:
+            self._replies.update(replies)  # seen by the next batch; a failed commit reloads them
+            return _Prepared(batch, results, changes.events, rows, prune, self._generation)
+        # half applied: what is being committed first, then the rest on the stored state
+        if inflight is not None:
+            await asyncio.gather(inflight, return_exceptions=True)
+        if not await self._recover(notify=False):
+            self._fail(rest, StorageUnavailable("storage unavailable"))
             return None
-        assert self._hall is not None
-        changes = self._hall.drain()
-        self._replies.update(replies)   # seen by the next batch; a failed commit reloads them
-        now = self.clock.now()
-        prune = now if self._last_prune is None or now - self._last_prune > PRUNE_EVERY else None
-        rows = self.repo.rows(self.db.dialect.name, changes, replies)
-        return _Prepared(batch, results, changes.events, rows, prune)
+        return await self._prepare(rest, None) if rest else None
 
     async def _commit(self, p: _Prepared, isolate: bool) -> bool:
         """Commit a prepared batch, answer it and tell the listeners. If the commit fails, the
@@ -270,8 +314,9 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
             noisy.error("commit", "commit of %d commands failed, rebuilding from storage: %s",
                         len(p.batch), exc)
-            await self._recover()
-            if isolate:
+            if not await self._recover():
+                self._fail(p.batch, StorageUnavailable("storage unavailable"))
+            elif isolate:
                 self.stats.isolated += 1
                 for item in p.batch:
                     again = await self._prepare([item], None)
@@ -283,15 +328,19 @@ class Engine:
         if p.prune:
             self._prune_memory(p.prune)
         self.stats.batches += 1
-        self._unsettled -= 1
-        if self._unsettled == 0:
-            self._settled.set()
+        if p.generation == self._generation:
+            self._unsettled -= 1
+            if self._unsettled == 0:
+                self._settled.set()
         for item, result in zip(p.batch, p.results, strict=True):
             self._answer(item, result)
         if p.events:
-            if any(e.kind in _TIMER_EVENTS for e in p.events) and self._hall is not None:
-                self.scheduler.follow(self._hall.deadlines())
             self._notify(Committed(p.events))
+            if any(e.kind in _TIMER_EVENTS for e in p.events) and self._hall is not None:
+                try:
+                    self.scheduler.follow(self._hall.deadlines())
+                except Exception:  # noqa: BLE001 - the next rebuild sets them again
+                    noisy.exception("timers", "the timers could not be followed")
         return True
 
     def _apply_all(self, batch: list[_Pending]) -> tuple[list[str | dict], dict]:
@@ -359,19 +408,24 @@ class Engine:
         if prune:
             self.repo.prune_replies(conn, prune - REPLY_RETENTION)
 
-    async def _recover(self) -> None:
-        """After a failed commit: the state as stored, and every listener told to show it."""
+    async def _recover(self, notify: bool = True) -> bool:
+        """The state as stored (after a failed commit or a bug), and, with ``notify``, every
+        listener told to show it anew; False when storage cannot be read (the writer tries
+        again every ``RETRY_S``)."""
         try:
             await self._rebuild()
-        except Exception as exc:  # noqa: BLE001 - the next batch tries again
+        except Exception as exc:  # noqa: BLE001 - tried again
             noisy.error("storage", "storage unavailable: %s", exc)
-            return
-        self._notify(Committed([], rebuilt=True))
+            return False
+        if notify:
+            self._notify(Committed([], rebuilt=True))
+        return True
 
     async def _rebuild(self) -> None:
         """Load the hall's state and remembered replies from storage (after a start, a
         failed commit, or a crash), and the timers that state needs."""
         self._hall = None
+        self._generation += 1          # whatever was applied and not committed is gone
         self._settled.clear()
         self._unsettled = 0
         now = self.clock.now()

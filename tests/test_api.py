@@ -116,3 +116,15 @@ async def test_window_keys_are_the_keypads_keys_and_an_unknown_one_is_refused(cl
     assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_command"
     r = await client.post("/api/windows/1/next", json={"window": "2"})      # the route decides
     assert r.status == 409 and (await r.json())["error"]["code"] == "queue_empty"
+
+
+async def test_an_idempotency_key_is_checked_and_belongs_to_its_command(client):
+    r = await client.post("/api/tickets", json={"service": "A"},
+                          headers={"Idempotency-Key": "caf\u00e9"})
+    assert r.status == 400 and (await r.json())["error"]["code"] == "bad_request"
+    first = await client.post("/api/tickets", json={"service": "A"}, headers={"Idempotency-Key": "k1"})
+    again = await client.post("/api/tickets", json={"service": "A"}, headers={"Idempotency-Key": "k1"})
+    assert (await first.json())["ticket"]["number"] == (await again.json())["ticket"]["number"] == "A001"
+    # the same key on another command is that command's own
+    r = await client.post("/api/windows/1/login", json={"staff": "1001"}, headers={"Idempotency-Key": "k1"})
+    assert r.status == 200 and (await r.json())["staff"] == "1001"

@@ -15,6 +15,7 @@ from devices.simulators import Refusal
 from protocol import MAX_PAYLOAD
 from tests.bushelp import big_hall, devices, hall_server, open_broker, unique
 from tests.helpers import demo_config, snapshot
+from tests.waiting import wait_for
 
 
 @pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.slow)])
@@ -314,3 +315,18 @@ async def test_controller_restart_keeps_every_display_right(broker_kind, tmp_pat
 def server_window_name(config, i: int) -> str:
     window = config.windows[i - 1]
     return window.name
+
+
+async def test_a_device_announcing_garbage_leaves_the_device_list_readable(tmp_path, clock):
+    config = unique(demo_config())
+    async with open_broker("embedded", config, tmp_path) as broker, \
+            hall_server(config, tmp_path / "data", clock, broker.url) as server, \
+            devices(config, broker.address, ["kiosk-1"]) as dev:
+        kiosk = dev["kiosk-1"]
+        await kiosk.link.publish(kiosk.topics.device("kiosk-1", "info"),
+                                 b'{"kind": "\\ud800", "model": "' + b"m" * 500 + b'", "fw": "1.0"}',
+                                 retain=True)
+        await wait_for(lambda: server.bus.errors["bad_info"] >= 1, what="the bad info to be counted")
+        (record,) = [d for d in server.bus.status()["devices"] if d["id"] == "kiosk-1"]
+        assert (record["kind"], record["model"], record["fw"]) == (None, None, "1.0")
+        json.dumps(server.bus.status(), ensure_ascii=False).encode()   # the page can show it

@@ -111,10 +111,14 @@ async def take(server, pins: MockFactory, n: int) -> None:  # noqa: ANN001
 
 async def test_a_keypad_press_calls_the_next_ticket_and_the_led_screen_shows_it(tmp_path):
     async with hall_with_gateway(tmp_path) as (server, gateway, keypads, screen, _, pins):
+        doors: list[tuple[str, str, str]] = []
+        server.engine.subscribe(lambda c: doors.extend((e.kind, e.actor, e.origin) for e in c.events))
         await take(server, pins, 2)                               # GPIO kiosk button
         await gateway.devices["caller-w01"].send("key", key="login", staff="101")
         assert await keypads.press(1, 0x0C)                       # next, echoed
         await wait_for(lambda: calls(server, "01", "A001"), what="window 01 to call A001")
+        # the events say the keypad did it, and through the gateway
+        assert ("called", "device:caller-w01", "gateway") in doors, doors
         await screen.wait_until(lambda: "A001" in screen.text.get(1, ""))
         await keypads.wait_until(lambda: keypads.digits(1) == "001001")   # 1 waiting, A001
         screen.save_png(1, tmp_path / "led.png")

@@ -25,7 +25,7 @@ from controller.bus import views
 from controller.bus.calls import CallLog
 from controller.bus.protocol import to_command
 from controller.bus.security import CONTROLLER_USER
-from controller.core.commands import device_source
+from controller.core.commands import Command, Origin, Source, device_source
 from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.core.events import EventKind
 from controller.core.hall import HallState
@@ -48,6 +48,11 @@ _EVALUATION_EVENTS = frozenset({EventKind.EVALUATION_OPENED, EventKind.RATED, Ev
 #: client says so, rate-limited): a device resends an event that got no reply, and a flood of
 #: garbage cannot fill the server's memory.
 INBOX = 2000
+#: Events of one device being handled at once, past which it is told it is busy (it resends).
+MAX_INFLIGHT = 16
+#: The model name serial and GPIO devices of the gateway announce (``yimen-gateway/ff68``…):
+#: their commands are recorded as coming in by the gateway.
+GATEWAY_MODEL = "yimen-gateway/"
 #: Devices not in the configuration that the registry still lists (they announced themselves);
 #: past this many, new unknown ids are not remembered (memory stays bounded).
 MAX_UNKNOWN_DEVICES = 256
@@ -113,6 +118,7 @@ class HallBus:
         self._wake = asyncio.Event()
         self._closing = False
         self._tasks: set[asyncio.Task] = set()
+        self._inflight: Counter[str] = Counter()      # device → events in hand
         self._main: list[asyncio.Task] = []
         self.calls = calls
         self.calls.subscribe(self._on_events)
@@ -191,7 +197,11 @@ class HallBus:
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             self._count(record, record.id, "bad_info", str(exc))
             return
-        record.kind, record.model, record.fw = info.get("kind"), info.get("model"), info.get("fw")
+        bad = [k for k in ("kind", "model", "fw") if info.get(k) is not None and not _label(info[k])]
+        if bad:
+            self._count(record, record.id, "bad_info", f"{', '.join(bad)} must be short text")
+        record.kind, record.model, record.fw = (
+            info.get(k) if _label(info.get(k)) else None for k in ("kind", "model", "fw"))
         caps = info.get("caps")
         record.caps = caps if isinstance(caps, dict) else {}
 
@@ -207,18 +217,29 @@ class HallBus:
             ref = event.event_id if event is not None else exc.ref
             self._reply(device, protocol.error_reply(ref, exc.code, exc.message, exc.detail))
             return
-        self._spawn(self._handle_event(device, event, command))
+        if self._inflight[device] >= MAX_INFLIGHT:      # answered once the first are done
+            self._count(record, device, "busy", f"{MAX_INFLIGHT} events in hand")
+            self._reply(device, protocol.error_reply(event.event_id, "busy", "请求过多，请稍后重试"))
+            return
+        self._inflight[device] += 1
+        gateway = record is not None and str(record.model or "").startswith(GATEWAY_MODEL)
+        source = device_source(device, Origin.GATEWAY if gateway else Origin.MQTT)
+        self._spawn(self._handle_event(device, event, command, source))
 
-    async def _handle_event(self, device: str, event: protocol.DeviceEvent, command: Any) -> None:
+    async def _handle_event(self, device: str, event: protocol.DeviceEvent, command: Command,
+                            source: Source) -> None:
         ref = event.event_id
         try:
-            result = await self.engine.execute(command, device_source(device),
-                                               key=f"dev:{device}:{event.event_id}")
+            result = await self.engine.execute(command, source, key=f"dev:{device}:{event.event_id}")
             out = self._success(event, result)
         except Refused as r:
             out = protocol.error_reply(ref, r.code, r.message)
         except (StorageUnavailable, EngineStopped):
             out = protocol.error_reply(ref, "unavailable", "系统繁忙，请稍后重试")
+        finally:
+            self._inflight[device] -= 1
+            if not self._inflight[device]:
+                del self._inflight[device]
         await self.link.publish(self.topics.device(device, "cmd"), protocol.encode(out))
 
     def _reply(self, device: str, out: dict[str, Any]) -> None:
@@ -226,9 +247,9 @@ class HallBus:
 
     def _success(self, event: protocol.DeviceEvent, result: dict[str, Any]) -> dict[str, Any]:
         if event.type == "take":
-            return protocol.reply(event.event_id, "ticket", ticket=result["ticket"])
+            return protocol.reply(event.event_id, "ticket", ticket=result.get("ticket"))
         if event.type == "rating":
-            return protocol.reply(event.event_id, "ack", evaluation=result["evaluation"])
+            return protocol.reply(event.event_id, "ack", evaluation=result.get("evaluation"))
         return protocol.reply(event.event_id, "ack", result=result)
 
     def _count(self, record: DeviceRecord | None, device: str, code: str, detail: str = "") -> None:
@@ -272,6 +293,10 @@ class HallBus:
             except (StorageUnavailable, EngineStopped):
                 await asyncio.sleep(0.5)         # the state is being reloaded
                 self._wake.set()
+            except Exception:  # noqa: BLE001 - devices must go on being told
+                noisy.exception("publisher", "publishing to devices failed; trying again")
+                self._show_everything()
+                await asyncio.sleep(0.5)
 
     async def _publish_pending(self, hall: HallState) -> None:
         """Send what changed at once: the screens and readouts of windows that just called and
@@ -323,7 +348,10 @@ class HallBus:
             except (StorageUnavailable, EngineStopped):
                 self._recount.update(pending)    # the state is being reloaded: later
                 self._counts_wake.set()
-            await asyncio.gather(*sent)
+            except Exception:  # noqa: BLE001 - the counts must go on
+                noisy.exception("counter", "sending people-waiting counts failed")
+                self._recount.update(pending)
+            await asyncio.gather(*sent, return_exceptions=True)
 
     def _send(self, sent: list[asyncio.Future], topic: str, data: bytes, **kwargs: Any) -> None:
         sent.append(asyncio.ensure_future(self.link.publish(topic, data, **kwargs)))
@@ -357,3 +385,7 @@ class HallBus:
                              else None}
                             for r in sorted(self.registry.values(), key=lambda r: r.id)]}
 
+
+def _label(value: object) -> bool:
+    """A device's kind, model or firmware: short printable text."""
+    return isinstance(value, str) and len(value) <= 64 and value.isprintable()

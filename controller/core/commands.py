@@ -102,10 +102,6 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: ClassVar[str]
 
-    def args(self) -> dict[str, Any]:
-        """The arguments as plain JSON values (for logs and the event log)."""
-        return self.model_dump(mode="json", exclude_none=True)
-
 
 class WindowCommand(Command):
     """A command for one window; the window comes from the route or the device's binding."""

@@ -23,9 +23,10 @@ class Checkpointer:
     automatic checkpoint is off; this thread runs a PASSIVE checkpoint (it never takes the
     write lock, so commits go on meanwhile) every ``every`` seconds. Under a steady stream of
     commits a passive checkpoint never finds the log idle enough to start it over, so once
-    the log passes ``RESTART_PAGES`` a RESTART checkpoint follows the passive one: it waits
-    for the writer between two batches and holds it only while it copies what the passive one
-    left (a few pages) and syncs, and the next commit starts the log from the top."""
+    the log passes ``RESTART_PAGES`` and the passive one copied all of it, a RESTART checkpoint
+    follows, so the next commit starts the log from the top. It never waits (busy time-out
+    zero): while a reader holds an old snapshot (a long report, say) it gives up at once and
+    tries on the next tick, instead of holding the engine's commits behind it."""
 
     def __init__(self, path: str, every: float = CHECKPOINT_EVERY_S) -> None:
         self._path, self._every = path, every
@@ -40,9 +41,9 @@ class Checkpointer:
                 if con is None:
                     con = sqlite3.connect(self._path, isolation_level=None,
                                           check_same_thread=False)
-                    con.execute("PRAGMA busy_timeout=5000")
-                _busy, pages, _done = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if pages >= RESTART_PAGES:
+                    con.execute("PRAGMA busy_timeout=0")
+                _busy, pages, done = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if pages >= RESTART_PAGES and done == pages:
                     con.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
             except sqlite3.Error as exc:    # retried on the next tick, on a new connection
                 log.warning("WAL checkpoint failed: %s", exc)

@@ -33,10 +33,6 @@ _COLUMNS: dict[type, tuple[str, ...]] = {
     for kind, table in schema.RECORDS.items()}
 
 
-def _columns(kind: type) -> tuple[str, ...]:
-    return _COLUMNS[kind]
-
-
 @cache
 def _upsert(dialect: str, table: Table):  # noqa: ANN202
     """INSERT … ON CONFLICT DO UPDATE for SQLite and PostgreSQL, built once per table; columns
@@ -50,13 +46,13 @@ def _upsert(dialect: str, table: Table):  # noqa: ANN202
 
 
 def _row(hall: str, record: object) -> dict[str, Any]:
-    row = {name: getattr(record, name) for name in _columns(type(record))}
+    row = {name: getattr(record, name) for name in _COLUMNS[type(record)]}
     row["hall"] = hall
     return row
 
 
 def _record(kind: type, row: Any) -> Any:
-    return kind(**{name: row[name] for name in _columns(kind)})
+    return kind(**{name: row[name] for name in _COLUMNS[kind]})
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode   # built once
@@ -110,7 +106,7 @@ def _plain(table: Table, upsert: bool) -> _Plain:
 def _getter(kind: type) -> Callable[[object], tuple[Any, ...]]:
     """A record kind's stored fields, in its table's column order, as one tuple."""
     names = _plain(schema.RECORDS[kind], True).columns[1:]
-    assert set(names) == set(_columns(kind)), f"{kind.__name__}'s fields are not its columns"
+    assert set(names) == set(_COLUMNS[kind]), f"{kind.__name__}'s fields are not its columns"
     get = attrgetter(*names)
     return get if len(names) > 1 else (lambda record: (get(record),))
 

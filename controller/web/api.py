@@ -80,8 +80,10 @@ def source(request: web.Request) -> Source:
 
 async def _run(request: web.Request, command: Command, status: int = 200) -> web.Response:
     key = request.headers.get("Idempotency-Key")
+    if key is not None and not (key.isascii() and key.isprintable() and 0 < len(key) <= 120):
+        raise Refused("bad_request", "请求格式错误", "Idempotency-Key: 1-120 printable ASCII characters")
     reply = await request.app[ENGINE].execute(
-        command, source(request), key=f"http:{key[:120]}" if key else None)
+        command, source(request), key=f"http:{command.name}:{key}" if key else None)
     return json_response({"ok": True, **reply}, status)
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from controller.bus import views
 from controller.bus.calls import CallLog
+from controller.core.errors import EngineStopped, StorageUnavailable
 from controller.core.hall import HallState
 from controller.engine import Committed, Engine
 
@@ -76,9 +77,15 @@ class ScreenFeed:
             await self._dirty.wait()
             if not self._urgent:
                 await asyncio.sleep(BOARD_EVERY_S)
-            await self.engine.settled()
-            self._urgent = False
-            self._send_boards()
+            try:
+                await self.engine.settled()
+                self._urgent = False
+                self._send_boards()
+            except (StorageUnavailable, EngineStopped):
+                await asyncio.sleep(BOARD_EVERY_S)     # the state is being reloaded: again
+            except Exception:  # noqa: BLE001 - the pages must go on being pushed
+                log.exception("pushing the board to the pages failed")
+                await asyncio.sleep(BOARD_EVERY_S)
 
     def _send_boards(self) -> None:
         self._dirty.clear()
