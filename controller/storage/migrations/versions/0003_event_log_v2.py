@@ -24,17 +24,17 @@ depends_on = None
 
 def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
-    with op.batch_alter_table("events") as b:
-        b.add_column(sa.Column("v", sa.Integer))
-        b.add_column(sa.Column("day", sa.Date))
-        b.add_column(sa.Column("actor", sa.String(64)))
-        b.add_column(sa.Column("origin", sa.String(16)))
-        b.alter_column("data", new_column_name="payload", existing_type=sa.Text, existing_nullable=False)
+    # new columns are added in place (no copy of a year of events), filled, and then made
+    # NOT NULL together with the rename: on SQLite that is the one copy of the table
+    for name, kind in (("v", sa.Integer()), ("day", sa.Date()), ("actor", sa.String(64)),
+                       ("origin", sa.String(16))):
+        op.add_column("events", sa.Column(name, kind))
     day = ("date(substr(at, 1, 19), '+8 hours')" if sqlite
            else "(at AT TIME ZONE 'Asia/Shanghai')::date")
     op.execute(f"UPDATE events SET v = 1, day = {day}, origin = 'legacy', "
                "actor = CASE WHEN clerk IS NULL THEN 'unknown' ELSE 'staff:' || clerk END")
     with op.batch_alter_table("events") as b:
+        b.alter_column("data", new_column_name="payload", existing_type=sa.Text, existing_nullable=False)
         for name, kind in (("v", sa.Integer()), ("day", sa.Date()), ("actor", sa.String(64)),
                            ("origin", sa.String(16))):
             b.alter_column(name, existing_type=kind, nullable=False)
@@ -44,8 +44,7 @@ def upgrade() -> None:
     op.create_index("ix_events_hall_window_day", "events", ["hall", "window", "day"])
     op.create_index("ix_events_hall_clerk_day", "events", ["hall", "clerk", "day"])
 
-    with op.batch_alter_table("tickets") as b:
-        b.add_column(sa.Column("first_called_at", UTCDateTime()))
+    op.add_column("tickets", sa.Column("first_called_at", UTCDateTime()))
     # a year of events is millions of rows: look each ticket's calls up by an index of its own
     op.create_index("ix_events_tmp_ticket", "events", ["ticket", "kind"])
     op.execute("UPDATE tickets SET first_called_at = (SELECT MIN(e.at) FROM events e "
