@@ -57,6 +57,17 @@ async def db_url(request, tmp_path):
 
 
 @pytest.fixture
+async def db(db_url):
+    """A fresh database on SQLite and on PostgreSQL, migrated to the head."""
+    from controller.storage.db import open_database, upgrade
+
+    engine = open_database(db_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 async def pg_url():
     async with pg_database() as url:
         yield url

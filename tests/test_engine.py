@@ -39,19 +39,10 @@ from controller.core.errors import Refused, StorageUnavailable
 from controller.core.events import PAYLOADS, EventKind
 from controller.engine import Committed, Engine
 from controller.storage import schema
-from controller.storage.db import open_database, upgrade
 from tests.helpers import ROOT, demo_config
 
 KIOSK = Source("device:kiosk-1", Origin.MQTT)
 CLERK = Source("user:clerk-1001", Origin.HTTP)
-
-
-@pytest.fixture
-async def db(db_url):
-    engine = open_database(db_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -16,15 +16,6 @@ from controller.storage.db import current_revision, open_database, upgrade
 from tests.helpers import demo_config
 from tests.waiting import wait_for
 
-
-@pytest.fixture
-async def db(db_url):
-    engine = open_database(db_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
-
-
 SRC = Source("user:tester", Origin.CLI)
 TOKEN = "a" * 32
 
