@@ -181,8 +181,9 @@ class Hall(_Model):
     timezone: str = "Asia/Shanghai"
     hours: Spans = (Span(start=0, end=24 * 60),)
     days: tuple[Weekday, ...] = WEEKDAYS
-    holidays: tuple[date, ...] = ()
-    workdays: tuple[date, ...] = ()
+    holidays: tuple[date, ...] = ()          # the hall's own closures, on top of the country's
+    workdays: tuple[date, ...] = ()          # the hall's own extra working days
+    national_calendar: bool = True           # statutory holidays and 调休 (chinesecalendar)
     max_recalls: int = Field(default=2, ge=0, le=20)
     recent_samples: int = Field(default=20, ge=1, le=1000)
     evaluation_timeout_s: int = Field(default=60, ge=5, le=600)

@@ -53,6 +53,7 @@ def big_hall(windows: int) -> HallConfig:
                     {"id": f"eval-w{w}", "kind": "evaluator", "window": w}]
     return parse_config({
         "hall": {"id": f"t-{uuid.uuid4().hex[:10]}", "name": "大厅", "hours": ["00:00-24:00"],
+                 "national_calendar": False,
                  "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
         "services": [{"code": "A", "name": "综合", "daily_cap": 9999, "avg_service_min": 5}],
         "windows": [{"id": w, "services": ["A"]} for w in ids],

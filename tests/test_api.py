@@ -128,3 +128,13 @@ async def test_an_idempotency_key_is_checked_and_belongs_to_its_command(client):
     # the same key on another command is that command's own
     r = await client.post("/api/windows/1/login", json={"staff": "1001"}, headers={"Idempotency-Key": "k1"})
     assert r.status == 200 and (await r.json())["staff"] == "1001"
+
+
+async def test_health_warns_of_a_year_with_no_published_holidays(tmp_path, clock):
+    from tests.helpers import small_config
+
+    app = create_app(small_config(), tmp_path, clock=clock, bus=False)      # 23 November 2026
+    async with TestClient(TestServer(app)) as c:
+        health = await (await c.get("/api/health")).json()
+    assert [(w["code"], w["year"]) for w in health["warnings"]] == [("calendar_unpublished", 2027)]
+    assert "2027年法定节假日尚未发布" in health["warnings"][0]["message"]

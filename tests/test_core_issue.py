@@ -191,7 +191,9 @@ class TestHoursAndQuotas:
         (datetime(2026, 11, 23, 17, 30, tzinfo=CST), False),  # closed at 17:30
         (datetime(2026, 11, 22, 10, 0, tzinfo=CST), False),   # Sunday
         (datetime(2026, 10, 2, 10, 0, tzinfo=CST), False),    # National Day (a Friday)
-        (datetime(2026, 10, 11, 10, 0, tzinfo=CST), True),    # make-up working Sunday (调休)
+        (datetime(2026, 10, 10, 10, 0, tzinfo=CST), True),    # make-up working Saturday (调休)
+        (datetime(2026, 12, 31, 10, 0, tzinfo=CST), False),   # the hall's own closure
+        (datetime(2026, 12, 13, 10, 0, tzinfo=CST), True),    # the hall's own extra Sunday
     ])
     def test_service_hours(self, when, open_):
         hall = self.hall_at(when)

@@ -46,7 +46,7 @@ def bus_config(windows: int, devices: int, hall: str) -> dict[str, Any]:
     kiosks = [{"id": f"kiosk-{i}", "kind": "kiosk"}
               for i in range(1, max(1, devices - len(bound) - len(screens)) + 1)]
     return {
-        "hall": {"id": hall, "name": "压测大厅", "hours": ["00:00-24:00"],
+        "hall": {"id": hall, "name": "压测大厅", "hours": ["00:00-24:00"], "national_calendar": False,
                  "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
         "services": [{"code": "A", "name": "综合", "daily_cap": 99999}],
         "windows": [{"id": w, "services": ["A"]} for w in ids],

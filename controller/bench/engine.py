@@ -31,7 +31,7 @@ BENCH = Source("bench", Origin.CLI)
 def bench_config(windows: int = 50, services: str = "ABCDE", hall: str = "bench") -> HallConfig:
     """A generated hall big enough for the benchmark: caps out of the way, open all day."""
     return parse_config({
-        "hall": {"id": hall, "name": "压测大厅"},
+        "hall": {"id": hall, "name": "压测大厅", "national_calendar": False},
         "services": [{"code": s, "name": f"业务{s}", "daily_cap": 99999} for s in services],
         "windows": [{"id": str(w), "services": [services[(w - 1) % len(services)]]}
                     for w in range(1, windows + 1)],

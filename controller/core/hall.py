@@ -12,6 +12,7 @@ from typing import Any
 
 from controller.config import HallConfig, Window
 from controller.core import ratings, tickets, windows
+from controller.core.calendar import WorkCalendar
 from controller.core.changes import Changes
 from controller.core.commands import COMMANDS, SYSTEM, Command, ExpireEvaluation, Rollover, Source
 from controller.core.events import Event, EventKind
@@ -46,6 +47,7 @@ class HallState:
         for w in config.windows:
             for s in w.services:
                 self.windows_for[s].append(w.id)
+        self.calendar = WorkCalendar(config.hall)
         self.queue = Tickets(list(self.services), list(self.window_cfg), config.hall.recent_samples)
         self.desk = Windows(list(self.window_cfg))
         self.ratings = Ratings()

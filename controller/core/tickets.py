@@ -124,7 +124,7 @@ def unavailable(hall: HallState, service: str, now: datetime) -> Refused | None:
     gone), or None: the kiosk greys it out with this reason."""
     svc = hall.services[service]
     local = hall.local(now)
-    if not calendar.is_open(hall.config.hall, svc, local):
+    if not calendar.is_open(hall.calendar, svc, local):
         hours = calendar.hours_text(hall.config.hall, svc)
         return Refused("service_closed", f"{svc.name}现在不办理（办理时间 {hours}）",
                        f"{svc.name_en or svc.code} is closed now (hours {hours})")

@@ -132,9 +132,18 @@ async def board(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Whether the hall runs, its day, the engine's counters, and what it should be warned of:
+    a year (this one or the next) whose statutory holidays are not published yet."""
     engine = request.app[ENGINE]
+    hall = await engine.settled()
+    warnings = [{"code": "calendar_unpublished", "year": year,
+                 "message": f"{year}年法定节假日尚未发布：该年暂按周末和本厅设置的休息日计算",
+                 "message_en": f"no statutory holidays published for {year}: weekends and the "
+                               "hall's own days are used until they are"}
+                for year in hall.calendar.unpublished([hall.day.year, hall.day.year + 1])]
     return json_response({"ok": engine.running, "hall": engine.config.hall.id,
-                  "day": (await engine.settled()).day.isoformat(), "stats": asdict(engine.stats)})
+                          "day": hall.day.isoformat(), "stats": asdict(engine.stats),
+                          "warnings": warnings})
 
 
 async def devices(request: web.Request) -> web.Response:
