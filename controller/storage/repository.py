@@ -14,7 +14,7 @@ from functools import cache
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -101,6 +101,12 @@ def _plain(table: Table, upsert: bool) -> _Plain:
         raise RuntimeError(f"{table.name}: parameters {compiled.positiontup} are not {columns}")
     processors = ((i, table.c[c].type.bind_processor(dialect)) for i, c in enumerate(columns))
     return _Plain(compiled.string, columns, tuple((i, p) for i, p in processors if p is not None))
+
+
+def sqlite_sql(table: Table, upsert: bool) -> str:
+    """The SQL text the engine writes ``table``'s rows with on SQLite (``?`` parameters in the
+    table's column order, ``hall`` first): for tools that write rows as the engine does."""
+    return _plain(table, upsert).sql
 
 
 def _getter(kind: type) -> Callable[[object], tuple[Any, ...]]:
@@ -201,13 +207,13 @@ class Repository:
 
     def _load_tickets(self, conn: Connection, state: HallState) -> None:
         t = schema.tickets
-        open_states = [s.value for s in TicketState if not s.terminal]
-        rows = conn.execute(select(t).where(
-            t.c.hall == self.hall, or_(t.c.day == state.day, t.c.state.in_(open_states))
-        ).order_by(t.c.day, t.c.ordinal))
+        # earlier days' open tickets, then today's: each by an index of its own
+        earlier = select(t).where(t.c.hall == self.hall, t.c.state.in_(schema.OPEN_STATES),
+                                  t.c.day < state.day).order_by(t.c.day, t.c.ordinal)
+        today = select(t).where(t.c.hall == self.hall, t.c.day == state.day).order_by(t.c.ordinal)
         q = state.queue
         done: list[tuple[datetime, str, float]] = []   # today's service times, in order
-        for row in rows.mappings():
+        for row in [*conn.execute(earlier).mappings(), *conn.execute(today).mappings()]:
             ticket: Ticket = _record(Ticket, row)
             if ticket.service not in state.services or (
                     ticket.target_window and ticket.target_window not in state.window_cfg):

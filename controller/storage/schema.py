@@ -132,6 +132,10 @@ tickets = Table(
     Column("phone_tail", String(4), info=FIXED),
     UniqueConstraint("hall", "day", "number", name="uq_tickets_day_number"),   # also: by day
 )
+#: The tickets still open (a restart reads them, and today's, out of a year of rows).
+OPEN_STATES = tuple(s.value for s in TicketState if not s.terminal)
+Index("ix_tickets_open", tickets.c.hall, sqlite_where=tickets.c.state.in_(OPEN_STATES),
+      postgresql_where=tickets.c.state.in_(OPEN_STATES))
 
 windows = Table(
     "windows", metadata,
@@ -218,6 +222,8 @@ evaluations = Table(
     Column("reasons", JSONList(), nullable=False),
 )
 Index("ix_evaluations_hall_opened", evaluations.c.hall, evaluations.c.opened_at)
+Index("ix_evaluations_open", evaluations.c.hall, sqlite_where=evaluations.c.closed_at.is_(None),
+      postgresql_where=evaluations.c.closed_at.is_(None))
 
 #: Each kind of record the core keeps, and its table.
 RECORDS: dict[type, Table] = {

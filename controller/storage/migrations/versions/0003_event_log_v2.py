@@ -41,6 +41,12 @@ def upgrade() -> None:
     op.drop_index("ix_events_hall_at", table_name="events")      # the day's index serves
     op.drop_index("ix_tickets_hall_day", table_name="tickets")   # as uq_tickets_day_number does
     op.create_index("ix_events_hall_day", "events", ["hall", "day", "kind"])
+    open_tickets = sa.text("state IN ('waiting', 'called', 'serving', 'held')")
+    op.create_index("ix_tickets_open", "tickets", ["hall"], sqlite_where=open_tickets,
+                    postgresql_where=open_tickets)
+    open_sessions = sa.text("closed_at IS NULL")
+    op.create_index("ix_evaluations_open", "evaluations", ["hall"], sqlite_where=open_sessions,
+                    postgresql_where=open_sessions)
     op.create_index("ix_events_hall_window_day", "events", ["hall", "window", "day"])
     op.create_index("ix_events_hall_clerk_day", "events", ["hall", "clerk", "day"])
 
@@ -56,6 +62,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("tickets") as b:
         b.drop_column("first_called_at")
+    op.drop_index("ix_evaluations_open", table_name="evaluations")
+    op.drop_index("ix_tickets_open", table_name="tickets")
     for name in ("ix_events_hall_clerk_day", "ix_events_hall_window_day", "ix_events_hall_day"):
         op.drop_index(name, table_name="events")
     op.create_index("ix_tickets_hall_day", "tickets", ["hall", "day"])
