@@ -6,14 +6,21 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
+import unicodedata
 from collections.abc import AsyncIterator
+from importlib.resources import files
 from pathlib import Path
 
 from controller import __version__
 from controller.config import ConfigError, HallConfig, load_config
+from controller.startup import StartupError, data_folder_lock
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
+#: The example halls ship inside the package (``controller/halls``; ``config/`` links to it),
+#: so an installed Yimen finds its demo hall wherever it is installed.
+HALLS = Path(str(files("controller") / "halls"))
+DEMO_CONFIG = HALLS / "demo.toml"
 
 
 def _config(path: str | Path, loader=load_config):  # noqa: ANN001, ANN202
@@ -51,11 +58,12 @@ def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner
     if getattr(args, "gateway", None):
         also = _gateway_in_server(args.gateway, config, args.data)
     listen = args.http or os.environ.get("YIMEN_HTTP") or config.server.http
-    app = create_app(config, args.data, args.db, broker=args.broker,
-                     broker_listen=args.mqtt or os.environ.get("YIMEN_MQTT") or None)
-    if also is not None:
-        app.cleanup_ctx.append(also)
-    asyncio.run(run(app, listen, banner))
+    with data_folder_lock(args.data):      # one server per data folder, for its whole life
+        app = create_app(config, args.data, args.db, broker=args.broker,
+                         broker_listen=args.mqtt or os.environ.get("YIMEN_MQTT") or None)
+        if also is not None:
+            app.cleanup_ctx.append(also)
+        asyncio.run(run(app, listen, banner))
     return 0
 
 
@@ -179,7 +187,8 @@ def cmd_db_revision(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from controller.storage.db import current_revision, database_url, open_database, upgrade
+    from controller.startup import migrate
+    from controller.storage.db import current_revision, database_url, open_database
 
     config = _config(args.config) if args.config else None
     url = database_url(args.db or (config.storage.url if config else None), args.data)
@@ -187,12 +196,43 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     async def go() -> str | None:
         db = open_database(url)
         try:
-            await upgrade(db)
+            await migrate(db)
             return await current_revision(db)
         finally:
             await db.dispose()
 
     print(f"database at revision {asyncio.run(go())}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the hall's database, also while the server runs."""
+    from controller.storage import backup
+
+    config = _config(args.config) if args.config else None
+    try:
+        url = backup.hall_url(args.db or (config.storage.url if config else None), args.data,
+                              create=False)
+        written = backup.backup(url, args.dest)
+    except backup.BackupError as exc:
+        print(f"yimen: 备份失败：{exc.message} / backup failed: {exc.message_en}", file=sys.stderr)
+        return 1
+    print(f"已备份 backup written: {written.path} {backup.human_size(written.size)}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Bring a backup back as the hall's database, then migrate it to the head."""
+    from controller.storage import backup
+
+    config = _config(args.config) if args.config else None
+    try:
+        url = backup.hall_url(args.db or (config.storage.url if config else None), args.data)
+        done = asyncio.run(backup.restore(args.src, url, force=args.force))
+    except backup.BackupError as exc:
+        print(f"yimen: 未恢复：{exc.message} / not restored: {exc.message_en}", file=sys.stderr)
+        return 1
+    print(f"已恢复 restored: {args.src} → {done.target} (revision {done.revision})")
     return 0
 
 
@@ -294,6 +334,13 @@ def cmd_bench_poison(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_restart(args: argparse.Namespace) -> int:
+    from controller.bench import restart as bench
+
+    print(bench.report(asyncio.run(bench.run(args.tickets, args.repeats))))
+    return 0
+
+
 def cmd_bench_serial(args: argparse.Namespace) -> int:
     from devices import bench_serial as bench
 
@@ -301,13 +348,74 @@ def cmd_bench_serial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+_WIDE = "\u2e80-\u9fff\u3000-\u303f\uff00-\uffef"
+_TOKENS = re.compile(rf"\s+|[{_WIDE}]|[^\s{_WIDE}]+")
+_NO_LINE_START = set("，。、；：？！）」』》")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` columns: Chinese breaks between any two characters (never
+    before closing punctuation), English between words."""
+    lines: list[str] = []
+    line, space = "", False
+    for token in _TOKENS.findall(text):
+        if token.isspace():
+            space = bool(line)
+            continue
+        joined = line + (" " if space else "") + token
+        if line and _columns(joined) > width and token not in _NO_LINE_START:
+            lines.append(line)
+            joined = token
+        line, space = joined, False
+    return [*lines, line] if line else lines
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help in both languages: a description ``zh-CN / English`` is two paragraphs, and all of
+    it is wrapped by the columns it takes."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join("\n".join(indent + line for line in _wrap(part, width - len(indent)))
+                           for part in text.split(" / ", 1))
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return _wrap(text, width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every ``yimen`` parser, subcommands included, formats its help with ``_Formatter``."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yimen", description="Yimen (一门) hall controller")
+    parser = _Parser(
+        prog="yimen", description="一门：政务服务大厅的排队叫号和设备控制器。`yimen 命令 --help` 查看"
+                                  "各命令的说明。 / Yimen: the queue, ticketing and device "
+                                  "controller of a government service hall. `yimen COMMAND "
+                                  "--help` says what each command does.")
     parser.add_argument("--version", action="version", version=f"yimen {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the hall server")
+    p = sub.add_parser(
+        "serve", help="运行大厅服务器 / run the hall server",
+        description="运行一个大厅的服务器：排队引擎、数据库（默认为数据文件夹中的 SQLite）、内置 MQTT "
+                    "代理（或 --broker 指定的外部代理）、JSON 接口和页面（取号机、综合屏、窗口屏、排队"
+                    "进度）。启动时自动迁移数据库；运行期间锁定数据文件夹，一个文件夹只能有一个服务器。"
+                    "Ctrl-C 或 SIGTERM 停止。 / "
+                    "Run a hall's server: the queue engine, its database (SQLite in the data folder "
+                    "unless --db), the embedded MQTT broker (or an external one with --broker), the "
+                    "JSON API and the pages (kiosk, hall screen, window screens, ticket status). The "
+                    "database is migrated at start; the data folder is locked while the server "
+                    "runs, one server per folder. Stops on Ctrl-C or SIGTERM.")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
     p.add_argument("--http", metavar="HOST:PORT", help="listen address (default from config)")
     p.add_argument("--gateway", metavar="FILE", help="also run this serial/GPIO gateway, on the "
@@ -316,28 +424,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bus(p)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="serve the demo hall (config/demo.toml) with simulated "
-                                    "devices and citizens")
+    p = sub.add_parser(
+        "demo", help="运行演示大厅，模拟设备和群众 / serve the demo hall with simulated devices and "
+                     "citizens",
+        description="运行随软件附带的演示大厅（demo.toml：5 项业务、12 个窗口、40 台设备），通过 MQTT "
+                    "模拟全部设备，并有源源不断的群众取号、窗口叫号、群众评价。--no-devices 只运行服务"
+                    "器。 / "
+                    "Serve the demo hall shipped with Yimen (demo.toml: 5 services, 12 windows, 40 "
+                    "devices) with every device simulated over MQTT and a stream of citizens taking "
+                    "tickets, clerks calling and citizens rating. --no-devices runs the server alone.")
     p.add_argument("--http", metavar="HOST:PORT", help="listen address (default 127.0.0.1:8480)")
     p.add_argument("--no-devices", action="store_true", help="the server only")
     _add_storage(p)
     _add_bus(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("simulate", help="run a hall's simulated devices and citizens")
+    p = sub.add_parser(
+        "simulate", help="模拟一个大厅的设备和群众 / run a hall's simulated devices and citizens",
+        description="对一个已在运行的大厅服务器，模拟大厅文件中的全部设备（取号机、呼叫器、评价器、"
+                    "显示屏、语音播报），以及办事群众和窗口人员。 / "
+                    "Simulate every device of a hall's file (kiosks, callers, evaluators, screens, "
+                    "the announcer), and its citizens and clerks, against a hall server that is "
+                    "already running.")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
     p.add_argument("--devices-only", action="store_true", help="devices, but no citizens or clerks")
     _add_storage(p)
     _add_bus(p)
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("gateway", help="attach serial buses and GPIO buttons as protocol v1 devices")
+    p = sub.add_parser(
+        "gateway", help="串口和 GPIO 网关 / attach serial buses and GPIO buttons as protocol v1 "
+                        "devices",
+        description="串口和 GPIO 网关：RS-485 总线（ff68、ybus、onbon）上的呼叫器、评价器、LED 屏，以及"
+                    " GPIO 按钮面板，各自作为独立的协议 v1 设备接入大厅的 MQTT 代理。 / "
+                    "The serial and GPIO gateway: keypads, evaluators and LED screens on RS-485 "
+                    "buses (ff68, ybus, onbon) and GPIO button panels, each attached to the hall's "
+                    "MQTT broker as a protocol v1 device of its own.")
     p.add_argument("--config", required=True, metavar="FILE", help="the gateway's TOML file")
     p.add_argument("--broker", metavar="URL", help="the hall's broker (default from the file)")
     p.set_defaults(func=cmd_gateway)
 
-    p = sub.add_parser("announcer", help="the hall's voice: say every call (WAV files or the "
-                                         "sound card)")
+    p = sub.add_parser(
+        "announcer", help="大厅语音播报 / the hall's voice: say every call (WAV files or the sound "
+                          "card)",
+        description="大厅语音播报：跟随叫号，每次先响提示音，再播报两遍「请A012号到3号窗口办理」，"
+                    "排队播放、从不重叠，输出为 WAV 文件或声卡。--make-clips 只生成音节片段。 / "
+                    "The hall's voice: follows the calls and says each one twice after a chime, "
+                    "queued and never overlapping, to WAV files or the sound card. --make-clips "
+                    "only makes the syllable clips.")
     p.add_argument("--config", metavar="FILE", help="the hall's TOML file")
     p.add_argument("--id", default="announcer-1", help="its device id (default announcer-1)")
     p.add_argument("--engine", choices=["clips", "espeak", "chime"], default="espeak")
@@ -350,35 +484,107 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bus(p)
     p.set_defaults(func=cmd_announcer)
 
-    p = sub.add_parser("kiosk", help="the program on a kiosk box: printer, ID reader and page")
+    p = sub.add_parser(
+        "kiosk", help="取号机上的程序 / the program on a kiosk box: printer, ID reader and page",
+        description="取号机上的程序：以取号机的设备身份接入大厅，驱动它的小票打印机和身份证阅读器，"
+                    "并为触摸屏提供取号页面。 / "
+                    "The program on a kiosk box: the kiosk's device identity on the hall's bus, "
+                    "its receipt printer and ID-card reader, and the kiosk page for its touch "
+                    "screen.")
     p.add_argument("--config", required=True, metavar="FILE", help="the kiosk's TOML file")
     p.set_defaults(func=cmd_kiosk)
 
-    p = sub.add_parser("broker-config", help="write Mosquitto passwd, acl and conf for a hall")
+    p = sub.add_parser(
+        "broker-config", help="生成 Mosquitto 配置 / write Mosquitto passwd, acl and conf for a hall",
+        description="为一个大厅生成 Mosquitto 的 mosquitto.conf、passwd 和 acl，设备密码和访问控制与"
+                    "内置代理相同，用于改由 Mosquitto 承载设备总线。 / "
+                    "Write Mosquitto's mosquitto.conf, passwd and acl for a hall, with the same "
+                    "device passwords and access rules as the embedded broker, to run the device "
+                    "bus on Mosquitto instead.")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
     p.add_argument("--out", default="mosquitto", metavar="DIR", help="folder for the files")
     p.add_argument("--port", type=int, help="listener port (default: the config's bus.listen)")
     _add_storage(p)
     p.set_defaults(func=cmd_broker_config)
 
-    p = sub.add_parser("check-config", help="validate hall configuration files")
+    p = sub.add_parser(
+        "check-config", help="检查大厅配置文件 / validate hall configuration files",
+        description="检查大厅配置文件（TOML）：报告每一个错误，每行注明文件和键名，中英文各一遍；"
+                    "正确的文件列出大厅概况。有错误时退出码为 2。 / "
+                    "Check hall files (TOML): every error is reported, a line each naming the file "
+                    "and the key, in Chinese and English; a valid file gets a summary of its hall. "
+                    "Exits 2 when any file has an error.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_check_config)
 
-    p = sub.add_parser("db", help="database maintenance")
+    p = sub.add_parser(
+        "db", help="数据库维护 / database maintenance",
+        description="数据库维护：upgrade 迁移到最新结构，revision 为新的表写迁移。 / "
+                    "Database maintenance: upgrade applies the schema migrations, revision writes "
+                    "the migration for new tables.")
     dbsub = p.add_subparsers(dest="db_command", required=True)
-    u = dbsub.add_parser("upgrade", help="apply the schema migrations")
+    u = dbsub.add_parser(
+        "upgrade", help="迁移数据库结构 / apply the schema migrations",
+        description="把数据库结构迁移到最新版本。serve 启动时会自动迁移，此命令用于事先执行。 / "
+                    "Bring the database's schema up to date. serve does this itself at start; "
+                    "this is for doing it beforehand.")
     u.add_argument("--config", metavar="FILE", help="take the database URL from this hall")
     _add_storage(u)
     u.set_defaults(func=cmd_db_upgrade)
-    r = dbsub.add_parser("revision", help="write the migration for what controller/storage/"
-                                          "schema.py declares and the migrations do not build")
+    r = dbsub.add_parser(
+        "revision", help="写一个新的迁移 / write the migration for what controller/storage/"
+                         "schema.py declares and the migrations do not build",
+        description="为 controller/storage/schema.py 中已声明、而迁移尚未建立的表写一个新的 Alembic "
+                    "迁移（供开发者使用）。 / "
+                    "Write a new Alembic migration for what controller/storage/schema.py declares "
+                    "and the migrations do not yet build (for developers).")
     r.add_argument("message", help="what the migration does, e.g. \"cases and their hand-offs\"")
     r.set_defaults(func=cmd_db_revision)
 
-    p = sub.add_parser("bench", help="benchmarks")
+    p = sub.add_parser(
+        "backup", help="备份大厅数据库（服务器运行时也可）/ back up the hall's database, also "
+                       "while the server runs",
+        description="备份大厅数据库：服务器运行、取号不停时也能得到一致的副本，含开始备份前提交的全部"
+                    "数据。SQLite 用在线备份接口，PostgreSQL 用 pg_dump --format=custom。"
+                    "DEST 是文件夹时写入 yimen-YYYYMMDD-HHMMSS.db（PostgreSQL 为 .dump）。 / "
+                    "A consistent copy of the hall's database, also while the server runs and "
+                    "takes tickets: everything committed before the backup began. SQLite by its "
+                    "online backup API, PostgreSQL by pg_dump --format=custom. When DEST is a "
+                    "folder the copy is yimen-YYYYMMDD-HHMMSS.db (.dump for PostgreSQL) in it.")
+    p.add_argument("dest", metavar="DEST", help="备份文件或文件夹 / the backup file, or a folder")
+    p.add_argument("--config", metavar="FILE", help="take the database URL from this hall")
+    _add_storage(p)
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser(
+        "restore", help="从备份恢复大厅数据库 / bring a backup back as the hall's database",
+        description="从 yimen backup 的备份恢复大厅数据库，再迁移到最新结构。SQLite：服务器在该数据"
+                    "文件夹运行时拒绝；已有数据库时须加 --force；先检查备份是完好的 Yimen 数据库，"
+                    "再原子替换。PostgreSQL：pg_restore --clean --if-exists，在一个事务中完成。 / "
+                    "Bring a backup made by yimen backup back as the hall's database, then "
+                    "migrate it to the current schema. SQLite: refused while a server runs on "
+                    "the data folder, and over an existing database without --force; the backup "
+                    "is checked to be a sound Yimen database before it replaces the file "
+                    "atomically. PostgreSQL: pg_restore --clean --if-exists, in one transaction.")
+    p.add_argument("src", metavar="SRC", help="备份文件 / the backup file")
+    p.add_argument("--force", action="store_true",
+                   help="覆盖已有的数据库 / replace an existing database")
+    p.add_argument("--config", metavar="FILE", help="take the database URL from this hall")
+    _add_storage(p)
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser(
+        "bench", help="性能测试 / benchmarks",
+        description="性能测试：引擎、设备总线、综合屏推送、异常消息冲击、重启、串口。结果见 "
+                    "docs/benchmarks.md。 / "
+                    "Benchmarks: the engine, the device bus, the hall screens' pushes, a flood of "
+                    "malformed events, restarts and serial lines. Results in docs/benchmarks.md.")
     bsub = p.add_subparsers(dest="bench_command", required=True)
-    b = bsub.add_parser("engine", help="durable commands per second through the engine")
+    b = bsub.add_parser(
+        "engine", help="经引擎落盘的每秒命令数 / durable commands per second through the engine",
+        description="测量经过排队引擎、提交落盘的每秒命令数，并与直接使用 sqlite3 的基线比较。 / "
+                    "Durable commands per second through the engine, next to a plain sqlite3 "
+                    "baseline.")
     b.add_argument("--tickets", type=int, default=20000)
     b.add_argument("--concurrency", type=int, default=200, help="devices sending at once")
     b.add_argument("--baseline", type=int, default=2000, help="commits in the sqlite3 baseline")
@@ -386,8 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--db", metavar="URL", help="run the engine on this database instead")
     b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     b.set_defaults(func=cmd_bench_engine)
-    b = bsub.add_parser("bus", help="caller next → window display latency and take throughput "
-                                    "over MQTT, with the broker's two-hop baseline")
+    b = bsub.add_parser(
+        "bus", help="MQTT 上的叫号延迟和取号吞吐量 / caller next → window display latency and take "
+                    "throughput over MQTT, with the broker's two-hop baseline",
+        description="通过 MQTT 测量呼叫器按「下一位」到窗口屏显示的延迟，以及取号吞吐量，并与代理本身"
+                    "的两跳基线比较。 / "
+                    "Over MQTT: the latency from a caller's next to the window display, and take "
+                    "throughput, next to the broker's own two-hop baseline.")
     b.add_argument("--broker", metavar="URL", help="an external broker, e.g. mqtt://127.0.0.1:1883 "
                                                    "(default: an embedded one)")
     b.add_argument("--devices", type=int, default=500, help="simulated devices connected")
@@ -397,20 +608,45 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tickets", type=int, default=6000, help="tickets taken for the throughput")
     b.add_argument("--db", metavar="URL", help="run the engine on this database instead")
     b.set_defaults(func=cmd_bench_bus)
-    b = bsub.add_parser("screens", help="a call reaching every hall-screen page (server-sent "
-                                        "events)")
+    b = bsub.add_parser(
+        "screens", help="叫号到达每个综合屏页面的时间 / a call reaching every hall-screen page "
+                        "(server-sent events)",
+        description="测量一次叫号到达所有综合屏页面（服务器推送事件）的时间（p50/p99），以及服务器每"
+                    "次叫号的 CPU 时间。 / "
+                    "How long a call takes to reach every hall-screen page (server-sent events), "
+                    "p50/p99, and the server's CPU time per call.")
     b.add_argument("--clients", type=int, default=200, help="hall-screen pages connected")
     b.add_argument("--calls", type=int, default=100)
     b.add_argument("--interval", type=float, default=0.2, help="seconds between calls")
     b.set_defaults(func=cmd_bench_screens)
-    b = bsub.add_parser("poison", help="server memory, log and service under a flood of "
-                                       "malformed device events")
+    b = bsub.add_parser(
+        "poison", help="大量异常消息下的服务器 / server memory, log and service under a flood of "
+                       "malformed device events",
+        description="一台取号机向大厅发送大量格式错误的事件：测量服务器前后的内存和日志行数，以及同时"
+                    "另一台取号机的取号。 / "
+                    "A kiosk flooding the hall with malformed events: the server's memory and log "
+                    "lines before and after, and another kiosk's takes meanwhile.")
     b.add_argument("--broker", metavar="URL", help="an external broker (default: an embedded one)")
     b.add_argument("--count", type=int, default=100_000, help="malformed events sent")
     b.add_argument("--take-every", type=float, default=0.05,
                    help="seconds between another kiosk's takes meanwhile")
     b.set_defaults(func=cmd_bench_poison)
-    b = bsub.add_parser("serial", help="software cost per serial frame next to its wire time")
+    b = bsub.add_parser("restart", help="重启后多快恢复服务：一年历史的大厅 / how soon a hall with a "
+                                        "year of history answers again after a restart",
+                        description="生成一个繁忙县级大厅一年的数据（默认 60 万张票），反复重启引擎和 "
+                                    "yimen serve，测量多快重新响应：只读取当天的状态。 / "
+                                    "A generated year of a busy county hall (600,000 tickets by "
+                                    "default), restarted again and again: how soon the engine and "
+                                    "yimen serve answer, since only today's state is read.")
+    b.add_argument("--tickets", type=int, default=600_000, help="tickets in the generated year")
+    b.add_argument("--repeats", type=int, default=3, help="restarts timed")
+    b.set_defaults(func=cmd_bench_restart)
+    b = bsub.add_parser(
+        "serial", help="每个串口帧的软件开销 / software cost per serial frame next to its wire time",
+        description="通过一对伪终端测量每个串口帧的软件开销，并与 9600 和 115200 波特率下的传输时间"
+                    "比较。 / "
+                    "Software cost per serial frame over a pseudo-terminal pair, next to the wire "
+                    "time at 9600 and 115200 baud.")
     b.add_argument("--frames", type=int, default=5000, help="request/answer exchanges")
     b.set_defaults(func=cmd_bench_serial)
     return parser
@@ -425,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
+    except StartupError as exc:            # a busy port, a locked folder, a bad database
+        print(f"yimen: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -1,12 +1,16 @@
 """Hall configuration (大厅配置): TOML validated once into frozen typed objects.
 
-Every error names the file and the key (``demo.toml: services[1].daily_cap: …``).
+Every error names the file and the key, in zh-CN and English
+(``demo.toml: services[1].daily_cap: 应不小于 0 / Input should be greater than or equal to 0``),
+and every error of a file is reported at once, those across sections (a window's unknown
+service, an id used twice) too.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -35,11 +39,22 @@ DEVICE_KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)
 WINDOW_BOUND_KINDS = ("caller", "evaluator", "window_display")
 
 
+class Invalid(ValueError):
+    """A value the hall's rules do not allow, said in English (``str()``, as pydantic shows
+    it) and in zh-CN. ``problems`` lists several at once, each at its own key, for the checks
+    across sections."""
+
+    def __init__(self, en: str, zh: str, problems: tuple[tuple[str, str, str], ...] = ()) -> None:
+        super().__init__(en)
+        self.zh = zh
+        self.problems = problems
+
+
 def _parse_hhmm(text: str) -> int:
     """'08:30' -> minutes after midnight; '24:00' is allowed as an end."""
     m = re.fullmatch(r"(\d{2}):(\d{2})", text)
     if not m or int(m[1]) > 24 or int(m[2]) > 59 or (int(m[1]) == 24 and int(m[2]) != 0):
-        raise ValueError(f"expected a time HH:MM, got {text!r}")
+        raise Invalid(f"expected a time HH:MM, got {text!r}", f"时间应为 HH:MM，而不是 {text!r}")
     return int(m[1]) * 60 + int(m[2])
 
 
@@ -54,10 +69,11 @@ class Span(BaseModel):
     def parse(cls, text: str) -> "Span":
         parts = text.split("-")
         if len(parts) != 2:
-            raise ValueError(f"expected a span 'HH:MM-HH:MM', got {text!r}")
+            raise Invalid(f"expected a span 'HH:MM-HH:MM', got {text!r}",
+                          f"时间段应为 'HH:MM-HH:MM'，而不是 {text!r}")
         start, end = _parse_hhmm(parts[0].strip()), _parse_hhmm(parts[1].strip())
         if end <= start:
-            raise ValueError(f"span {text!r} ends before it starts")
+            raise Invalid(f"span {text!r} ends before it starts", f"时间段 {text!r} 的结束早于开始")
         return cls(start=start, end=end)
 
     def contains(self, minute: int) -> bool:
@@ -71,7 +87,7 @@ def _spans(value: object) -> tuple[Span, ...]:
     if value is None:
         return ()
     if not isinstance(value, (list, tuple)):
-        raise ValueError("expected a list of 'HH:MM-HH:MM' spans")
+        raise Invalid("expected a list of 'HH:MM-HH:MM' spans", "应为时间段列表，如 [\"08:30-12:00\"]")
     return tuple(v if isinstance(v, Span) else Span.parse(str(v)) for v in value)
 
 
@@ -111,7 +127,8 @@ class Service(_Model):
     def _default_prefix(self) -> "Service":
         if not self.prefix:
             if not re.fullmatch(r"[A-Z]{1,2}", self.code):
-                raise ValueError("prefix is required when code is not one or two capital letters")
+                raise Invalid("prefix is required when code is not one or two capital letters",
+                              "code 不是一两个大写字母时，需要写 prefix（号码前缀）")
             object.__setattr__(self, "prefix", self.code)
         return self
 
@@ -136,13 +153,13 @@ class Window(_Model):
     @model_validator(mode="after")
     def _check(self) -> "Window":
         if len(set(self.services)) != len(self.services):
-            raise ValueError("services are listed twice")
+            raise Invalid("services are listed twice", "services 中有重复的业务")
         if self.weights and len(self.weights) != len(self.services):
-            raise ValueError("weights must have one entry per service")
+            raise Invalid("weights must have one entry per service", "weights 的个数应与 services 相同")
         if any(w < 1 for w in self.weights):
-            raise ValueError("weights must be ≥ 1")
+            raise Invalid("weights must be ≥ 1", "weights 应不小于 1")
         if self.policy == "weighted" and not self.weights:
-            raise ValueError("policy 'weighted' needs weights")
+            raise Invalid("policy 'weighted' needs weights", "policy 为 'weighted' 时需要 weights")
         if not self.name:
             object.__setattr__(self, "name", f"{self.id}号窗口")
         return self
@@ -168,7 +185,7 @@ class Device(_Model):
     @model_validator(mode="after")
     def _bound(self) -> "Device":
         if self.kind in WINDOW_BOUND_KINDS and self.window is None:
-            raise ValueError(f"a {self.kind} must name its window")
+            raise Invalid(f"a {self.kind} must name its window", f"{self.kind} 需要写明所属窗口（window）")
         return self
 
 
@@ -195,7 +212,7 @@ class Hall(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
+            raise Invalid(f"unknown time zone {v!r}", f"未知的时区 {v!r}") from None
         return v
 
     @property
@@ -244,11 +261,12 @@ class Simulation(_Model):
     def _levels(cls, v: dict[str, float]) -> dict[str, float]:
         for level, weight in v.items():
             if level not in LEVELS:
-                raise ValueError(f"unknown rating level {level!r} (one of {', '.join(LEVELS)})")
+                raise Invalid(f"unknown rating level {level!r} (one of {', '.join(LEVELS)})",
+                              f"未知的评价等级 {level!r}（应为 {', '.join(LEVELS)} 之一）")
             if weight < 0:
-                raise ValueError(f"weight of {level!r} is negative")
+                raise Invalid(f"weight of {level!r} is negative", f"{level!r} 的权重为负数")
         if not any(v.values()):
-            raise ValueError("at least one rating level needs a weight")
+            raise Invalid("at least one rating level needs a weight", "至少一个评价等级需要权重")
         return v
 
 
@@ -265,42 +283,71 @@ class HallConfig(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> "HallConfig":
-        codes = _unique([s.code for s in self.services], "services", "code")
-        _unique([s.prefix for s in self.services], "services", "prefix")
-        wins = _unique([w.id for w in self.windows], "windows", "id")
-        _unique([c.id for c in self.clerks], "clerks", "id")
-        _unique([d.id for d in self.devices], "devices", "id")
-        for i, w in enumerate(self.windows):
-            for s in w.services:
-                if s not in codes:
-                    raise ValueError(f"windows[{i}].services: unknown service {s!r}")
-        for i, c in enumerate(self.clerks):
-            for field in ("windows", "backup_windows"):
-                for w in getattr(c, field):
-                    if w not in wins:
-                        raise ValueError(f"clerks[{i}].{field}: unknown window {w!r}")
-        for i, d in enumerate(self.devices):
-            if d.window is not None and d.window not in wins:
-                raise ValueError(f"devices[{i}].window: unknown window {d.window!r}")
-        for key in ("service_mix", "service_min"):
-            for code, value in getattr(self.simulation, key).items():
-                if code not in codes:
-                    raise ValueError(f"simulation.{key}: unknown service {code!r}")
-                if value < 0:
-                    raise ValueError(f"simulation.{key}: {code!r} is negative")
+        problems = reference_problems(self.model_dump())
+        if problems:
+            where, zh, en = problems[0]
+            raise Invalid(f"{where}: {en}", f"{where}: {zh}", tuple(problems))
         return self
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
 
 
-def _unique(values: list[str], section: str, key: str) -> set[str]:
-    seen: set[str] = set()
-    for i, v in enumerate(values):
-        if v in seen:
-            raise ValueError(f"{section}[{i}].{key}: {v!r} is used twice")
-        seen.add(v)
-    return seen
+def reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Every problem across sections — an id used twice, a window's unknown service, a
+    clerk's or device's unknown window, an unknown service in the simulation's mixes — as
+    ``(key, zh-CN, English)``. ``data`` is a validated hall or the raw file: entries of the
+    wrong shape are skipped here (field validation reports them)."""
+    def entries(section: str) -> list[tuple[int, Mapping[str, Any]]]:
+        items = data.get(section)
+        if not isinstance(items, (list, tuple)):
+            return []
+        return [(i, e) for i, e in enumerate(items) if isinstance(e, Mapping)]
+
+    def names(value: object) -> list[str]:
+        return [v for v in value if isinstance(v, str)] if isinstance(value, (list, tuple)) else []
+
+    problems: list[tuple[str, str, str]] = []
+
+    def unique(section: str, key: str, default: str = "") -> set[str]:
+        seen: set[str] = set()
+        for i, e in entries(section):
+            v = e.get(key) or e.get(default)
+            if not isinstance(v, str):
+                continue
+            if v in seen:
+                problems.append((f"{section}[{i}].{key}", f"{v!r} 重复使用", f"{v!r} is used twice"))
+            seen.add(v)
+        return seen
+
+    codes = unique("services", "code")
+    unique("services", "prefix", default="code")
+    wins = unique("windows", "id")
+    unique("clerks", "id")
+    unique("devices", "id")
+    for i, w in entries("windows"):
+        for s in names(w.get("services")):
+            if s not in codes:
+                problems.append((f"windows[{i}].services", f"未知的业务 {s!r}", f"unknown service {s!r}"))
+    for i, c in entries("clerks"):
+        for field in ("windows", "backup_windows"):
+            for win in names(c.get(field)):
+                if win not in wins:
+                    problems.append((f"clerks[{i}].{field}", f"未知的窗口 {win!r}",
+                                     f"unknown window {win!r}"))
+    for i, d in entries("devices"):
+        window = d.get("window")
+        if isinstance(window, str) and window not in wins:
+            problems.append((f"devices[{i}].window", f"未知的窗口 {window!r}", f"unknown window {window!r}"))
+    simulation = data.get("simulation")
+    for key in ("service_mix", "service_min"):
+        mix = simulation.get(key) if isinstance(simulation, Mapping) else None
+        for code, value in (mix.items() if isinstance(mix, Mapping) else ()):
+            if code not in codes:
+                problems.append((f"simulation.{key}", f"未知的业务 {code!r}", f"unknown service {code!r}"))
+            elif isinstance(value, (int, float)) and value < 0:
+                problems.append((f"simulation.{key}", f"{code!r} 为负数", f"{code!r} is negative"))
+    return problems
 
 
 def _loc(loc: tuple) -> str:
@@ -313,16 +360,66 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+#: pydantic's own errors in zh-CN, by their type; ``{…}`` are filled from the error's context.
+_ZH = {
+    "missing": "缺少此项",
+    "extra_forbidden": "不认识的键（写错了？）",
+    "string_type": "应为文本", "int_type": "应为整数", "int_parsing": "应为整数",
+    "int_from_float": "应为整数", "float_type": "应为数字", "float_parsing": "应为数字",
+    "bool_type": "应为 true 或 false", "bool_parsing": "应为 true 或 false",
+    "greater_than_equal": "应不小于 {ge}", "greater_than": "应大于 {gt}",
+    "less_than_equal": "应不大于 {le}", "less_than": "应小于 {lt}",
+    "string_pattern_mismatch": "格式不对（应符合 {pattern}）",
+    "string_too_short": "至少 {min_length} 个字符", "string_too_long": "最多 {max_length} 个字符",
+    "too_short": "至少要有 {min_length} 项", "too_long": "最多 {max_length} 项",
+    "literal_error": "应为以下之一：{expected}",
+    "date_type": "应为日期，如 2026-10-01", "date_parsing": "应为日期，如 2026-10-01",
+    "date_from_datetime_parsing": "应为日期，如 2026-10-01",
+    "date_from_datetime_inexact": "应为日期，不带时间",
+    "dict_type": "应为表（TOML 的 [表] 或 {…}）", "model_type": "应为表（TOML 的 [表] 或 {…}）",
+    "list_type": "应为列表 […]", "tuple_type": "应为列表 […]",
+}
+
+
+def _zh(err: Any) -> str:
+    if err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
+        return "不能为空"
+    try:
+        return _ZH[err["type"]].format(**err.get("ctx", {}))
+    except (KeyError, IndexError):
+        return "取值无效"
+
+
+def _at(*parts: str) -> str:
+    return ".".join(p for p in parts if p).replace(".[", "[")
+
+
 def parse_config(data: dict, source: str = "<config>") -> HallConfig:
+    """Validate a hall; on errors ``ConfigError`` with every one of them, a line each:
+    ``source: key: zh-CN / English``."""
     try:
         return HallConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
+        problems: list[tuple[str, str, str]] = []
+        across = False
+        errors = exc.errors()
+        for err in errors:
+            if err["type"] == "too_short" and any(                # "0 items" of a list whose
+                    e["loc"][:len(err["loc"])] == err["loc"] and e is not err for e in errors):
+                continue                                          # items have errors: those
+            cause = err.get("ctx", {}).get("error")
             where = _loc(err["loc"])
-            lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+            if isinstance(cause, Invalid) and cause.problems:
+                across = True
+                problems += [(_at(where, key), zh, en) for key, zh, en in cause.problems]
+            elif isinstance(cause, Invalid):
+                problems.append((where, cause.zh, str(cause)))
+            else:
+                problems.append((where, _zh(err), err["msg"].removeprefix("Value error, ")))
+        if not across and isinstance(data, Mapping):   # the sections had errors of their own
+            problems += [p for p in reference_problems(data) if p not in problems]
+        raise ConfigError("\n".join(f"{source}: {where}: {zh} / {en}" if where
+                                    else f"{source}: {zh} / {en}" for where, zh, en in problems)) from None
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -331,9 +428,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
+        raise ConfigError(f"{p}: 文件不存在 / no such file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{p}: 不是有效的 TOML / not valid TOML: {exc}") from None
 
 
 def load_config(path: str | Path) -> HallConfig:

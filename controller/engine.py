@@ -16,6 +16,7 @@ runs the timers the state asks for (rollover, rating time-outs) as commands.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -352,11 +353,13 @@ class Engine:
         replies: dict[str, tuple[datetime, str]] = {}
         for i, item in enumerate(batch):
             key = item.key
+            fingerprint = _fingerprint(item.command) if key is not None else ""
             if key is not None:
                 seen = replies.get(key) or self._replies.get(key)
                 if seen is not None:
                     self.stats.replayed += 1
-                    results.append(seen[1])
+                    results.append(seen[1] if json.loads(seen[1]).get("fp", fingerprint) == fingerprint
+                                   else _REUSED)
                     continue
             now = self.clock.now()
             try:
@@ -368,7 +371,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001
                 raise _Poisoned(i, exc) from exc
             if key is not None:
-                encoded = json.dumps(result, ensure_ascii=False, default=str)
+                encoded = json.dumps({**result, "fp": fingerprint}, ensure_ascii=False, default=str)
                 replies[key] = (now, encoded)
                 results.append(encoded)
             else:
@@ -441,6 +444,19 @@ class Engine:
         self._last_prune = now
         cutoff = now - REPLY_RETENTION
         self._replies = {k: v for k, v in self._replies.items() if v[0] >= cutoff}
+
+
+#: A key used again for another command (not remembered: the first reply stays the key's).
+_REUSED = {"ok": False, "error": Refused(
+    "idempotency_key_reused", "该请求编号已用于另一请求",
+    "this key was used for another request").as_dict()}
+
+
+def _fingerprint(command: Command) -> str:
+    """What a keyed command was, remembered with its reply: a key that comes again with
+    another command is refused, not answered with the first one's reply."""
+    body = json.dumps(command.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{command.name}:{body}".encode()).hexdigest()[:16]
 
 
 def _unpack(result: str | dict) -> dict[str, Any]:

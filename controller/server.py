@@ -20,7 +20,8 @@ from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig
 from controller.engine import Engine
-from controller.storage.db import database_url, open_database, upgrade
+from controller.startup import bind_http, migrate
+from controller.storage.db import database_url, open_database
 from controller.web.api import BUS, ENGINE, add_routes
 from controller.web.feed import FEED, ScreenFeed
 from controller.web.pages import add_page_routes
@@ -45,27 +46,30 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
         url = database_url(db_url or config.storage.url, data_dir)
         db = open_database(url, config.storage.synchronous)
         try:
-            await upgrade(db)
+            await migrate(db)                    # or a StartupError saying why, in one line
             engine = Engine(config, db, clock)
             await engine.start()
             app[ENGINE] = engine
             calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
             feed = app[FEED] = ScreenFeed(engine, calls)
             feed.start()
-            gc.collect()
-            gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
-            log.info("hall %s open on %s", config.hall.id, db.url.render_as_string(hide_password=True))
-            if bus:
-                opened = _device_bus(engine, calls, data_dir, broker, broker_listen)
-                async with opened as (hall_bus, embedded):
-                    app[BUS] = hall_bus
-                    if embedded is not None:
-                        app[BROKER] = embedded
+            try:
+                gc.collect()
+                gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
+                log.info("hall %s open on %s", config.hall.id,
+                         db.url.render_as_string(hide_password=True))
+                if bus:
+                    opened = _device_bus(engine, calls, data_dir, broker, broker_listen)
+                    async with opened as (hall_bus, embedded):
+                        app[BUS] = hall_bus
+                        if embedded is not None:
+                            app[BROKER] = embedded
+                        yield
+                else:
                     yield
-            else:
-                yield
-            await feed.stop()
-            await engine.stop()
+            finally:                             # also when the device bus did not start
+                await feed.stop()
+                await engine.stop()
             log.info("hall %s closed", config.hall.id)
         finally:
             await db.dispose()
@@ -126,13 +130,17 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 async def run(app: web.Application, listen: str, banner: str = "") -> None:
-    """Serve until SIGINT or SIGTERM; print the address (the real port when 0 was asked)."""
+    """Serve until SIGINT or SIGTERM; print the address (the real port when 0 was asked).
+
+    The HTTP port is bound before the hall starts: a busy one is a ``StartupError``, as is a
+    database or broker port the hall cannot open."""
     host, port = parse_listen(listen)
+    sock = bind_http(host, port)
     stop = stop_on_signals()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        await runner.setup()
+        site = web.SockSite(runner, sock)
         await site.start()
         bound = runner.addresses[0][1] if runner.addresses else port
         bus = app.get(BUS)
@@ -144,4 +152,5 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
               flush=True)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await runner.cleanup()               # what started of the hall, when setup failed
+        sock.close()

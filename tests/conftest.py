@@ -46,7 +46,7 @@ async def pg_database():
         await admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 async def db_url(request, tmp_path):
     """A fresh, empty database URL on SQLite and on PostgreSQL."""
     if request.param == "sqlite":

@@ -16,8 +16,9 @@ from controller.core.hall import HallState
 from controller.core.model import Priority, TicketState
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "config" / "demo.toml"
-EXAMPLE = ROOT / "config" / "example-county.toml"
+HALLS = ROOT / "controller" / "halls"              # the example halls, shipped in the package
+DEMO = HALLS / "demo.toml"
+EXAMPLE = HALLS / "example-county.toml"
 CST = timezone(timedelta(hours=8))
 # Monday 23 November 2026, 09:00 in the hall.
 MONDAY_9 = datetime(2026, 11, 23, 9, 0, tzinfo=CST)

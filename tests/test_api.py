@@ -138,3 +138,42 @@ async def test_health_warns_of_a_year_with_no_published_holidays(tmp_path, clock
         health = await (await c.get("/api/health")).json()
     assert [(w["code"], w["year"]) for w in health["warnings"]] == [("calendar_unpublished", 2027)]
     assert "2027年法定节假日尚未发布" in health["warnings"][0]["message"]
+
+
+async def test_every_api_error_is_json_with_a_code_and_both_messages(client, monkeypatch):
+    r = await client.get("/api/tickets/A001/cancel")                # a POST route
+    assert r.status == 405 and r.headers["Allow"] == "POST"
+    assert await r.json() == {"ok": False, "error": {
+        "code": "method_not_allowed", "message": "不支持这种请求方法",
+        "message_en": "GET is not allowed here; use POST"}}
+    r = await client.post("/api/board")
+    assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
+    r = await client.get("/api/no-such-thing")
+    assert r.status == 404 and await r.json() == {"ok": False, "error": {
+        "code": "not_found", "message": "没有这个接口", "message_en": "no such API path"}}
+    r = await client.get("/api/devices")                            # this server has no bus
+    assert r.status == 404 and (await r.json())["error"]["code"] == "no_bus"
+    r = await client.get("/api/status/20991231-Z999")
+    assert r.status == 404 and (await r.json())["error"] == {
+        "code": "unknown_ticket", "message": "没有这张票", "message_en": "no such ticket"}
+    r = await client.get("/api/stream?ticket=20991231-Z999")
+    assert r.status == 404 and (await r.json())["error"]["message_en"] == "no such ticket"
+
+    from controller.web.api import ENGINE
+
+    async def broken():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(client.server.app[ENGINE], "settled", broken)
+    r = await client.get("/api/board")                              # a bug: logged, still JSON
+    assert r.status == 500 and (await r.json())["error"]["code"] == "internal_error"
+    r = await client.get("/no-such-page")                           # pages keep plain 404s
+    assert r.status == 404 and r.content_type == "text/plain"
+
+
+async def test_an_idempotency_key_reused_with_another_body_is_refused(client):
+    headers = {"Idempotency-Key": "kiosk-2:43"}
+    assert (await client.post("/api/tickets", json={"service": "A"}, headers=headers)).status == 201
+    r = await client.post("/api/tickets", json={"service": "B"}, headers=headers)
+    assert r.status == 422 and (await r.json())["error"]["code"] == "idempotency_key_reused"
+    assert [t["number"] for t in (await (await client.get("/api/tickets")).json())["tickets"]] == ["A001"]

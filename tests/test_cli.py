@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 
 import pytest
 
-from controller.cli import main
+from controller.cli import build_parser, main
 from controller.config import ConfigError, load_config
 from tests.helpers import DEMO, EXAMPLE
 
@@ -42,19 +44,22 @@ def test_demo_hall_is_as_promised():
 
 @pytest.mark.parametrize("toml, where", [
     ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n'
-     '[[windows]]\nid = "1"\nservices = ["Q"]\n', "windows[0].services: unknown service 'Q'"),
+     '[[windows]]\nid = "1"\nservices = ["Q"]\n',
+     "windows[0].services: 未知的业务 'Q' / unknown service 'Q'"),
     ('[hall]\nid = "x"\nname = "x"\ntimezone = "Mars/Base"\n[[services]]\ncode = "A"\n'
-     'name = "a"\n[[windows]]\nid = "1"\nservices = ["A"]\n', "hall.timezone: unknown time zone"),
+     'name = "a"\n[[windows]]\nid = "1"\nservices = ["A"]\n',
+     "hall.timezone: 未知的时区 'Mars/Base' / unknown time zone"),
     ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\ndaily_cap = -1\n'
-     '[[windows]]\nid = "1"\nservices = ["A"]\n', "services[0].daily_cap"),
+     '[[windows]]\nid = "1"\nservices = ["A"]\n', "services[0].daily_cap: 应不小于 0 / "),
     ('[hall]\nid = "x"\nname = "x"\nhours = ["09:00-08:00"]\n[[services]]\ncode = "A"\n'
-     'name = "a"\n[[windows]]\nid = "1"\nservices = ["A"]\n', "hall.hours: span"),
+     'name = "a"\n[[windows]]\nid = "1"\nservices = ["A"]\n',
+     "hall.hours: 时间段 '09:00-08:00' 的结束早于开始 / span"),
     ('[hall]\nid = "BAD ID"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n'
-     '[[windows]]\nid = "1"\nservices = ["A"]\n', "hall.id"),
+     '[[windows]]\nid = "1"\nservices = ["A"]\n', "hall.id: 格式不对"),
     ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n[[windows]]\n'
      'id = "1"\nservices = ["A"]\n[[devices]]\nid = "caller-1"\nkind = "caller"\n',
-     "devices[0]: a caller must name its window"),
-    ('[hall\nid = ', "not valid TOML"),
+     "devices[0]: caller 需要写明所属窗口（window） / a caller must name its window"),
+    ('[hall\nid = ', "不是有效的 TOML / not valid TOML"),
 ])
 def test_broken_config_names_the_file_and_the_key(tmp_path, toml, where):
     path = tmp_path / "broken.toml"
@@ -64,6 +69,31 @@ def test_broken_config_names_the_file_and_the_key(tmp_path, toml, where):
     assert str(path) in str(info.value) and where in str(info.value)
     run = yimen("check-config", str(path))
     assert run.returncode == 2 and where in run.stderr
+
+
+def test_check_config_reports_every_error_in_chinese_and_english(tmp_path):
+    """Three mistakes in different sections, one of them a field's: all three are reported,
+    each on its own line with the file, the key and both languages."""
+    path = tmp_path / "hall.toml"
+    path.write_text('[hall]\nid = "x"\nname = "x"\n'
+                    '[[services]]\ncode = "A"\nname = "a"\ndaily_cap = -1\n'
+                    '[[windows]]\nid = "1"\nservices = ["Q"]\n'
+                    '[[clerks]]\nid = "1001"\nname = "甲"\nwindows = ["9"]\n', encoding="utf-8")
+    run = yimen("check-config", str(path), str(DEMO))
+    assert run.returncode == 2 and "hall demo" in run.stdout        # the good file is still checked
+    assert run.stderr.splitlines() == [
+        f"{path}: services[0].daily_cap: 应不小于 0 / Input should be greater than or equal to 0",
+        f"{path}: windows[0].services: 未知的业务 'Q' / unknown service 'Q'",
+        f"{path}: clerks[0].windows: 未知的窗口 '9' / unknown window '9'",
+    ]
+    path.write_text('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n'
+                    '[[services]]\ncode = "A"\nname = "b"\n[[windows]]\nid = "1"\nservices = ["A"]\n'
+                    '[[devices]]\nid = "led-1"\nkind = "window_display"\nwindow = "2"\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:                      # all valid fields, three
+        load_config(path)                                          # problems across sections
+    assert [line.split(": ")[1] for line in str(info.value).splitlines()] == [
+        "services[1].code", "services[1].prefix", "devices[0].window"]
 
 
 @pytest.mark.slow                               # starts `yimen serve`
@@ -79,3 +109,26 @@ def test_db_upgrade_creates_the_schema(tmp_path):
     run = yimen("db", "upgrade", "--data", str(tmp_path))
     assert run.returncode == 0 and "revision 0003" in run.stdout
     assert (tmp_path / "yimen.db").exists()
+
+
+def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):  # noqa: ANN202
+    """Every subcommand's words and parser, nested ones (``db upgrade``) included."""
+    for action in parser._actions:                                   # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):             # noqa: SLF001
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _subcommands(sub, (*path, name))
+
+
+def test_every_subcommand_says_what_it_does_in_chinese_and_english(capsys):
+    commands = list(_subcommands(build_parser()))
+    assert {"serve", "demo", "check-config", "db upgrade", "bench screens"} <= {
+        " ".join(words) for words, _ in commands}
+    for words, sub in commands:
+        zh, _, en = (sub.description or "").partition(" / ")
+        assert re.search(r"[\u4e00-\u9fff]", zh) and re.search(r"[A-Za-z]{3,} [a-z]+", en), words
+        with pytest.raises(SystemExit) as done:
+            main([*words, "--help"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0
+        assert zh[:8] in out and " ".join(en.split()[:4]) in " ".join(out.split()), words

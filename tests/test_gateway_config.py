@@ -11,7 +11,7 @@ from controller.config import ConfigError
 from devices.gateway_config import load, parse
 from tests.test_cli import yimen
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "gateway-example.toml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "controller" / "halls" / "gateway-example.toml"
 
 
 def test_the_example_gateway_file_loads():

@@ -109,7 +109,7 @@ def test_the_example_kiosk_file_loads():
 
     from kiosk.program import load
 
-    config = load(Path(__file__).resolve().parent.parent / "config" / "kiosk-example.toml")
+    config = load(Path(__file__).resolve().parent.parent / "controller" / "halls" / "kiosk-example.toml")
     assert (config.id, config.printer["width"], config.reader["port"]) == ("kiosk-2", 576, "/dev/ttyUSB1")
 
 

@@ -123,6 +123,33 @@ async def test_kiosk_page_recovers_by_itself_after_a_network_drop(tmp_path, cloc
                 await browser.close()
 
 
+async def test_status_page_of_an_unknown_ticket_says_there_is_no_such_ticket(tmp_path, clock):
+    """A QR code from yesterday or a mistyped link: the page says 没有这张票, not "reconnecting"."""
+    browser_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    config = unique(demo_config())
+    async with served(config, tmp_path, clock) as (_, base):
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                phone = await browser.new_page(viewport={"width": 390, "height": 844})
+                await phone.goto(f"{base}/t/20991231-Z999")
+                notice = phone.locator("#unknown")
+                await expect(notice).to_be_visible()
+                await expect(notice).to_contain_text("没有这张票")
+                await expect(notice).to_contain_text("No such ticket")
+                await expect(phone.locator("#offline")).to_be_hidden()   # not "reconnecting"
+                await expect(phone.locator("#number")).to_be_hidden()
+                await expect(phone).to_have_title("没有这张票 · No such ticket")
+                await phone.wait_for_timeout(1000)                        # and it stays so
+                await expect(phone.locator("#offline")).to_be_hidden()
+                shot = SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
+                await phone.screenshot(path=shot / "page-status-unknown.png")
+            finally:
+                await browser.close()
+
+
 async def test_pages_and_their_json_without_a_browser(tmp_path, clock):
     """A status page for a ticket that does not exist says so; greyed services say why."""
     import aiohttp

@@ -34,7 +34,7 @@ POISON_FIELDS = [
 DEEP = b'{"service": "A", "extra": ' + b"[" * 1000 + b"]" * 1000 + b"}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 async def store(request, tmp_path):
     """The hall's database URL: SQLite in the data folder, or a fresh PostgreSQL database."""
     if request.param == "sqlite":

@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 import time
+from importlib.resources import files
 from typing import Any
 
 import aiohttp
@@ -21,7 +22,7 @@ import aiohttp
 from controller.bench.procs import pct, recv, start, stop
 from controller.config import load_config
 
-DEMO = "config/demo.toml"
+DEMO = str(files("controller") / "halls" / "demo.toml")     # shipped in the package
 
 
 def _serve(config_path: str, folder: str, conn) -> None:  # noqa: ANN001

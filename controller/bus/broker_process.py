@@ -13,6 +13,7 @@ so a killed hall server never leaves a broker holding the port.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import multiprocessing
 import signal
@@ -22,8 +23,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from amqtt.errors import BrokerError
+
 from controller.bus.broker import EmbeddedBroker
 from controller.config import HallConfig
+from controller.startup import StartupError, busy_port
 from protocol.link import BrokerAddress
 
 log = logging.getLogger("yimen.broker")
@@ -54,10 +58,19 @@ class BrokerProcess:
         answer = await asyncio.to_thread(self._receive, START_TIMEOUT_S)
         if not (isinstance(answer, tuple) and answer[0] == "ready"):
             await self.stop()
-            raise OSError(f"embedded broker did not start: {answer}")
+            raise self._failed(answer)
         self.port = answer[1]
         log.info("embedded MQTT broker on %s:%d (process %d)", self.host, self.port, self._proc.pid)
         return self.address
+
+    def _failed(self, answer: Any) -> StartupError:
+        """Why the broker did not start, in one line: ``("error", errno, text)`` from its
+        process, or what ``_receive`` saw."""
+        if isinstance(answer, tuple) and answer[1] == errno.EADDRINUSE:
+            return busy_port("MQTT", self.host, self.port, "--mqtt")
+        why = answer[2] if isinstance(answer, tuple) else answer
+        return StartupError(f"内置 MQTT 代理未能启动：{why}",
+                            f"the embedded MQTT broker did not start: {why}")
 
     @property
     def address(self) -> BrokerAddress:
@@ -116,11 +129,17 @@ def _main(config: HallConfig, secret: str, data_dir: str, listen: str | None, le
 
 
 async def _serve(broker: EmbeddedBroker, conn: Connection) -> None:
+    amqtt_log = logging.getLogger("amqtt.broker")
+    level = amqtt_log.level
+    amqtt_log.setLevel(logging.CRITICAL)     # a failed start is the parent's one line, no traceback
     try:
         address = await broker.start()
-    except OSError as exc:
-        conn.send(("error", str(exc)))
+    except (OSError, BrokerError) as exc:
+        cause = exc.__cause__ if isinstance(exc, BrokerError) and exc.__cause__ else exc
+        conn.send(("error", getattr(cause, "errno", None), str(cause)))
         return
+    finally:
+        amqtt_log.setLevel(level)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     threading.Thread(target=_requests, args=(conn, loop, stop), daemon=True).start()

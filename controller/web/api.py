@@ -7,6 +7,7 @@ traceback. ``Idempotency-Key`` makes a retried POST return the first answer.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -32,7 +33,9 @@ BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
 _NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_staff",
               "unknown_command"}
 _BAD_REQUEST = {"bad_arguments", "bad_priority", "bad_transfer", "bad_request"}
+_UNPROCESSABLE = {"idempotency_key_reused"}
 MAX_BODY = 16 * 1024
+log = logging.getLogger("yimen.web")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -41,7 +44,8 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def _refusal(r: Refused) -> web.Response:
-    status = 404 if r.code in _NOT_FOUND else 400 if r.code in _BAD_REQUEST else 409
+    status = 404 if r.code in _NOT_FOUND else 400 if r.code in _BAD_REQUEST \
+        else 422 if r.code in _UNPROCESSABLE else 409
     return json_response({"ok": False, "error": r.as_dict()}, status)
 
 
@@ -61,16 +65,57 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+def error_response(status: int, code: str, message: str, message_en: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    """The one shape of every error under ``/api``: ``{"ok": false, "error": {…}}``."""
+    response = json_response({"ok": False, "error": {"code": code, "message": message,
+                                                     "message_en": message_en}}, status)
+    response.headers.update(headers or {})
+    return response
+
+
+#: aiohttp's own answers (no route, wrong method, body too large) as the API's errors.
+_HTTP_ERRORS = {
+    404: ("not_found", "没有这个接口", "no such API path"),
+    405: ("method_not_allowed", "不支持这种请求方法", "this method is not allowed here"),
+    413: ("bad_request", "请求过大", "request body too large"),
+}
+
+
 @web.middleware
 async def errors(request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
-    """Refusals become 4xx bodies; an engine that cannot commit now becomes 503."""
+    """Refusals become 4xx bodies; an engine that cannot commit now becomes 503. Under
+    ``/api`` every other error is the same JSON shape too, never plain text: an unknown path
+    (404), a wrong method (405, with ``Allow``), a bug (500, logged). (A stream that has begun
+    ends its own answer on an error: see ``ScreenFeed.handle``.)"""
     try:
         return await handler(request)
-    except Refused as r:
-        return _refusal(r)
-    except (StorageUnavailable, EngineStopped) as exc:
-        return json_response({"ok": False, "error": {"code": "unavailable", "message": "系统繁忙，请稍后重试",
-                                             "message_en": str(exc)}}, 503)
+    except Exception as exc:
+        response = _error(request, exc)
+        if response is None:
+            raise
+        return response
+
+
+def _error(request: web.Request, exc: Exception) -> web.Response | None:
+    """The JSON answer for ``exc``, or None to let aiohttp handle it as before."""
+    if isinstance(exc, Refused):
+        return _refusal(exc)
+    if isinstance(exc, (StorageUnavailable, EngineStopped)):
+        return error_response(503, "unavailable", "系统繁忙，请稍后重试", str(exc))
+    if not request.path.startswith("/api/"):
+        return None
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400 or exc.content_type == "application/json":
+            return None
+        code, message, message_en = _HTTP_ERRORS.get(exc.status, (f"http_{exc.status}", exc.reason,
+                                                                    exc.reason))
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            message_en = f"{exc.method} is not allowed here; use {', '.join(sorted(exc.allowed_methods))}"
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, code, message, message_en, allow)
+    log.exception("%s %s failed", request.method, request.path)
+    return error_response(500, "internal_error", "系统内部错误", "internal error (logged)")
 
 
 def source(request: web.Request) -> Source:
@@ -150,9 +195,8 @@ async def devices(request: web.Request) -> web.Response:
     """The device registry (设备台账): what announced itself, bindings, errors."""
     bus = request.app.get(BUS)
     if bus is None:
-        return json_response({"ok": False, "error": {"code": "no_bus", "message": "设备总线未启用",
-                                             "message_en": "the device bus is not running"}}, 404)
-    return json_response(bus.status())
+        return error_response(404, "no_bus", "设备总线未启用", "the device bus is not running")
+    return json_response({"ok": True, **bus.status()})
 
 
 def add_routes(app: web.Application) -> None:

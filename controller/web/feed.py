@@ -129,7 +129,8 @@ class ScreenFeed:
         ticket = hall.queue.all.get(ticket_id) if ticket_id is not None else None
         if ticket_id is not None and ticket is None:
             raise web.HTTPNotFound(text=json.dumps({"ok": False, "error": {
-                "code": "unknown_ticket", "message": "没有这张票"}}), content_type="application/json")
+                "code": "unknown_ticket", "message": "没有这张票", "message_en": "no such ticket"}},
+                ensure_ascii=False), content_type="application/json")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         await resp.prepare(request)
@@ -154,6 +155,10 @@ class ScreenFeed:
                 await resp.write(frame)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        except (StorageUnavailable, EngineStopped) as exc:   # begun, the answer cannot become
+            log.warning("a stream ended: %s; the page reconnects", exc)  # an error: end it
+        except Exception:  # noqa: BLE001
+            log.exception("a stream failed; the page reconnects")
         finally:
             self.clients.discard(q)
         return resp

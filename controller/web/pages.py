@@ -17,7 +17,7 @@ from aiohttp import web
 
 import display
 import kiosk
-from controller.web.api import ENGINE, json_response
+from controller.web.api import ENGINE, error_response, json_response
 from controller.web.feed import FEED
 
 DISPLAY_PAGES = Path(display.__file__).parent / "pages"
@@ -48,7 +48,7 @@ async def kiosk_services(request: web.Request) -> web.Response:
 async def ticket_status(request: web.Request) -> web.Response:
     status = request.app[FEED].status(await request.app[ENGINE].settled(), request.match_info["id"])
     if status is None:
-        return json_response({"ok": False, "error": {"code": "unknown_ticket", "message": "没有这张票"}}, 404)
+        return error_response(404, "unknown_ticket", "没有这张票", "no such ticket")
     return json_response({"ok": True, "ticket": status})
 
 
