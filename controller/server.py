@@ -43,6 +43,12 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     app = web.Application(client_max_size=64 * 1024)
 
     async def hall(app: web.Application) -> AsyncIterator[None]:
+        embedded = None
+        if bus and not (broker or config.bus.broker):
+            # the broker's process starts while the database opens and the state is rebuilt
+            embedded = BrokerProcess(config, security.load_secret(config, data_dir), data_dir,
+                                     broker_listen)
+            embedded.launch()
         url = database_url(db_url or config.storage.url, data_dir)
         db = open_database(url, config.storage.synchronous)
         try:
@@ -59,8 +65,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 log.info("hall %s open on %s", config.hall.id,
                          db.url.render_as_string(hide_password=True))
                 if bus:
-                    opened = _device_bus(engine, calls, data_dir, broker, broker_listen)
-                    async with opened as (hall_bus, embedded):
+                    async with _device_bus(engine, calls, data_dir, broker, embedded) as hall_bus:
                         app[BUS] = hall_bus
                         if embedded is not None:
                             app[BROKER] = embedded
@@ -73,6 +78,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             log.info("hall %s closed", config.hall.id)
         finally:
             await db.dispose()
+            if embedded is not None:
+                await embedded.stop()           # last: after the bus and the engine
 
     app.cleanup_ctx.append(hall)
     app.on_shutdown.append(_end_streams)      # before the server waits for open requests
@@ -89,27 +96,23 @@ async def _end_streams(app: web.Application) -> None:
 
 @asynccontextmanager
 async def _device_bus(engine: Engine, calls: CallLog, data_dir: str | Path, broker: str | None,
-                      listen: str | None) -> AsyncIterator[tuple[HallBus, BrokerProcess | None]]:
+                      embedded: BrokerProcess | None) -> AsyncIterator[HallBus]:
+    """The device bus on ``embedded`` (launched already) or the broker ``broker`` names."""
     config = engine.config
     secret = security.load_secret(config, data_dir)
-    embedded = None
-    url = broker or config.bus.broker
-    if url:
-        address = BrokerAddress.parse(url)
+    if embedded is not None:
+        address = await embedded.ready()
     else:
-        embedded = BrokerProcess(config, secret, data_dir, listen)
-        address = await embedded.start()
+        address = BrokerAddress.parse(broker or config.bus.broker)
     hall_bus = HallBus(engine, calls, address,
                        derived_password(secret, security.CONTROLLER_USER))
     await hall_bus.start()
     log.info("device bus on mqtt://%s:%d (%s)", address.host, address.port,
              "embedded" if embedded else "external")
     try:
-        yield hall_bus, embedded
+        yield hall_bus
     finally:
         await hall_bus.stop()
-        if embedded is not None:
-            await embedded.stop()
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -49,12 +49,21 @@ class BrokerProcess:
         self._lock = threading.Lock()       # one request at a time on the pipe
 
     async def start(self) -> BrokerAddress:
+        self.launch()
+        return await self.ready()
+
+    def launch(self) -> None:
+        """Start the broker's process; ``ready`` waits until it listens (meanwhile the hall
+        server opens its database: the two starts overlap)."""
         mp = multiprocessing.get_context("spawn")
         self._conn, child = mp.Pipe()
         self._proc = mp.Process(target=_main, name="yimen-broker", daemon=True,
                                 args=(*self._args, logging.getLogger().level, child))
         self._proc.start()
         child.close()
+
+    async def ready(self) -> BrokerAddress:
+        """The broker's address once it listens, or a ``StartupError`` saying why not."""
         answer = await asyncio.to_thread(self._receive, START_TIMEOUT_S)
         if not (isinstance(answer, tuple) and answer[0] == "ready"):
             await self.stop()
