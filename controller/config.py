@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -291,6 +292,12 @@ class HallConfig(_Model):
 
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
+
+    @cached_property
+    def windows_for(self) -> dict[str, tuple[str, ...]]:
+        """Service code → the windows that serve it, in the file's order."""
+        return {s.code: tuple(w.id for w in self.windows if s.code in w.services)
+                for s in self.services}
 
 
 def reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:

@@ -88,11 +88,6 @@ class HallBus:
         self.config = engine.config
         self.topics = protocol.Topics(self.config.hall.id)
         self.devices = {d.id: d for d in self.config.devices}
-        #: service → the windows whose readouts count its line
-        self._windows_for: dict[str, list[str]] = {}
-        for w in self.config.windows:
-            for s in w.services:
-                self._windows_for.setdefault(s, []).append(w.id)
         #: (window, kind) → the ids of the devices bound there, for the ``set``s
         self._bound: dict[tuple[str, str], list[str]] = {}
         for d in self.config.devices:
@@ -266,7 +261,7 @@ class HallBus:
         it. After a rebuild from storage, everything is sent anew."""
         if committed.rebuilt:
             self._show_everything()
-        windows_for = self._windows_for
+        windows_for = self.config.windows_for          # the readouts counting each line
         for ev in committed.events:
             if ev.service:                   # a line changed: every readout counting it
                 self._recount.update(windows_for.get(ev.service, ()))

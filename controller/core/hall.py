@@ -43,10 +43,7 @@ class HallState:
         self.services = {s.code: s for s in config.services}
         self.window_cfg: dict[str, Window] = {w.id: w for w in config.windows}
         self.clerks = {c.id: c for c in config.clerks}
-        self.windows_for: dict[str, list[str]] = {s: [] for s in self.services}
-        for w in config.windows:
-            for s in w.services:
-                self.windows_for[s].append(w.id)
+        self.windows_for = config.windows_for
         self.calendar = WorkCalendar(config.hall)
         self.queue = Tickets(list(self.services), list(self.window_cfg), config.hall.recent_samples)
         self.desk = Windows(list(self.window_cfg))

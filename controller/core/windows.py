@@ -5,6 +5,7 @@ call back, transfer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +63,7 @@ class Windows:
             raise Refused("window_paused", "窗口已暂停服务", "the window is paused")
         return ws
 
-    def open_count(self, windows: list[str]) -> int:
+    def open_count(self, windows: Iterable[str]) -> int:
         return sum(1 for w in windows if self.windows[w].clerk is not None and not self.windows[w].paused)
 
 
