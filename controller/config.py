@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -80,6 +81,11 @@ class Span(BaseModel):
     def contains(self, minute: int) -> bool:
         return self.start <= minute < self.end
 
+    @model_serializer
+    def _text(self) -> str:
+        """Written back as it is read: ``"08:30-12:00"``."""
+        return str(self)
+
     def __str__(self) -> str:
         return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
 
@@ -123,6 +129,9 @@ class Service(_Model):
     avg_service_min: float = Field(default=10.0, gt=0)
     hours: Spans = ()
     quotas: tuple[Quota, ...] = ()
+    #: minutes of estimated wait after which the dashboard warns (0: the hall's setting)
+    wait_alert_min: int = Field(default=0, ge=0, le=1440)
+    enabled: bool = True
 
     @model_validator(mode="after")
     def _default_prefix(self) -> "Service":
@@ -150,6 +159,7 @@ class Window(_Model):
     weights: tuple[int, ...] = ()
     policy: Literal["order", "weighted", "fifo"] = "order"
     green_first: bool = False
+    enabled: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> "Window":
@@ -173,6 +183,7 @@ class Clerk(_Model):
     name: str = Field(min_length=1)
     windows: tuple[str, ...] = ()
     backup_windows: tuple[str, ...] = ()
+    enabled: bool = True
 
 
 class Device(_Model):
@@ -182,6 +193,7 @@ class Device(_Model):
     kind: DeviceKind
     window: str | None = None
     password: str | None = None
+    enabled: bool = True
 
     @model_validator(mode="after")
     def _bound(self) -> "Device":
@@ -206,6 +218,8 @@ class Hall(_Model):
     recent_samples: int = Field(default=20, ge=1, le=1000)
     evaluation_timeout_s: int = Field(default=60, ge=5, le=600)
     status_url: str = ""
+    #: minutes of estimated wait after which the dashboard suggests opening another window
+    wait_alert_min: int = Field(default=30, ge=0, le=1440)
 
     @field_validator("timezone")
     @classmethod
@@ -219,6 +233,15 @@ class Hall(_Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+class Notice(_Model):
+    """A hall notice (公告) shown on the hall screen and the kiosks."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+    text: str = Field(min_length=1, max_length=200)
+    text_en: str = Field(default="", max_length=400)
+    enabled: bool = True
 
 
 class Storage(_Model):
@@ -277,6 +300,7 @@ class HallConfig(_Model):
     windows: tuple[Window, ...] = Field(min_length=1)
     clerks: tuple[Clerk, ...] = ()
     devices: tuple[Device, ...] = ()
+    notices: tuple[Notice, ...] = ()
     storage: Storage = Storage()
     server: Server = Server()
     bus: Bus = Bus()
@@ -332,6 +356,7 @@ def reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     wins = unique("windows", "id")
     unique("clerks", "id")
     unique("devices", "id")
+    unique("notices", "id")
     for i, w in entries("windows"):
         for s in names(w.get("services")):
             if s not in codes:
@@ -426,7 +451,8 @@ def parse_config(data: dict, source: str = "<config>") -> HallConfig:
         if not across and isinstance(data, Mapping):   # the sections had errors of their own
             problems += [p for p in reference_problems(data) if p not in problems]
         raise ConfigError("\n".join(f"{source}: {where}: {zh} / {en}" if where
-                                    else f"{source}: {zh} / {en}" for where, zh, en in problems)) from None
+                                    else f"{source}: {zh} / {en}" for where, zh, en in problems),
+                          tuple(problems)) from None
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

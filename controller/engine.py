@@ -50,7 +50,7 @@ RETRY_S = 1.0
 READ_TIMEOUT_S = 10.0
 #: Events after which the timers the state needs may have changed.
 _TIMER_EVENTS = frozenset({EventKind.ROLLOVER, EventKind.EVALUATION_OPENED, EventKind.RATED,
-                           EventKind.UNRATED})
+                           EventKind.UNRATED, EventKind.CONFIG_CHANGED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,7 @@ class _Prepared:
     rows: Rows
     prune: datetime | None
     generation: int                  # of the state it was applied to
+    config: HallConfig               # the live configuration once it is committed
 
 
 class _Poisoned(Exception):
@@ -295,7 +296,8 @@ class Engine:
             rest = []
         else:
             self._replies.update(replies)  # seen by the next batch; a failed commit reloads them
-            return _Prepared(batch, results, changes.events, rows, prune, self._generation)
+            return _Prepared(batch, results, changes.events, rows, prune, self._generation,
+                             self._hall.config)
         # half applied: what is being committed first, then the rest on the stored state
         if inflight is not None:
             await asyncio.gather(inflight, return_exceptions=True)
@@ -333,6 +335,8 @@ class Engine:
             self._unsettled -= 1
             if self._unsettled == 0:
                 self._settled.set()
+        if p.generation == self._generation:
+            self.config = p.config           # listeners see the configuration committed
         for item, result in zip(p.batch, p.results, strict=True):
             self._answer(item, result)
         if p.events:
@@ -434,9 +438,10 @@ class Engine:
         now = self.clock.now()
         today = now.astimezone(self.config.hall.tz).date()
         hall, self._replies = await self.store.run(lambda conn: (
-            self.repo.load(conn, self.config, today),
+            self.repo.load(conn, self.config, today, now),
             self.repo.load_replies(conn, now - REPLY_RETENTION)))
         self._hall = hall
+        self.config = hall.config       # the database's, once stored (the file's only seeds it)
         self._settled.set()
         self.scheduler.follow(hall.deadlines())
 

@@ -14,9 +14,13 @@ from sqlalchemy import select
 from controller.core.commands import (
     COMMANDS,
     AddAppointment,
+    AddItem,
     CallNext,
     CallNumber,
     Cancel,
+    CancelAppointment,
+    ChangeItem,
+    ChangeSettings,
     Done,
     Evaluate,
     ExpireEvaluation,
@@ -28,8 +32,10 @@ from controller.core.commands import (
     Pause,
     Rate,
     Recall,
+    RemoveItem,
     Resume,
     Rollover,
+    SetDay,
     Source,
     Start,
     Take,
@@ -122,6 +128,13 @@ def every_command() -> list[tuple[object, Source]]:
     return [
         (AddAppointment(code="YY0001", service="A", day="2026-11-23"), admin),
         (Take(service="A", appointment="YY0001"), KIOSK),
+        (AddAppointment(code="YY0002", service="B", day="2026-11-24"), admin),
+        (CancelAppointment(code="YY0002"), admin),
+        (AddItem(section="notices", item={"id": "n1", "text": "今日下午停电检修"}), admin),
+        (ChangeItem(section="notices", id="n1", changes={"enabled": False}), admin),
+        (RemoveItem(section="notices", id="n1"), admin),
+        (ChangeSettings(changes={"max_recalls": 3}), admin),
+        (SetDay(day="2026-12-24", kind="holiday"), admin),
         (Take(service="A"), KIOSK),
         (Take(service="A"), KIOSK),
         (Cancel(number="A003"), Source("user:citizen", Origin.HTTP)),
@@ -166,7 +179,8 @@ async def test_every_commands_events_carry_day_actor_and_origin(db, engine, cloc
     assert {r["kind"] for r in rows} >= {"appointment_added", "issued", "cancelled", "login",
                                         "paused", "resumed", "called", "recalled", "serving",
                                         "evaluation_opened", "held", "transferred", "done",
-                                        "rated", "unrated", "no_show", "logout"}
+                                        "rated", "unrated", "no_show", "logout",
+                                        "appointment_cancelled", "config_changed"}
     for r in rows:
         assert r["day"] == clock.now().date() and r["v"] == 2
         assert (r["actor"], r["origin"]) in doors, dict(r)

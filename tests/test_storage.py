@@ -33,7 +33,7 @@ async def started(db, clock, **kw) -> Engine:
 
 async def test_migrations_are_idempotent(db):
     await upgrade(db)
-    assert await current_revision(db) == "0003"
+    assert await current_revision(db) == "0004"
 
 
 async def test_state_is_rebuilt_after_a_restart(db, clock):
@@ -113,7 +113,8 @@ async def test_events_are_stored_with_time_window_and_clerk(db, clock):
     async with db.connect() as conn:
         rows = (await conn.execute(select(schema.events).order_by(schema.events.c.id))).mappings().all()
     kinds = [r["kind"] for r in rows]
-    assert kinds == ["issued", "login", "called"]
+    assert kinds == ["config_changed", "issued", "login", "called"]   # the hall file seeded it
+    assert (rows[0]["actor"], json.loads(rows[0]["payload"])["action"]) == ("system", "seeded")
     called = rows[-1]
     assert (called["window"], called["clerk"], called["number"]) == ("2", "1002", "A001")
     assert called["at"] == clock.now() and called["day"] == clock.now().date()
@@ -423,12 +424,12 @@ async def test_a_new_kind_of_record_gets_its_migration_written(tmp_path, monkeyp
     try:
         path = await storage_db.write_revision("hall notices")
         text = path.read_text()
-        assert path.name == "0004_hall_notices.py" and "op.create_table('notices'" in text
+        assert path.name == "0005_hall_notices.py" and "op.create_table('notices'" in text
         assert "UTCDateTime()" in text and "sa.String(length=16)" in text
         db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
         try:
             await upgrade(db)
-            assert await current_revision(db) == "0004"
+            assert await current_revision(db) == "0005"
             async with db.connect() as conn:
                 diff = await conn.run_sync(
                     lambda c: compare_metadata(MigrationContext.configure(c), schema.metadata))

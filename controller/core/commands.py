@@ -211,6 +211,59 @@ class Rate(WindowCommand):
     reasons: tuple[Reason, ...] = ()
 
 
+class CancelAppointment(Command):
+    """取消预约: a booking not yet checked in is withdrawn."""
+
+    name = "cancel_appointment"
+    code: AppointmentCode
+
+
+# ---------------------------------------------------------------------- live configuration
+#: The list sections of the live configuration (each item named by its code or id).
+ItemSection = Literal["services", "windows", "clerks", "devices", "notices"]
+ItemId = Annotated[str, _text(r"^[A-Za-z0-9-]{1,48}$", 48)]
+
+
+class AddItem(Command):
+    """新增配置: add a service, window, clerk, device or notice."""
+
+    name = "config_add"
+    section: ItemSection
+    item: dict[str, Any]
+
+
+class ChangeItem(Command):
+    """修改配置: change some keys of an item; ``{"enabled": false}`` disables it (停用)."""
+
+    name = "config_change"
+    section: ItemSection
+    id: ItemId
+    changes: dict[str, Any]
+
+
+class RemoveItem(Command):
+    """删除配置: remove an item nothing depends on any more."""
+
+    name = "config_remove"
+    section: ItemSection
+    id: ItemId
+
+
+class ChangeSettings(Command):
+    """修改大厅设置: the hall's own settings (``[hall]`` of the hall file)."""
+
+    name = "settings_change"
+    changes: dict[str, Any]
+
+
+class SetDay(Command):
+    """节假日设置: the hall's own entry for a day — closed, open, or as the country's calendar."""
+
+    name = "calendar_set"
+    day: Day
+    kind: Literal["holiday", "workday", "default"]
+
+
 class ExpireEvaluation(Command):
     """A rating session nobody answered closes as unrated (未评价); the scheduler sends it."""
 
@@ -225,8 +278,9 @@ class Rollover(Command):
 
 
 COMMANDS: dict[str, type[Command]] = {c.name: c for c in (
-    Take, Cancel, AddAppointment, Login, Logout, Pause, Resume, CallNext, CallNumber, Recall,
-    NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation, Rollover)}
+    Take, Cancel, AddAppointment, CancelAppointment, Login, Logout, Pause, Resume, CallNext,
+    CallNumber, Recall, NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation,
+    Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay)}
 
 #: Window operations by their key name: the keypad's ``key`` on MQTT and the last part of
 #: ``POST /api/windows/{window}/{key}``.

@@ -12,6 +12,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+#: One problem with one field: ``(key, zh-CN, English)``.
+Problem = tuple[str, str, str]
+
 
 class YimenError(Exception):
     """Anything Yimen raises on purpose."""
@@ -24,18 +29,28 @@ class Refused(YimenError, ValueError):
     device's screen; ``message_en`` the English one.
     """
 
-    def __init__(self, code: str, message: str, message_en: str = "") -> None:
+    def __init__(self, code: str, message: str, message_en: str = "",
+                 problems: tuple[Problem, ...] = ()) -> None:
         super().__init__(f"{code}: {message_en or message}")
         self.code = code
         self.message = message
         self.message_en = message_en
+        self.problems = problems
 
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "message_en": self.message_en}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message, "message_en": self.message_en}
+        if self.problems:       # each field's own error, for a form to show in place
+            out["problems"] = [{"key": k, "message": zh, "message_en": en} for k, zh, en in self.problems]
+        return out
 
 
 class ConfigError(YimenError, ValueError):
-    """A hall configuration that cannot be used; the message names file and key."""
+    """A hall configuration that cannot be used; the message names file and key, and
+    ``problems`` lists each as ``(key, zh-CN, English)``."""
+
+    def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class EngineStopped(YimenError, RuntimeError):

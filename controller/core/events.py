@@ -39,6 +39,8 @@ class EventKind(StrEnum):
     EVALUATION_OPENED = "evaluation_opened"  # 邀请评价
     RATED = "rated"                          # 评价
     UNRATED = "unrated"                      # 未评价 (time-out)
+    APPOINTMENT_CANCELLED = "appointment_cancelled"  # 取消预约
+    CONFIG_CHANGED = "config_changed"        # 配置变更 (services, windows, … settings, calendar)
 
 
 # ---------------------------------------------------------------------- payloads, one per kind
@@ -98,6 +100,21 @@ class Unrated(TypedDict):
     session: str
 
 
+class AppointmentCancelled(TypedDict):
+    code: str
+    day: str
+
+
+class ConfigChanged(TypedDict):
+    section: Literal["all", "services", "windows", "clerks", "devices", "notices", "settings",
+                     "calendar"]
+    id: str | None              # the item's code or id; the day for the calendar
+    action: Literal["seeded", "added", "changed", "removed"]
+    changes: dict[str, Any]     # the keys given and their new values (the whole item if added)
+    before: dict[str, Any]      # those keys' values before (the whole item if removed)
+    revision: int               # the configuration's revision after the change
+
+
 class Empty(TypedDict):
     pass
 
@@ -112,6 +129,7 @@ PAYLOADS: dict[EventKind, type] = {
     EventKind.TRANSFERRED: Transferred, EventKind.CLOSED: Closed,
     EventKind.ROLLOVER: RolledOver, EventKind.EVALUATION_OPENED: EvaluationOpened,
     EventKind.RATED: Rated, EventKind.UNRATED: Unrated,
+    EventKind.APPOINTMENT_CANCELLED: AppointmentCancelled, EventKind.CONFIG_CHANGED: ConfigChanged,
 }
 
 

@@ -6,15 +6,17 @@ changed. Everything that changed is collected in ``changes`` for the engine to p
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from controller.config import HallConfig, Window
-from controller.core import ratings, tickets, windows
+from controller.core import calendar, configuration, ratings, tickets, windows
 from controller.core.calendar import WorkCalendar
 from controller.core.changes import Changes
 from controller.core.commands import COMMANDS, SYSTEM, Command, ExpireEvaluation, Rollover, Source
+from controller.core.configuration import StoredConfig, live_data
 from controller.core.events import Event, EventKind
 from controller.core.model import Ticket, TicketState
 from controller.core.ratings import Evaluation, Ratings
@@ -29,29 +31,64 @@ def _rollover(hall: HallState, cmd: Rollover, now: datetime) -> dict[str, Any]:
 
 
 HANDLERS: dict[type[Command], Handler] = {
-    **tickets.HANDLERS, **windows.HANDLERS, **ratings.HANDLERS, Rollover: _rollover}
+    **tickets.HANDLERS, **windows.HANDLERS, **ratings.HANDLERS, **configuration.HANDLERS,
+    Rollover: _rollover}
 assert set(HANDLERS) == set(COMMANDS.values()), "every command needs exactly one handler"
 
 
 class HallState:
     """One hall's live queue state for its current day."""
 
-    def __init__(self, config: HallConfig, day: date) -> None:
-        self.config = config
+    def __init__(self, config: HallConfig, day: date, revision: int = 0) -> None:
         self.tz = config.hall.tz
         self.day = day
-        self.services = {s.code: s for s in config.services}
-        self.window_cfg: dict[str, Window] = {w.id: w for w in config.windows}
-        self.clerks = {c.id: c for c in config.clerks}
-        self.windows_for = config.windows_for
-        self.calendar = WorkCalendar(config.hall)
-        self.queue = Tickets(list(self.services), list(self.window_cfg), config.hall.recent_samples)
-        self.desk = Windows(list(self.window_cfg))
+        self.queue = Tickets([], [], config.hall.recent_samples)
+        self.desk = Windows([])
         self.ratings = Ratings()
         self.changes = Changes()
         self._source = SYSTEM
         #: the last stamp given to a record id, in microseconds (see ``stamp``)
         self.last_stamp = 0
+        #: the live configuration as stored (its revision counts the changes)
+        self.stored_config = StoredConfig(revision, live_data(config))
+        self._configure(config)
+        self.recount()
+
+    def _configure(self, config: HallConfig) -> None:
+        self.config = config
+        self.services = {s.code: s for s in config.services}
+        self.window_cfg: dict[str, Window] = {w.id: w for w in config.windows}
+        self.clerks = {c.id: c for c in config.clerks}
+        self.windows_for = config.windows_for
+        self.calendar = WorkCalendar(config.hall)
+        self.queue.configure(list(self.services), list(self.window_cfg))
+        self.desk.configure(list(self.window_cfg))
+
+    def reconfigure(self, config: HallConfig) -> None:
+        """Swap in a new live configuration, checked already (``configuration.check_strands``):
+        lines and windows follow it, today's numbering of each service is counted anew."""
+        self._configure(config)
+        self.recount()
+        self.stored_config.revision += 1
+        self.stored_config.data = live_data(config)
+        self.changes.touch(self.stored_config)
+
+    def recount(self) -> None:
+        """Today's numbering, quota segments and recent service times, from today's tickets:
+        after a restart and after the services changed."""
+        q = self.queue
+        q.seq, q.ordinal = dict.fromkeys(self.services, 0), 0
+        q.segment_counts.clear()
+        q.durations = {s: deque(maxlen=self.config.hall.recent_samples) for s in self.services}
+        done: list[tuple[datetime, str, float]] = []
+        for t in sorted((t for t in q.all.values() if t.day == self.day), key=lambda t: t.ordinal):
+            svc = self.services.get(t.origin_service)
+            segment = svc and calendar.quota_segment(svc, self.local(t.issued_at))
+            q.count_issued(t, segment[0] if segment else None)
+            if t.state is TicketState.DONE and t.called_at and t.finished_at and t.service in q.durations:
+                done.append((t.finished_at, t.service, (t.finished_at - t.called_at).total_seconds() / 60))
+        for _, service, minutes in sorted(done):
+            q.durations[service].append(minutes)
 
     # ------------------------------------------------------------------ the one entry point
     def apply(self, command: Command, now: datetime, source: Source = SYSTEM) -> dict[str, Any]:
@@ -129,7 +166,8 @@ class HallState:
     # ------------------------------------------------------------------ reading
     @property
     def windows(self) -> list[str]:
-        return list(self.window_cfg)
+        """The windows in service (not disabled), in the configuration's order."""
+        return [w.id for w in self.window_cfg.values() if w.enabled]
 
     def ticket(self, number: str) -> Ticket | None:
         return self.queue.get(number)
@@ -196,4 +234,4 @@ class HallState:
                  "est_wait_min": self.estimate_min(s.code, self.waiting(s.code)),
                  "issued": self.queue.seq[s.code], "daily_cap": s.daily_cap,
                  "open_windows": self.open_windows(s.code)}
-                for s in self.config.services]
+                for s in self.config.services if s.enabled]

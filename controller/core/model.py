@@ -114,3 +114,4 @@ class Appointment:
     service: str
     day: date
     ticket: str | None = None
+    cancelled: bool = False

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.core import calendar
-from controller.core.commands import AddAppointment, Cancel, Command, Take
+from controller.core.commands import AddAppointment, Cancel, CancelAppointment, Command, Take
 from controller.core.errors import Refused
 from controller.core.events import EventKind
 from controller.core.model import Appointment, Priority, Ticket, TicketState
@@ -38,6 +38,12 @@ class Tickets:
         self.appointments: dict[str, Appointment] = {}
         #: recent service times in minutes, for the estimated wait
         self.durations: dict[str, deque[float]] = {s: deque(maxlen=recent_samples) for s in services}
+
+    def configure(self, services: list[str], windows: list[str]) -> None:
+        """Lines for the services and windows there are now (a removed one's line is empty:
+        the configuration's checks see to it)."""
+        self.lines = {s: self.lines[s] if s in self.lines else WaitingLine() for s in services}
+        self.directed = {w: self.directed[w] if w in self.directed else WaitingLine() for w in windows}
 
     def get(self, number: str) -> Ticket | None:
         tid = self.by_number.get(number.upper())
@@ -123,6 +129,8 @@ def unavailable(hall: HallState, service: str, now: datetime) -> Refused | None:
     """Why ``service`` issues no ticket at ``now`` (closed, today's or this segment's tickets
     gone), or None: the kiosk greys it out with this reason."""
     svc = hall.services[service]
+    if not svc.enabled:
+        return Refused("service_disabled", f"{svc.name}暂停办理", f"{svc.name_en or svc.code} is suspended")
     local = hall.local(now)
     if not calendar.is_open(hall.calendar, svc, local):
         hours = calendar.hours_text(hall.config.hall, svc)
@@ -152,7 +160,7 @@ def take(hall: HallState, cmd: Take, now: datetime) -> dict[str, Any]:
     if cmd.appointment:
         booking = q.appointments.get(cmd.appointment)
         if (booking is None or booking.service != cmd.service or booking.day != hall.day
-                or booking.ticket is not None):
+                or booking.ticket is not None or booking.cancelled):
             raise Refused("appointment_invalid", "预约码无效或已使用",
                           "the appointment code is not valid for this service today")
         if cls is Priority.ORDINARY:
@@ -199,6 +207,20 @@ def add_appointment(hall: HallState, cmd: AddAppointment, now: datetime) -> dict
     return {"appointment": cmd.code}
 
 
+def cancel_appointment(hall: HallState, cmd: CancelAppointment, now: datetime) -> dict[str, Any]:
+    """取消预约: a booking that has not checked in is withdrawn (kept, marked cancelled)."""
+    booking = hall.queue.appointments.get(cmd.code)
+    if booking is None or booking.cancelled:
+        raise Refused("unknown_appointment", "没有这个预约", "no such appointment")
+    if booking.ticket is not None:
+        raise Refused("appointment_used", "该预约已取号，不能取消", "this booking has checked in already")
+    booking.cancelled = True
+    hall.changes.touch(booking)
+    hall.emit(EventKind.APPOINTMENT_CANCELLED, now, service=booking.service, code=booking.code,
+              day=booking.day.isoformat())
+    return {"appointment": cmd.code, "cancelled": True}
+
+
 def cancel(hall: HallState, cmd: Cancel, now: datetime) -> dict[str, Any]:
     """取消: a citizen gives up a waiting or held ticket."""
     t = hall.queue.by_number_or_refuse(cmd.number)
@@ -212,5 +234,5 @@ def cancel(hall: HallState, cmd: Cancel, now: datetime) -> dict[str, Any]:
 
 
 HANDLERS: dict[type[Command], Callable[[HallState, Any, datetime], dict[str, Any]]] = {
-    Take: take, AddAppointment: add_appointment, Cancel: cancel,
+    Take: take, AddAppointment: add_appointment, CancelAppointment: cancel_appointment, Cancel: cancel,
 }

@@ -45,6 +45,10 @@ class Windows:
         self.windows: dict[str, WindowState] = {w: WindowState(w) for w in windows}
         self.attendance: dict[str, Attendance] = {}
 
+    def configure(self, windows: list[str]) -> None:
+        """The windows there are now (a removed one had nobody at it)."""
+        self.windows = {w: self.windows[w] if w in self.windows else WindowState(w) for w in windows}
+
     def window(self, window: str) -> WindowState:
         ws = self.windows.get(window)
         if ws is None:
@@ -81,6 +85,10 @@ def login(hall: HallState, cmd: Login, now: datetime) -> dict[str, Any]:
     clerk = hall.clerks.get(staff)
     if clerk is None:
         raise Refused("unknown_staff", f"工号{staff}不存在", f"unknown staff {staff!r}")
+    if not clerk.enabled:
+        raise Refused("staff_disabled", f"工号{staff}已停用", f"staff {staff!r} is disabled")
+    if not hall.window_cfg[window].enabled:
+        raise Refused("window_disabled", f"{window}号窗口已停用", f"window {window} is disabled")
     if window in clerk.windows:
         role = "A"
     elif window in clerk.backup_windows:

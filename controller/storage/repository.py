@@ -7,9 +7,10 @@ generically (``schema.RECORDS``: a record's fields are its table's columns)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from operator import attrgetter
 from typing import Any
@@ -19,13 +20,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from controller.config import HallConfig
-from controller.core import calendar
 from controller.core.changes import Changes
-from controller.core.events import SCHEMA_VERSION, Event
+from controller.core.commands import SYSTEM
+from controller.core.configuration import with_live
+from controller.core.events import SCHEMA_VERSION, Event, EventKind
 from controller.core.hall import HallState
 from controller.core.model import Appointment, Attendance, Ticket, TicketState, WindowState
 from controller.core.ratings import Evaluation
 from controller.storage import schema
+
+log = logging.getLogger("yimen.storage")
 
 #: The fields of each record kind that its table keeps.
 _COLUMNS: dict[type, tuple[str, ...]] = {
@@ -179,8 +183,10 @@ class Repository:
             r.c.hall == self.hall, r.c.at >= since))
         return {key: (at, reply) for key, at, reply in rows}
 
-    def load(self, conn: Connection, config: HallConfig, today: date) -> HallState:
-        """Rebuild the hall's live state: the stored day's tickets, every ticket still open,
+    def load(self, conn: Connection, config: HallConfig, today: date,
+             now: datetime | None = None) -> HallState:
+        """Rebuild the hall's live state: its stored configuration (the hall file's, stored
+        now, if there is none yet), the stored day's tickets, every ticket still open,
         windows, open attendance, bookings and open rating sessions. The day is rolled over
         later, as a command."""
         day = conn.execute(select(schema.hall_state.c.day).where(
@@ -188,7 +194,14 @@ class Repository:
         if day is None:
             day = today
             conn.execute(_upsert(conn.dialect.name, schema.hall_state), [{"hall": self.hall, "day": day}])
-        state = HallState(config, day)
+        h = schema.hall_config
+        stored = conn.execute(select(h.c.revision, h.c.data).where(h.c.hall == self.hall)).first()
+        if stored is None:
+            state = HallState(config, day)
+            self._seed(conn, state, now or datetime.now(UTC))
+        else:
+            live = with_live(config, stored.data, "数据库中的配置 / the stored configuration")
+            state = HallState(live, day, stored.revision)
         self._load_tickets(conn, state)
         self._load_windows(conn, state)
         for booking in self._select(conn, Appointment, schema.appointments.c.day >= day):
@@ -199,6 +212,18 @@ class Repository:
                   for column in (schema.evaluations.c.opened_at, schema.attendance.c.login_at)]
         state.last_stamp = max((int(t.timestamp() * 1_000_000) for t in latest if t), default=0)
         return state
+
+    def _seed(self, conn: Connection, state: HallState, now: datetime) -> None:
+        """The first start on this database: the hall file's configuration becomes the
+        stored one (afterwards the database's wins), recorded as the system's event."""
+        state.stored_config.revision = 1
+        changes = Changes()
+        changes.touch(state.stored_config)
+        changes.events.append(Event(
+            kind=EventKind.CONFIG_CHANGED, at=now, day=state.day, actor=SYSTEM.actor, origin=SYSTEM.origin,
+            payload={"section": "all", "id": None, "action": "seeded", "changes": {}, "before": {},
+                     "revision": 1}))
+        self.write(conn, self.rows(conn.dialect.name, changes, {}))
 
     def _select(self, conn: Connection, kind: type, *where: Any) -> list[Any]:
         table = schema.RECORDS[kind]
@@ -211,23 +236,15 @@ class Repository:
         earlier = select(t).where(t.c.hall == self.hall, t.c.state.in_(schema.OPEN_STATES),
                                   t.c.day < state.day).order_by(t.c.day, t.c.ordinal)
         today = select(t).where(t.c.hall == self.hall, t.c.day == state.day).order_by(t.c.ordinal)
-        q = state.queue
-        done: list[tuple[datetime, str, float]] = []   # today's service times, in order
         for row in [*conn.execute(earlier).mappings(), *conn.execute(today).mappings()]:
             ticket: Ticket = _record(Ticket, row)
-            if ticket.service not in state.services or (
-                    ticket.target_window and ticket.target_window not in state.window_cfg):
-                continue  # a service or window since removed from the configuration
-            if ticket.day == state.day:
-                svc = state.services.get(ticket.origin_service)
-                segment = svc and calendar.quota_segment(svc, state.local(ticket.issued_at))
-                q.count_issued(ticket, segment[0] if segment else None)
-                if ticket.state is TicketState.DONE and ticket.called_at and ticket.finished_at:
-                    done.append((ticket.finished_at, ticket.service,
-                                 (ticket.finished_at - ticket.called_at).total_seconds() / 60))
-            q.restore(ticket, state.day)
-        for _, service, minutes in sorted(done):
-            q.durations[service].append(minutes)
+            if not ticket.state.terminal and (ticket.service not in state.services or (
+                    ticket.target_window and ticket.target_window not in state.window_cfg)):
+                log.error("ticket %s: its service or window is no longer configured; left out",
+                          ticket.number)   # the live configuration refuses such a change
+                continue
+            state.queue.restore(ticket, state.day)
+        state.recount()
 
     def _load_windows(self, conn: Connection, state: HallState) -> None:
         desk = state.desk

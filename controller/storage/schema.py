@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from controller.core.configuration import StoredConfig
 from controller.core.model import Appointment, Attendance, Priority, Ticket, TicketState, WindowState
 from controller.core.ratings import Evaluation
 
@@ -103,6 +104,19 @@ class JSONList(TypeDecorator):
         return tuple(json.loads(value)) if value else ()
 
 
+class JSONDoc(TypeDecorator):
+    """A JSON object kept as text (the live configuration)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> str:  # noqa: ANN001
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def process_result_value(self, value: str | None, dialect) -> dict[str, Any]:  # noqa: ANN001
+        return json.loads(value) if value else {}
+
+
 #: Columns fixed when a row is first written; an upsert leaves them (and their indexes) alone.
 FIXED = {"fixed": True}
 
@@ -165,6 +179,7 @@ appointments = Table(
     Column("service", String(8), nullable=False),
     Column("day", Date, nullable=False),
     Column("ticket", String(32)),
+    Column("cancelled", Boolean, nullable=False, default=False),
 )
 
 #: The event log (docs/events.md): append-only, one row per state change.
@@ -225,8 +240,17 @@ Index("ix_evaluations_hall_opened", evaluations.c.hall, evaluations.c.opened_at)
 Index("ix_evaluations_open", evaluations.c.hall, sqlite_where=evaluations.c.closed_at.is_(None),
       postgresql_where=evaluations.c.closed_at.is_(None))
 
+#: The live configuration (services, windows, clerks, devices, notices, settings), one
+#: document per hall; every change is also an event.
+hall_config = Table(
+    "hall_config", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("data", JSONDoc(), nullable=False),
+)
+
 #: Each kind of record the core keeps, and its table.
 RECORDS: dict[type, Table] = {
     Ticket: tickets, WindowState: windows, Attendance: attendance, Appointment: appointments,
-    Evaluation: evaluations,
+    Evaluation: evaluations, StoredConfig: hall_config,
 }
