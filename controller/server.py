@@ -19,7 +19,8 @@ from controller.bus.calls import CallLog
 from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig
-from controller.engine import Engine
+from controller.core.events import EventKind
+from controller.engine import Committed, Engine
 from controller.startup import bind_http, migrate
 from controller.storage.db import database_url, open_database
 from controller.web.api import BUS, ENGINE, add_routes
@@ -27,6 +28,7 @@ from controller.web.feed import FEED, ScreenFeed
 from controller.web.pages import add_page_routes
 from protocol.credentials import derived_password
 from protocol.link import BrokerAddress
+from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.server")
 
@@ -100,8 +102,11 @@ async def _device_bus(engine: Engine, calls: CallLog, data_dir: str | Path, brok
     """The device bus on ``embedded`` (launched already) or the broker ``broker`` names."""
     config = engine.config
     secret = security.load_secret(config, data_dir)
+    access = None
     if embedded is not None:
         address = await embedded.ready()
+        await embedded.set_access(engine.config)       # the database's devices, not the file's
+        access = asyncio.create_task(_follow_devices(engine, embedded), name="yimen-broker-access")
     else:
         address = BrokerAddress.parse(broker or config.bus.broker)
     hall_bus = HallBus(engine, calls, address,
@@ -113,6 +118,26 @@ async def _device_bus(engine: Engine, calls: CallLog, data_dir: str | Path, brok
         yield hall_bus
     finally:
         await hall_bus.stop()
+        if access is not None:
+            await cancel_all([access])
+
+
+async def _follow_devices(engine: Engine, embedded: BrokerProcess) -> None:
+    """The embedded broker's logins and topic rules follow the configured devices: after
+    each change of them, the latest configuration is sent (several changes, one send)."""
+    changed = asyncio.Event()
+
+    def on_commit(committed: Committed) -> None:
+        if committed.rebuilt or any(e.kind is EventKind.CONFIG_CHANGED and
+                                    e.payload.get("section") in ("devices", "all")
+                                    for e in committed.events):
+            changed.set()
+
+    engine.subscribe(on_commit)
+    while True:
+        await changed.wait()
+        changed.clear()
+        await embedded.set_access(engine.config)
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +33,24 @@ from protocol.topics import Topics
 log = logging.getLogger("yimen.broker")
 
 
+@dataclass
+class Access:
+    """Who may log in (user → password) and what each may publish and read: replaced as a
+    whole when the hall's devices change, while the broker runs."""
+
+    users: dict[str, str]
+    grants: dict[str, security.Grants]
+
+
 class PasswordPlugin(BaseAuthPlugin):
     """Each device logs in with its own id and password; nobody logs in anonymously."""
 
     @dataclass
     class Config:
-        users: dict[str, str] = field(default_factory=dict)
+        access: Any = None          # an ``Access``, shared with the broker
 
     async def authenticate(self, *, session: Any) -> bool:
-        expected = self.config.users.get(session.username or "")
+        expected = self.config.access.users.get(session.username or "")
         ok = expected is not None and hmac.compare_digest(expected, session.password or "")
         if not ok:
             log.warning("refused MQTT login as %r from client %s", session.username, session.client_id)
@@ -165,10 +174,10 @@ class _HallBroker(Broker):
     Mosquitto) is a plain call, and the broadcast loop hands each message straight to its
     subscribers' handlers."""
 
-    def __init__(self, config: dict[str, Any], root: str, grants: Any) -> None:
+    def __init__(self, config: dict[str, Any], root: str, access: Access) -> None:
         super().__init__(config)
         self._subscriptions = _Subscriptions()
-        self._root, self._grants = root, grants
+        self._root, self._access = root, access
         self._sending: set[asyncio.Task] = set()
 
     async def _topic_filtering(self, session: Any, topic: str, action: Action) -> bool:
@@ -176,7 +185,7 @@ class _HallBroker(Broker):
 
     def _allowed(self, session: Any, topic: str, action: Action) -> bool:
         user = session.username if session is not None else None
-        ok = security.allowed(self._grants, self._root, user, str(action), topic)
+        ok = security.allowed(self._access.grants, self._root, user, str(action), topic)
         if not ok and action != Action.RECEIVE:
             log.warning("ACL refused %s %s to %r", action, topic, user)
         return ok
@@ -236,18 +245,27 @@ class EmbeddedBroker:
                  listen: str | None = None) -> None:
         bind = BrokerAddress.parse(listen or config.bus.listen)
         self.host, self.port = bind.host, bind.port
+        self.secret = secret
+        self.access = Access({}, {})
+        self.set_access(config)
         self.plugins = {
-                _plugin(PasswordPlugin): {"users": security.passwords(config, secret)},
+                _plugin(PasswordPlugin): {"access": self.access},
                 _plugin(RetainedSnapshotPlugin): {"path": str(Path(data_dir) / "broker-retained.json")},
         }
-        self.root, self.grants = Topics(config.hall.id).root, security.grants(config)
+        self.root = Topics(config.hall.id).root
         self.broker: _HallBroker | None = None
+
+    def set_access(self, config: HallConfig) -> None:
+        """The passwords and topic rules of ``config``'s devices, from now on (a disabled or
+        removed device can no longer log in, publish or read)."""
+        self.access.users = security.passwords(config, self.secret)
+        self.access.grants = security.grants(config)
 
     async def start(self) -> BrokerAddress:
         """Start (or start again, on the port it had)."""
         self.broker = _HallBroker({
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "timeout_disconnect_delay": 0, "plugins": self.plugins}, self.root, self.grants)
+            "timeout_disconnect_delay": 0, "plugins": self.plugins}, self.root, self.access)
         await self.broker.start()
         server = self.broker._servers["default"].instance          # amqtt keeps no public handle
         self.port = server.sockets[0].getsockname()[1]

@@ -85,6 +85,12 @@ class BrokerProcess:
     def address(self) -> BrokerAddress:
         return BrokerAddress(self.host, self.port)
 
+    async def set_access(self, config: HallConfig) -> None:
+        """Who may log in and what each may read and write, from ``config``'s devices."""
+        answer = await asyncio.to_thread(self._ask, ("access", config))
+        if answer != "ok":
+            log.error("the embedded broker did not take the devices' new access: %s", answer)
+
     async def cpu_s(self) -> float:
         """The broker process's CPU time so far (user + system), in seconds."""
         return await asyncio.to_thread(self._ask, "cpu")
@@ -111,7 +117,7 @@ class BrokerProcess:
         assert self._conn is not None
         return self._conn
 
-    def _ask(self, request: str) -> Any:
+    def _ask(self, request: Any) -> Any:
         with self._lock:
             self._pipe.send(request)
             return self._receive(10)
@@ -151,7 +157,7 @@ async def _serve(broker: EmbeddedBroker, conn: Connection) -> None:
         amqtt_log.setLevel(level)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    threading.Thread(target=_requests, args=(conn, loop, stop), daemon=True).start()
+    threading.Thread(target=_requests, args=(conn, loop, stop, broker), daemon=True).start()
     conn.send(("ready", address.port))
     try:
         await stop.wait()
@@ -159,7 +165,12 @@ async def _serve(broker: EmbeddedBroker, conn: Connection) -> None:
         await broker.stop()
 
 
-def _requests(conn: Connection, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+async def _set_access(broker: EmbeddedBroker, config: HallConfig) -> None:
+    broker.set_access(config)         # on the broker's loop, between two of its checks
+
+
+def _requests(conn: Connection, loop: asyncio.AbstractEventLoop, stop: asyncio.Event,
+              broker: EmbeddedBroker) -> None:
     """Answers the parent's requests until ``stop`` or until the parent is gone."""
     while True:
         try:
@@ -170,4 +181,7 @@ def _requests(conn: Connection, loop: asyncio.AbstractEventLoop, stop: asyncio.E
             break
         if request == "cpu":
             conn.send(time.process_time())
+        elif isinstance(request, tuple) and request[0] == "access":
+            asyncio.run_coroutine_threadsafe(_set_access(broker, request[1]), loop).result()
+            conn.send("ok")
     loop.call_soon_threadsafe(stop.set)

@@ -32,6 +32,8 @@ def to_command(event: DeviceEvent, device: Device | None) -> Command:
     """The hall command an event stands for, checked against the device's configuration."""
     if device is None:
         raise ProtocolError("unknown_device", "设备未登记", f"device {event.device!r} is not configured")
+    if not device.enabled:
+        raise ProtocolError("device_disabled", "设备已停用", f"device {event.device!r} is disabled")
     kinds = EVENT_KINDS.get(event.type)
     if kinds is None:
         raise ProtocolError("unknown_type", "无法识别的事件", f"unknown event type {event.type[:40]!r}")

@@ -41,6 +41,8 @@ def passwords(config: HallConfig, secret: str) -> dict[str, str]:
     """User name → password, for the controller and every configured device."""
     out = {CONTROLLER_USER: derived_password(secret, CONTROLLER_USER)}
     for d in config.devices:
+        if not d.enabled:
+            continue
         out[d.id] = d.password or derived_password(secret, d.id)
     return out
 
@@ -58,6 +60,8 @@ def grants(config: HallConfig) -> dict[str, Grants]:
     topics = Topics(config.hall.id)
     out = {CONTROLLER_USER: Grants(everything=True)}
     for d in config.devices:
+        if not d.enabled:
+            continue
         read = {topics.device(d.id, "set"), topics.device(d.id, "cmd"), topics.state}
         if d.kind in SCREEN_KINDS:
             read |= {topics.calls, topics.board}

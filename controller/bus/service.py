@@ -25,6 +25,7 @@ from controller.bus import views
 from controller.bus.calls import CallLog
 from controller.bus.protocol import to_command
 from controller.bus.security import CONTROLLER_USER
+from controller.config import Device, HallConfig
 from controller.core.commands import Command, Origin, Source, device_source
 from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.core.events import EventKind
@@ -85,14 +86,11 @@ class HallBus:
     def __init__(self, engine: Engine, calls: CallLog, broker: BrokerAddress,
                  password: str | None = None) -> None:
         self.engine = engine
-        self.config = engine.config
         self.topics = protocol.Topics(self.config.hall.id)
-        self.devices = {d.id: d for d in self.config.devices}
+        self.devices: dict[str, Device] = {}
         #: (window, kind) → the ids of the devices bound there, for the ``set``s
         self._bound: dict[tuple[str, str], list[str]] = {}
-        for d in self.config.devices:
-            if d.window is not None:
-                self._bound.setdefault((d.window, d.kind), []).append(d.id)
+        self._bind()
         self.registry: dict[str, DeviceRecord] = {}
         self.errors: Counter[str] = Counter()
         self.boot_id = uuid.uuid4().hex[:12]
@@ -117,6 +115,20 @@ class HallBus:
         self._main: list[asyncio.Task] = []
         self.calls = calls
         self.calls.subscribe(self._on_events)
+
+    @property
+    def config(self) -> HallConfig:
+        """The live configuration, as committed."""
+        return self.engine.config
+
+    def _bind(self) -> None:
+        """The configured devices and the windows they are bound to, from the live
+        configuration (a disabled device is shown nothing)."""
+        self.devices = {d.id: d for d in self.config.devices}
+        self._bound = {}
+        for d in self.config.devices:
+            if d.window is not None and d.enabled:
+                self._bound.setdefault((d.window, d.kind), []).append(d.id)
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -259,7 +271,8 @@ class HallBus:
     def _on_events(self, committed: Committed, calls: list[dict[str, Any]]) -> None:
         """After each commit (through the call log): mark what changed; the publisher sends
         it. After a rebuild from storage, everything is sent anew."""
-        if committed.rebuilt:
+        if committed.rebuilt or any(ev.kind is EventKind.CONFIG_CHANGED for ev in committed.events):
+            self._bind()                     # services, windows, devices may have changed
             self._show_everything()
         windows_for = self.config.windows_for          # the readouts counting each line
         for ev in committed.events:
@@ -316,7 +329,7 @@ class HallBus:
         for w in windows - called.keys():
             sets(w)
         for w in evaluators:
-            self._offer(sent, w, "evaluator", lambda w: views.evaluator_set(hall, self.config, w))
+            self._offer(sent, w, "evaluator", partial(views.evaluator_set, hall))
         if self._board_dirty:
             self._publish_board(sent, hall)
         await asyncio.gather(*sent)

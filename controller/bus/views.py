@@ -43,11 +43,11 @@ def window_display_set(hall: HallState, window: str, call_id: str | None = None)
             "window": window, "flash_s": 0}
 
 
-def evaluator_set(hall: HallState, config: HallConfig, window: str) -> dict[str, Any]:
+def evaluator_set(hall: HallState, window: str) -> dict[str, Any]:
     ev = hall.open_evaluation(window)
     if ev is None:
         return {"op": "idle"}
-    clerk = next((c for c in config.clerks if c.id == ev.clerk), None)
+    clerk = hall.clerks.get(ev.clerk or "")
     return {"op": "prompt", "session": ev.id, "ticket": ev.number,
             "staff_name": masked_name(clerk.name) if clerk else "", "timeout_s": ev.timeout_s}
 
@@ -73,4 +73,4 @@ def board(hall: HallState, recent_calls: list[dict[str, Any]], local_at: datetim
     services = [{"service": s["service"], "name": s["name"], "waiting": s["waiting"],
                  "est_wait_min": s["est_wait_min"]} for s in hall.services_view()]
     return {"windows": windows, "services": services, "recent_calls": recent_calls[-10:],
-            "at": local_at.isoformat()}
+            "notices": hall.notices(), "at": local_at.isoformat()}

@@ -177,7 +177,8 @@ def check_strands(hall: HallState, new: HallConfig) -> None:
     open_tickets = [t for t in hall.queue.all.values() if not t.state.terminal]
     for t in open_tickets:
         if t.service not in services:
-            raise Refused("service_in_use", f"业务 {t.service} 还有未办完的号（{t.number}），不能删除；请改为停用",
+            raise Refused("service_in_use",
+                          f"业务 {t.service} 还有未办完的号（{t.number}），不能删除；请改为停用",
                           f"service {t.service} still has open tickets ({t.number}); disable it instead")
         for w in (t.target_window, t.window if t.state.at_window or t.state is TicketState.HELD else None):
             if w is not None and (w not in windows or not windows[w].enabled):
@@ -209,7 +210,8 @@ def _check_prefixes(hall: HallState, new: HallConfig) -> None:
     for s in new.services:
         owner = issued.get(s.prefix)
         if owner is not None and owner != s.code:
-            raise Refused("prefix_in_use", f"今天已用 {s.prefix} 开头的号发给业务 {owner}，明天才能改给 {s.code}",
+            raise Refused("prefix_in_use",
+                          f"今天已用 {s.prefix} 开头的号发给业务 {owner}，明天才能改给 {s.code}",
                           f"prefix {s.prefix} was issued today for {owner}; it can move to {s.code} tomorrow")
 
 

@@ -213,6 +213,11 @@ class HallState:
             out["status_url"] = f"{base.rstrip('/')}/t/{ticket.id}"
         return out
 
+    def notices(self) -> list[dict[str, str]]:
+        """The hall's notices in force (公告), for the hall screen and the kiosks."""
+        return [{"id": n.id, "text": n.text, "text_en": n.text_en}
+                for n in self.config.notices if n.enabled]
+
     def window_view(self, window: str) -> dict[str, Any]:
         ws = self.desk.windows[window]
         cfg = self.window_cfg[window]

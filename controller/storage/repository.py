@@ -25,7 +25,7 @@ from controller.core.commands import SYSTEM
 from controller.core.configuration import with_live
 from controller.core.events import SCHEMA_VERSION, Event, EventKind
 from controller.core.hall import HallState
-from controller.core.model import Appointment, Attendance, Ticket, TicketState, WindowState
+from controller.core.model import Appointment, Attendance, Ticket, WindowState
 from controller.core.ratings import Evaluation
 from controller.storage import schema
 

@@ -36,13 +36,15 @@ async def kiosk_services(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     hall, now = await engine.settled(), engine.clock.now()
     out = []
-    for s, view in zip(engine.config.services, hall.services_view(), strict=True):
+    for view in hall.services_view():             # the services in service, in order
+        s = hall.services[view["service"]]
         refusal = hall.unavailable(s.code, now)
         out.append({"service": s.code, "name": s.name, "name_en": s.name_en,
                     "category": s.category or "综合业务", "waiting": view["waiting"],
                     "est_wait_min": view["est_wait_min"], "available": refusal is None,
                     "reason": refusal.message if refusal else ""})
-    return json_response({"ok": True, "hall": engine.config.hall.name, "services": out})
+    return json_response({"ok": True, "hall": hall.config.hall.name, "services": out,
+                          "notices": hall.notices()})
 
 
 async def ticket_status(request: web.Request) -> web.Response:
