@@ -179,6 +179,38 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def cmd_config_export(args: argparse.Namespace) -> int:
+    """The hall's configuration as it is now (the database's) as a hall file."""
+    from controller import config_io
+
+    text = asyncio.run(config_io.export_text(_config(args.config), args.db, args.data))
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"已导出 exported: {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_config_import(args: argparse.Namespace) -> int:
+    """A hall file's configuration into the database, through the engine (all or nothing)."""
+    from controller import config_io
+    from controller.core.errors import Refused
+
+    current, new = _config(args.config), _config(args.file)
+    server = args.server or os.environ.get("YIMEN_HTTP") or current.server.http
+    try:
+        differences = config_io.import_config(current, new, args.db, args.data, server, args.dry_run)
+    except Refused as exc:
+        print(f"yimen: 未导入 not imported: {exc.message} / {exc.message_en}", file=sys.stderr)
+        return 1
+    for line in config_io.describe(differences):
+        print(line)
+    verb = "将有 would make" if args.dry_run else "已导入 imported"
+    print(f"{verb} {len(differences)} 处变更 changes", file=sys.stderr)
+    return 0
+
+
 def cmd_db_revision(args: argparse.Namespace) -> int:
     from controller.storage.db import write_revision
 
@@ -516,6 +548,42 @@ def build_parser() -> argparse.ArgumentParser:
                     "Exits 2 when any file has an error.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser(
+        "config", help="导出、导入大厅配置 / export or import the hall's configuration",
+        description="大厅配置保存在数据库中，运行中即可修改。export 把当前配置写成大厅配置文件；"
+                    "import 把配置文件导入数据库（先用 --dry-run 查看差异）。 / "
+                    "The hall's configuration lives in its database and changes while it runs. "
+                    "export writes it as a hall file; import "
+                    "takes a hall file in (see the differences first with --dry-run).")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    c = csub.add_parser(
+        "export", help="把当前配置写成配置文件 / write the configuration as a hall file",
+        description="把数据库中的当前配置（服务、窗口、人员、设备、公告、设置）连同 --config "
+                    "文件的部署部分写成 TOML。 / Write the database's configuration (services, "
+                    "windows, clerks, devices, notices, settings) with --config's deployment "
+                    "sections as TOML.")
+    c.add_argument("--config", default=str(DEMO_CONFIG), metavar="FILE",
+                   help="the hall file the server runs with (default: the demo hall)")
+    c.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
+    _add_storage(c)
+    c.set_defaults(func=cmd_config_export)
+    c = csub.add_parser(
+        "import", help="把配置文件导入数据库 / take a hall file's configuration in",
+        description="把配置文件中的服务、窗口、人员、设备、公告和设置导入数据库，整体生效或整体不生效；会让号无处"
+                    "可去的修改会被拒绝。服务器运行时经由其接口导入。 / Take a hall file's services, "
+                    "windows, clerks, devices, notices and settings in, all or nothing; a change "
+                    "that would strand tickets is refused. While a server runs on the data "
+                    "folder, this goes through its API.")
+    c.add_argument("file", help="the hall file to import")
+    c.add_argument("--dry-run", action="store_true", help="only show the differences")
+    c.add_argument("--config", default=str(DEMO_CONFIG), metavar="FILE",
+                   help="the hall file the server runs with (default: the demo hall)")
+    c.add_argument("--server", metavar="HOST:PORT",
+                   help="the running server's HTTP address (default: $YIMEN_HTTP, then the "
+                        "config's server.http)")
+    _add_storage(c)
+    c.set_defaults(func=cmd_config_import)
 
     p = sub.add_parser(
         "db", help="数据库维护 / database maintenance",

@@ -24,6 +24,7 @@ from controller.engine import Committed, Engine
 from controller.startup import bind_http, migrate
 from controller.storage.db import database_url, open_database
 from controller.web.api import BUS, ENGINE, add_routes
+from controller.web.config_api import IMPORT_LIMIT, add_config_routes
 from controller.web.feed import FEED, ScreenFeed
 from controller.web.pages import add_page_routes
 from protocol.credentials import derived_password
@@ -42,7 +43,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     """The app factory: ``cleanup_ctx`` opens the database, migrates it, runs the engine, the
     broker (embedded unless ``broker`` or the config's ``bus.broker`` names one) and the
     device bus, and closes all of it in reverse order."""
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=IMPORT_LIMIT)   # each route has its own, smaller limit
 
     async def hall(app: web.Application) -> AsyncIterator[None]:
         embedded = None
@@ -86,6 +87,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     app.cleanup_ctx.append(hall)
     app.on_shutdown.append(_end_streams)      # before the server waits for open requests
     add_routes(app)
+    add_config_routes(app)
     add_page_routes(app)
     return app
 

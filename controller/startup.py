@@ -34,6 +34,10 @@ class StartupError(YimenError, RuntimeError):
         self.message_en = message_en
 
 
+class FolderInUse(StartupError):
+    """Another server holds the data folder."""
+
+
 @contextmanager
 def data_folder_lock(folder: str | Path) -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (created if missing) until the block ends.
@@ -49,7 +53,7 @@ def data_folder_lock(folder: str | Path) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise StartupError(
+            raise FolderInUse(
                 f"数据文件夹 {path} 正由另一个 Yimen 服务器使用（进程 {owner}），请用 --data 另选文件夹",
                 f"the data folder is in use by another Yimen server (process {owner}); "
                 f"give this one its own --data DIR") from None

@@ -264,6 +264,14 @@ class SetDay(Command):
     kind: Literal["holiday", "workday", "default"]
 
 
+class ImportConfig(Command):
+    """导入配置: make the live configuration the given one (the live sections of a hall file),
+    all at once or not at all."""
+
+    name = "config_import"
+    data: dict[str, Any]
+
+
 class ExpireEvaluation(Command):
     """A rating session nobody answered closes as unrated (未评价); the scheduler sends it."""
 
@@ -280,7 +288,7 @@ class Rollover(Command):
 COMMANDS: dict[str, type[Command]] = {c.name: c for c in (
     Take, Cancel, AddAppointment, CancelAppointment, Login, Logout, Pause, Resume, CallNext,
     CallNumber, Recall, NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation,
-    Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay)}
+    Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay, ImportConfig)}
 
 #: Window operations by their key name: the keypad's ``key`` on MQTT and the last part of
 #: ``POST /api/windows/{window}/{key}``.

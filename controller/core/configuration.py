@@ -17,7 +17,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.config import HallConfig, parse_config
-from controller.core.commands import AddItem, ChangeItem, ChangeSettings, Command, RemoveItem, SetDay
+from controller.core.commands import (
+    AddItem,
+    ChangeItem,
+    ChangeSettings,
+    Command,
+    ImportConfig,
+    RemoveItem,
+    SetDay,
+)
 from controller.core.errors import ConfigError, Refused
 from controller.core.events import EventKind
 from controller.core.model import TicketState
@@ -121,6 +129,56 @@ def set_day(hall: HallState, cmd: SetDay, now: datetime) -> dict[str, Any]:
     return _change(hall, now, data, "calendar", day, "changed", {"kind": cmd.kind}, {"kind": before})
 
 
+def import_config(hall: HallState, cmd: ImportConfig, now: datetime) -> dict[str, Any]:
+    """导入: the live sections of a hall file become the configuration, checked as a whole
+    (one refusal changes nothing); each difference is an event of its own."""
+    data = {k: v for k, v in cmd.data.items() if k in LIVE}
+    old = live_data(hall.config)
+    hall_data = data.get("hall")
+    if isinstance(hall_data, dict):
+        for key, (zh, en) in FIXED_SETTINGS.items():
+            if hall_data.get(key, old["hall"][key]) != old["hall"][key]:
+                raise Refused("bad_arguments", f"{zh}与本厅不同，不能导入", f"{en} differs from this hall's")
+    config = _validated(hall.config, data, "all", None)
+    differences = config_diff(old, live_data(config))
+    if differences:
+        check_strands(hall, config)
+        hall.reconfigure(config)
+        for d in differences:
+            hall.emit(EventKind.CONFIG_CHANGED, now, **d, revision=hall.stored_config.revision)
+    return {"differences": differences, "revision": hall.stored_config.revision}
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """What changes from ``old`` to ``new`` (both ``live_data``), as the events that record
+    it: settings, then each section's items added, changed, removed and a new order."""
+    out: list[dict[str, Any]] = []
+    changed = {k: v for k, v in new["hall"].items() if old["hall"].get(k) != v}
+    if changed:
+        out.append({"section": "settings", "id": None, "action": "changed", "changes": changed,
+                    "before": {k: old["hall"].get(k) for k in changed}})
+    for section, key in SECTIONS.items():
+        before = {i[key]: i for i in old[section]}
+        after = {i[key]: i for i in new[section]}
+        for item_id, item in after.items():
+            if item_id not in before:
+                out.append({"section": section, "id": item_id, "action": "added", "changes": item,
+                            "before": {}})
+            elif item != before[item_id]:
+                keys = [k for k in item if item[k] != before[item_id].get(k)]
+                out.append({"section": section, "id": item_id, "action": "changed",
+                            "changes": {k: item[k] for k in keys},
+                            "before": {k: before[item_id].get(k) for k in keys}})
+        out += [{"section": section, "id": item_id, "action": "removed", "changes": {}, "before": item}
+                for item_id, item in before.items() if item_id not in after]
+        kept_old = [i for i in before if i in after]
+        kept_new = [i for i in after if i in before]
+        if kept_old != kept_new:
+            out.append({"section": section, "id": None, "action": "reordered",
+                        "changes": {"order": list(after)}, "before": {"order": list(before)}})
+    return out
+
+
 def _find(data: dict[str, Any], section: str, item_id: str) -> tuple[int, dict[str, Any]]:
     key = SECTIONS[section]
     for i, item in enumerate(data[section]):
@@ -217,5 +275,5 @@ def _check_prefixes(hall: HallState, new: HallConfig) -> None:
 
 HANDLERS: dict[type[Command], Callable[[HallState, Any, datetime], dict[str, Any]]] = {
     AddItem: add_item, ChangeItem: change_item, RemoveItem: remove_item,
-    ChangeSettings: change_settings, SetDay: set_day,
+    ChangeSettings: change_settings, SetDay: set_day, ImportConfig: import_config,
 }

@@ -109,7 +109,7 @@ class ConfigChanged(TypedDict):
     section: Literal["all", "services", "windows", "clerks", "devices", "notices", "settings",
                      "calendar"]
     id: str | None              # the item's code or id; the day for the calendar
-    action: Literal["seeded", "added", "changed", "removed"]
+    action: Literal["seeded", "added", "changed", "removed", "reordered"]
     changes: dict[str, Any]     # the keys given and their new values (the whole item if added)
     before: dict[str, Any]      # those keys' values before (the whole item if removed)
     revision: int               # the configuration's revision after the change

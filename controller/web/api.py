@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from controller.core.commands import (
     WINDOW_KEYS,
     AddAppointment,
     Cancel,
+    CancelAppointment,
     Command,
     Origin,
     Source,
@@ -31,9 +33,10 @@ ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
 BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
 
 _NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_staff",
+              "unknown_config_item", "unknown_config_section", "unknown_appointment",
               "unknown_command"}
 _BAD_REQUEST = {"bad_arguments", "bad_priority", "bad_transfer", "bad_request"}
-_UNPROCESSABLE = {"idempotency_key_reused"}
+_UNPROCESSABLE = {"idempotency_key_reused", "invalid_config"}
 MAX_BODY = 16 * 1024
 log = logging.getLogger("yimen.web")
 
@@ -49,13 +52,17 @@ def _refusal(r: Refused) -> web.Response:
     return json_response({"ok": False, "error": r.as_dict()}, status)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def body(request: web.Request, limit: int = MAX_BODY) -> dict[str, Any]:
+    """The request's JSON object (at most ``limit`` bytes), or ``bad_request``."""
     if not request.can_read_body:
         return {}
-    if request.content_length and request.content_length > MAX_BODY:
+    if request.content_length and request.content_length > limit:
+        raise Refused("bad_request", "请求过大", "request body too large")
+    raw = await request.read()
+    if len(raw) > limit:
         raise Refused("bad_request", "请求过大", "request body too large")
     try:
-        data = json.loads(await request.read() or b"{}")
+        data = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refused("bad_request", "请求格式错误", f"body is not JSON: {exc}") from None
     except RecursionError:
@@ -123,7 +130,7 @@ def source(request: web.Request) -> Source:
     return Source(f"anonymous:{request.remote or '?'}", Origin.HTTP)
 
 
-async def _run(request: web.Request, command: Command, status: int = 200) -> web.Response:
+async def run_command(request: web.Request, command: Command, status: int = 200) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (key.isascii() and key.isprintable() and 0 < len(key) <= 120):
         raise Refused("bad_request", "请求格式错误", "Idempotency-Key: 1-120 printable ASCII characters")
@@ -133,22 +140,41 @@ async def _run(request: web.Request, command: Command, status: int = 200) -> web
 
 
 async def take_ticket(request: web.Request) -> web.Response:
-    return await _run(request, decode(Take, await _body(request)), 201)
+    return await run_command(request, decode(Take, await body(request)), 201)
 
 
 async def window_command(request: web.Request) -> web.Response:
     kind = WINDOW_KEYS.get(request.match_info["op"])
     if kind is None:
         raise Refused("unknown_command", "无法识别的指令", "unknown window command")
-    return await _run(request, decode(kind, await _body(request), window=request.match_info["window"]))
+    return await run_command(request, decode(kind, await body(request), window=request.match_info["window"]))
 
 
 async def cancel_ticket(request: web.Request) -> web.Response:
-    return await _run(request, decode(Cancel, {"number": request.match_info["number"]}))
+    return await run_command(request, decode(Cancel, {"number": request.match_info["number"]}))
 
 
 async def add_appointment(request: web.Request) -> web.Response:
-    return await _run(request, decode(AddAppointment, await _body(request)), 201)
+    return await run_command(request, decode(AddAppointment, await body(request)), 201)
+
+
+async def cancel_appointment(request: web.Request) -> web.Response:
+    return await run_command(request, decode(CancelAppointment, {"code": request.match_info["code"]}))
+
+
+async def list_appointments(request: web.Request) -> web.Response:
+    """The bookings from today on (``?day=YYYY-MM-DD``: that day's), cancelled ones marked."""
+    hall = await request.app[ENGINE].settled()
+    day = request.query.get("day")
+    try:
+        wanted = date.fromisoformat(day) if day is not None else None
+    except ValueError:
+        raise Refused("bad_request", "日期格式错误（应为 YYYY-MM-DD）", "day: expected YYYY-MM-DD") from None
+    found = sorted((a for a in hall.queue.appointments.values()
+                    if wanted is None or a.day == wanted), key=lambda a: (a.day, a.code))
+    return json_response({"ok": True, "appointments": [
+        {"code": a.code, "service": a.service, "day": a.day.isoformat(), "ticket": a.ticket,
+         "cancelled": a.cancelled} for a in found]})
 
 
 async def get_ticket(request: web.Request) -> web.Response:
@@ -209,4 +235,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/tickets/{number}", get_ticket)
     app.router.add_post("/api/tickets/{number}/cancel", cancel_ticket)
     app.router.add_post("/api/appointments", add_appointment)
+    app.router.add_get("/api/appointments", list_appointments)
+    app.router.add_post("/api/appointments/{code}/cancel", cancel_appointment)
     app.router.add_post("/api/windows/{window}/{op}", window_command)
