@@ -471,4 +471,5 @@ def _unpack(result: str | dict) -> dict[str, Any]:
     if result["ok"]:
         return result["reply"]
     err = result["error"]
-    raise Refused(err["code"], err["message"], err.get("message_en", ""))
+    raise Refused(err["code"], err["message"], err.get("message_en", ""),
+                  tuple((p["key"], p["message"], p["message_en"]) for p in err.get("problems", ())))
