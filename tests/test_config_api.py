@@ -56,11 +56,13 @@ async def test_disable_instead_of_delete_and_every_refusal_says_why(client):
     await ok(await client.post("/api/windows/4/login", json={"staff": "1004"}))
     err = (await ok(await client.patch("/api/config/windows/4", json={"enabled": False}), 409))["error"]
     assert err["code"] == "window_in_use" and err["message"] and err["message_en"]
-    err = (await ok(await client.post("/api/config/windows", json={"id": "13", "services": ["Z"]}), 422))["error"]
+    r = await client.post("/api/config/windows", json={"id": "13", "services": ["Z"]})
+    err = (await ok(r, 422))["error"]
     assert [p["key"] for p in err["problems"]] == ["services"] and "Z" in err["problems"][0]["message"]
-    assert (await ok(await client.get("/api/config/clerks/9999"), 404))["error"]["code"] == "unknown_config_item"
-    assert (await ok(await client.get("/api/config/cars"), 404))["error"]["code"] == "unknown_config_section"
-    r = await client.patch("/api/config/services/A", data=b"[1]", headers={"Content-Type": "application/json"})
+    for path, code in (("clerks/9999", "unknown_config_item"), ("cars", "unknown_config_section")):
+        assert (await ok(await client.get(f"/api/config/{path}"), 404))["error"]["code"] == code
+    r = await client.patch("/api/config/services/A", data=b"[1]",
+                           headers={"Content-Type": "application/json"})
     assert (await ok(r, 400))["error"]["code"] == "bad_request"
 
 
@@ -78,7 +80,8 @@ async def test_settings_calendar_notices_and_devices(client):
     await ok(await client.delete("/api/config/calendar/2026-12-31"))
     r = await client.post("/api/config/calendar", json={"day": "2026-13-40", "kind": "holiday"})
     assert (await ok(r, 400))["error"]["code"] == "bad_arguments"
-    await ok(await client.post("/api/config/notices", json={"id": "n1", "text": "今日不动产窗口延时至18:00"}), 201)
+    notice = {"id": "n1", "text": "今日不动产窗口延时至18:00"}
+    await ok(await client.post("/api/config/notices", json=notice), 201)
     board = await ok(await client.get("/api/kiosk/services"))
     assert board["notices"] == [{"id": "n1", "text": "今日不动产窗口延时至18:00", "text_en": ""}]
     await ok(await client.patch("/api/config/devices/caller-w01", json={"window": "2"}))
@@ -91,11 +94,12 @@ async def test_appointments_are_listed_and_cancelled(client):
     await ok(await client.post("/api/appointments/YY2/cancel"))
     listed = (await ok(await client.get("/api/appointments")))["appointments"]
     assert [(a["code"], a["cancelled"]) for a in listed] == [("YY1", False), ("YY2", True)]
-    assert [a["code"] for a in (await ok(await client.get("/api/appointments?day=2026-11-23")))["appointments"]] \
-        == ["YY1"]
-    assert (await ok(await client.get("/api/appointments?day=1999-99-01"), 400))["error"]["code"] == "bad_request"
-    assert (await ok(await client.post("/api/appointments/YY2/cancel"), 404))["error"]["code"] \
-        == "unknown_appointment"
+    one_day = (await ok(await client.get("/api/appointments?day=2026-11-23")))["appointments"]
+    assert [a["code"] for a in one_day] == ["YY1"]
+    r = await client.get("/api/appointments?day=1999-99-01")
+    assert (await ok(r, 400))["error"]["code"] == "bad_request"
+    r = await client.post("/api/appointments/YY2/cancel")
+    assert (await ok(r, 404))["error"]["code"] == "unknown_appointment"
 
 
 def test_every_configuration_route_declares_the_permission_it_needs(tmp_path):
