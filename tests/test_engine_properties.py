@@ -18,9 +18,12 @@ from hypothesis import strategies as st
 from controller.clock import FakeClock
 from controller.core.commands import (
     AddAppointment,
+    AddItem,
     CallNext,
     CallNumber,
     Cancel,
+    ChangeItem,
+    ChangeSettings,
     Command,
     Done,
     Evaluate,
@@ -32,12 +35,14 @@ from controller.core.commands import (
     Pause,
     Rate,
     Recall,
+    RemoveItem,
     Resume,
     Source,
     Start,
     Take,
     Transfer,
 )
+from controller.core.configuration import live_data
 from controller.core.errors import Refused
 from controller.core.hall import HallState
 from controller.engine import Engine
@@ -65,6 +70,18 @@ commands = st.one_of(
       (Logout, Pause, Resume, Recall, NoShow, Start, Done, Hold, Evaluate)],
     st.builds(Transfer, window=windows, to_service=st.sampled_from(["A", "B"])),
     st.builds(Transfer, window=windows, to_window=windows),
+    # the live configuration changing in between: a service added, disabled and removed,
+    # a window's services, a keypad rebound, a setting
+    st.just(AddItem(section="services", item={"code": "F", "name": "公积金"})),
+    st.builds(ChangeItem, section=st.just("services"), id=st.sampled_from("BF"),
+              changes=st.sampled_from([{"enabled": False}, {"enabled": True}])),
+    st.just(RemoveItem(section="services", id="F")),
+    st.builds(ChangeItem, section=st.just("windows"), id=st.sampled_from(["1", "3", "4"]),
+              changes=st.sampled_from([{"services": s} for s in (["A"], ["B"], ["A", "B"], ["B", "F"])])),
+    st.just(AddItem(section="devices", item={"id": "caller-x", "kind": "caller", "window": "1"})),
+    st.builds(ChangeItem, section=st.just("devices"), id=st.just("caller-x"),
+              changes=windows.map(lambda w: {"window": w})),
+    st.builds(ChangeSettings, changes=st.integers(0, 3).map(lambda n: {"max_recalls": n})),
 )
 #: A round: commands sent at once from several doors, then minutes passing (sometimes past a
 #: rating's time-out, sometimes past midnight).
@@ -79,6 +96,7 @@ def comparable(hall: HallState) -> dict:
     for key in ("windows", "pending_events", "pending_records", "pending_day"):
         out.pop(key)
     q = hall.queue
+    out["config"] = (hall.stored_config.revision, live_data(hall.config))
     for key, records in (("tickets", q.all), ("appointments", q.appointments),
                          ("attendance", hall.desk.attendance), ("ratings", hall.ratings.open)):
         out[key] = {k: _plain(r) for k, r in records.items()}
