@@ -25,6 +25,7 @@ from controller.core.commands import (
     Evaluate,
     ExpireEvaluation,
     Hold,
+    ImportConfig,
     Login,
     Logout,
     NoShow,
@@ -41,6 +42,7 @@ from controller.core.commands import (
     Take,
     Transfer,
 )
+from controller.core.configuration import live_data
 from controller.core.errors import Refused, StorageUnavailable
 from controller.core.events import PAYLOADS, EventKind
 from controller.engine import Committed, Engine
@@ -169,7 +171,8 @@ async def test_every_commands_events_carry_day_actor_and_origin(db, engine, cloc
     await engine.execute(ExpireEvaluation(session=opened.id), Source("system", Origin.SCHEDULER))
     await engine.execute(NoShow(window="1"), CLERK)
     await engine.execute(Logout(window="1"), CLERK)
-    used = {type(c) for c, _ in sent} | {Rate, ExpireEvaluation, NoShow, Logout}
+    await engine.execute(ImportConfig(data=live_data(engine.config)), Source("user:admin", Origin.ADMIN))
+    used = {type(c) for c, _ in sent} | {Rate, ExpireEvaluation, NoShow, Logout, ImportConfig}
     assert used == set(COMMANDS.values()), "every command is tried"
 
     async with db.connect() as conn:

@@ -41,8 +41,6 @@ def passwords(config: HallConfig, secret: str) -> dict[str, str]:
     """User name → password, for the controller and every configured device."""
     out = {CONTROLLER_USER: derived_password(secret, CONTROLLER_USER)}
     for d in config.devices:
-        if not d.enabled:
-            continue
         out[d.id] = d.password or derived_password(secret, d.id)
     return out
 
@@ -60,7 +58,9 @@ def grants(config: HallConfig) -> dict[str, Grants]:
     topics = Topics(config.hall.id)
     out = {CONTROLLER_USER: Grants(everything=True)}
     for d in config.devices:
-        if not d.enabled:
+        if not d.enabled:     # it may still say who it is and hear that it is disabled
+            out[d.id] = Grants(write=frozenset(topics.device(d.id, leaf) for leaf in DEVICE_LEAVES),
+                               read=frozenset({topics.device(d.id, "cmd")}))
             continue
         read = {topics.device(d.id, "set"), topics.device(d.id, "cmd"), topics.state}
         if d.kind in SCREEN_KINDS:
