@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock, SystemClock
 from controller.config import HallConfig
@@ -35,6 +35,7 @@ from controller.core.events import Event, EventKind
 from controller.core.hall import HallState
 from controller.logs import RateLimitedLog
 from controller.scheduler import Scheduler
+from controller.storage.hall_lock import hold_hall
 from controller.storage.repository import Repository, Rows
 from controller.storage.runner import Runner, runner_for
 
@@ -128,6 +129,7 @@ class Engine:
         self._tasks: list[asyncio.Task] = []
         self._running = False
         self._last_prune: datetime | None = None
+        self._lock: AsyncConnection | None = None
 
     # ------------------------------------------------------------------ life cycle
     @property
@@ -168,6 +170,9 @@ class Engine:
         return self._running
 
     async def start(self) -> None:
+        """Load the hall and start taking commands; on a shared database, only when no other
+        server runs this hall (``HallInUse``)."""
+        self._lock = await hold_hall(self.db, self.config.hall.id)
         await self._rebuild()
         self._running = True
         self._tasks = [asyncio.create_task(self._writer(), name="yimen-writer"),
@@ -185,6 +190,9 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.store.close()
+        if self._lock is not None:
+            await self._lock.invalidate()     # its session ends, not back to the pool: the lock goes
+            self._lock = None
 
     async def __aenter__(self) -> Engine:
         await self.start()

@@ -21,8 +21,9 @@ from controller.clock import Clock
 from controller.config import HallConfig
 from controller.core.events import EventKind
 from controller.engine import Committed, Engine
-from controller.startup import bind_http, migrate
+from controller.startup import StartupError, bind_http, migrate
 from controller.storage.db import database_url, open_database
+from controller.storage.hall_lock import HallInUse
 from controller.web.api import BUS, ENGINE, add_routes
 from controller.web.config_api import IMPORT_LIMIT, add_config_routes
 from controller.web.feed import FEED, ScreenFeed
@@ -57,7 +58,11 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
         try:
             await migrate(db)                    # or a StartupError saying why, in one line
             engine = Engine(config, db, clock)
-            await engine.start()
+            try:
+                await engine.start()
+            except HallInUse as exc:
+                raise StartupError(f"大厅 {exc.hall} 已由另一个服务器在这个数据库上运行",
+                                   f"{exc}; one server per hall") from None
             app[ENGINE] = engine
             calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
             feed = app[FEED] = ScreenFeed(engine, calls)

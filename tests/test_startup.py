@@ -95,3 +95,32 @@ def test_a_garbage_database_file_is_said_in_one_line(tmp_path, command):
     run = yimen(*command, "--data", str(tmp_path))
     last = said_in_one_line(run, f"{db} 不是 SQLite 数据库", "is not a SQLite database")
     assert run.stderr.strip() == last
+
+
+@pytest.mark.slow                                  # PostgreSQL: in CI's full run
+async def test_two_servers_cannot_run_one_hall_on_one_postgresql_database(pg_url, clock):
+    """On a shared database the data folder's lock cannot help: the hall's advisory lock does,
+    and migrations do not wait for it."""
+    from controller.engine import Engine
+    from controller.storage.db import open_database, upgrade
+    from controller.storage.hall_lock import HallInUse
+    from tests.helpers import small_config
+
+    first_db, second_db = open_database(pg_url), open_database(pg_url)
+    try:
+        await upgrade(first_db)
+        first = Engine(small_config(), first_db, clock)
+        await first.start()
+        await upgrade(second_db)                       # yimen db upgrade beside a serving hall
+        second = Engine(small_config(), second_db, clock)
+        with pytest.raises(HallInUse):
+            await second.start()
+        other_hall = Engine(small_config(id="t2"), second_db, clock)
+        await other_hall.start()                       # another hall on the same database
+        await other_hall.stop()
+        await first.stop()
+        await second.start()                           # the first let go
+        await second.stop()
+    finally:
+        await first_db.dispose()
+        await second_db.dispose()
