@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -52,6 +55,8 @@ def sqlite_pragmas(engine: Engine, synchronous: str) -> None:
 
 
 def _alembic_config(connection) -> Config:  # noqa: ANN001
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -60,8 +65,26 @@ def _alembic_config(connection) -> Config:  # noqa: ANN001
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (``yimen db upgrade``); safe to run every start."""
+    from alembic import command
+
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
+
+
+def head_revision() -> str:
+    """The newest migration's revision, from its file's name (``0004_….py``: they are
+    numbered in order), without importing Alembic."""
+    return max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+async def stored_revision(engine: AsyncEngine) -> str | None:
+    """The database's schema revision as Alembic recorded it, or None if it has none yet."""
+    async with engine.connect() as conn:
+        def read(sync_conn) -> str | None:  # noqa: ANN001
+            if not sa_inspect(sync_conn).has_table("alembic_version"):
+                return None
+            return sync_conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return await conn.run_sync(read)
 
 
 async def write_revision(message: str) -> Path:
@@ -78,6 +101,8 @@ async def write_revision(message: str) -> Path:
                     cfg = _alembic_config(sync_conn)
                     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
                     head = ScriptDirectory.from_config(cfg).get_current_head()
+                    from alembic import command
+
                     script = command.revision(cfg, message=message, autogenerate=True,
                                               rev_id=f"{int(head or 0) + 1:04d}")
                     assert script is not None and not isinstance(script, list)
