@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from controller.config import HallConfig
 from controller.core.commands import ImportConfig, Origin, Source
-from controller.core.configuration import config_diff, live_data, with_live
+from controller.core.configuration import live_data, planned, with_live
 from controller.core.errors import Refused
 from controller.engine import Engine
 from controller.startup import FolderInUse, StartupError, data_folder_lock, migrate
@@ -83,7 +83,7 @@ async def import_offline(file: HallConfig, new: HallConfig, db_url: str | None, 
         await engine.start()
         try:
             if dry_run:
-                return config_diff(live_data(engine.config), live_data(new))
+                return planned(engine.config, live_data(new))[1]
             reply = await engine.execute(ImportConfig(data=live_data(new)),
                                          Source(f"cli:{getpass.getuser()}", Origin.CLI))
             return list(reply["differences"])

@@ -271,9 +271,7 @@ class HallBus:
     def _on_events(self, committed: Committed, calls: list[dict[str, Any]]) -> None:
         """After each commit (through the call log): mark what changed; the publisher sends
         it. After a rebuild from storage, everything is sent anew."""
-        if committed.rebuilt or any(ev.kind is EventKind.CONFIG_CHANGED for ev in committed.events):
-            self._bind()                     # services, windows, devices may have changed
-            self._show_everything()
+        reconfigured = committed.rebuilt     # services, windows, devices may have changed
         windows_for = self.config.windows_for          # the readouts counting each line
         for ev in committed.events:
             if ev.service:                   # a line changed: every readout counting it
@@ -282,8 +280,13 @@ class HallBus:
                 self._dirty_windows.add(ev.window)
             elif ev.kind is EventKind.ROLLOVER:
                 self._show_everything()
+            elif ev.kind is EventKind.CONFIG_CHANGED:
+                reconfigured = True
             if ev.kind in _EVALUATION_EVENTS and ev.window:
                 self._dirty_evaluators.add(ev.window)
+        if reconfigured:
+            self._bind()
+            self._show_everything()
         if calls:
             self._calls += calls
             self._board_dirty = True

@@ -132,21 +132,27 @@ def set_day(hall: HallState, cmd: SetDay, now: datetime) -> dict[str, Any]:
 def import_config(hall: HallState, cmd: ImportConfig, now: datetime) -> dict[str, Any]:
     """导入: the live sections of a hall file become the configuration, checked as a whole
     (one refusal changes nothing); each difference is an event of its own."""
-    data = {k: v for k, v in cmd.data.items() if k in LIVE}
-    old = live_data(hall.config)
-    hall_data = data.get("hall")
-    if isinstance(hall_data, dict):
-        for key, (zh, en) in FIXED_SETTINGS.items():
-            if hall_data.get(key, old["hall"][key]) != old["hall"][key]:
-                raise Refused("bad_arguments", f"{zh}与本厅不同，不能导入", f"{en} differs from this hall's")
-    config = _validated(hall.config, data, "all", None)
-    differences = config_diff(old, live_data(config))
+    config, differences = planned(hall.config, cmd.data)
     if differences:
         check_strands(hall, config)
         hall.reconfigure(config)
         for d in differences:
             hall.emit(EventKind.CONFIG_CHANGED, now, **d, revision=hall.stored_config.revision)
     return {"differences": differences, "revision": hall.stored_config.revision}
+
+
+def planned(base: HallConfig, data: dict[str, Any]) -> tuple[HallConfig, list[dict[str, Any]]]:
+    """The configuration importing ``data`` (its live sections) over ``base`` makes, and
+    the differences — what a dry run shows — or ``Refused`` saying why it cannot be."""
+    data = {k: v for k, v in data.items() if k in LIVE}
+    old = live_data(base)
+    hall_data = data.get("hall")
+    if isinstance(hall_data, dict):
+        for key, (zh, en) in FIXED_SETTINGS.items():
+            if hall_data.get(key, old["hall"][key]) != old["hall"][key]:
+                raise Refused("bad_arguments", f"{zh}与本厅不同，不能导入", f"{en} differs from this hall's")
+    config = _validated(base, data, "all", None)
+    return config, config_diff(old, live_data(config))
 
 
 def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:

@@ -42,8 +42,8 @@ class HallState:
     def __init__(self, config: HallConfig, day: date, revision: int = 0) -> None:
         self.tz = config.hall.tz
         self.day = day
-        self.queue = Tickets([], [], config.hall.recent_samples)
-        self.desk = Windows([])
+        self.queue = Tickets()
+        self.desk = Windows()
         self.ratings = Ratings()
         self.changes = Changes()
         self._source = SYSTEM

@@ -24,20 +24,22 @@ if TYPE_CHECKING:
 
 
 class Tickets:
-    """The live tickets (today's, and earlier ones still at a window) and the lines."""
+    """The live tickets (today's, and earlier ones still at a window) and the lines. The
+    lines follow the configuration (``configure``); the day's numbering and recent service
+    times are counted from the tickets (``HallState.recount``)."""
 
-    def __init__(self, services: list[str], windows: list[str], recent_samples: int) -> None:
+    def __init__(self) -> None:
         self.all: dict[str, Ticket] = {}
         self.by_number: dict[str, str] = {}
-        self.lines: dict[str, WaitingLine] = {s: WaitingLine() for s in services}
-        self.directed: dict[str, WaitingLine] = {w: WaitingLine() for w in windows}
-        self.seq: dict[str, int] = {s: 0 for s in services}
+        self.lines: dict[str, WaitingLine] = {}
+        self.directed: dict[str, WaitingLine] = {}
+        self.seq: dict[str, int] = {}
         self.ordinal = 0
         self.segment_counts: dict[tuple[str, int], int] = {}
         self.tokens: dict[str, set[str]] = {}
         self.appointments: dict[str, Appointment] = {}
         #: recent service times in minutes, for the estimated wait
-        self.durations: dict[str, deque[float]] = {s: deque(maxlen=recent_samples) for s in services}
+        self.durations: dict[str, deque[float]] = {}
 
     def configure(self, services: list[str], windows: list[str]) -> None:
         """Lines for the services and windows there are now (a removed one's line is empty:

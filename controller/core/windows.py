@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 class Windows:
     """Every window as it is now, and the clerks' open login sessions (考勤)."""
 
-    def __init__(self, windows: list[str]) -> None:
-        self.windows: dict[str, WindowState] = {w: WindowState(w) for w in windows}
+    def __init__(self) -> None:
+        self.windows: dict[str, WindowState] = {}         # as configured: see ``configure``
         self.attendance: dict[str, Attendance] = {}
 
     def configure(self, windows: list[str]) -> None:

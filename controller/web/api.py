@@ -28,6 +28,7 @@ from controller.core.commands import (
 )
 from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.engine import Engine
+from controller.web.access import guarded
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
 BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
@@ -235,6 +236,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/tickets/{number}", get_ticket)
     app.router.add_post("/api/tickets/{number}/cancel", cancel_ticket)
     app.router.add_post("/api/appointments", add_appointment)
-    app.router.add_get("/api/appointments", list_appointments)
-    app.router.add_post("/api/appointments/{code}/cancel", cancel_appointment)
+    app.router.add_get("/api/appointments", guarded("appointments.read", list_appointments))
+    app.router.add_post("/api/appointments/{code}/cancel", guarded("appointments.write", cancel_appointment))
     app.router.add_post("/api/windows/{window}/{op}", window_command)

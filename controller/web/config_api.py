@@ -7,13 +7,12 @@ keys (``{"enabled": false}`` disables it), ``DELETE …/{id}``. ``/api/config/se
 ``/api/config/import`` (``?dry_run=1`` shows the differences only). Every change is a command
 through the engine, with who sent it.
 
-Each route is declared with the permission it needs, one line each (``guarded``); the
-security layer checks it.
+Each route is declared with the permission it needs, one line each
+(``controller.web.access.guarded``); the security layer checks it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -27,21 +26,15 @@ from controller.core.commands import (
     SetDay,
     decode,
 )
-from controller.core.configuration import SECTIONS, config_diff, live_data, with_live
-from controller.core.errors import ConfigError, Refused
+from controller.core.configuration import SECTIONS, live_data, planned
+from controller.core.errors import Refused
+from controller.web.access import guarded
 from controller.web.api import ENGINE, body, json_response, run_command
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: A whole hall's configuration may be larger than a command.
 IMPORT_LIMIT = 1024 * 1024
 #: Keys never shown: a device's own MQTT password, if its file gave one.
 SECRET_KEYS = {"password"}
-
-
-def guarded(permission: str, handler: Handler) -> Handler:
-    """``handler``, declared to need ``permission`` (``config.read``, ``config.write``)."""
-    handler.permission = permission  # type: ignore[attr-defined]
-    return handler
 
 
 def _shown(item: dict[str, Any]) -> dict[str, Any]:
@@ -136,12 +129,7 @@ async def import_config(request: web.Request) -> web.Response:
     data = await body(request, IMPORT_LIMIT)
     if request.query.get("dry_run") in ("1", "true", "yes"):
         hall = await request.app[ENGINE].settled()
-        try:
-            new = live_data(with_live(hall.config, data, "导入 / import"))
-        except ConfigError as exc:
-            raise Refused("invalid_config", "配置有误", "invalid configuration", exc.problems) from None
-        return json_response({"ok": True, "dry_run": True,
-                              "differences": config_diff(live_data(hall.config), new)})
+        return json_response({"ok": True, "dry_run": True, "differences": planned(hall.config, data)[1]})
     return await run_command(request, decode(ImportConfig, {"data": data}))
 
 
