@@ -31,6 +31,11 @@ def _config(path: str | Path, loader=load_config):  # noqa: ANN001, ANN202
         raise SystemExit(2) from None
 
 
+def _db_url(args: argparse.Namespace) -> str | None:
+    """``--db``, else the ``--config`` hall's ``storage.url`` (None: the data folder's SQLite)."""
+    return args.db or (_config(args.config).storage.url if args.config else None)
+
+
 def _add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=os.environ.get("YIMEN_DATA", "yimen-data"), metavar="DIR",
                    help="data folder for the embedded SQLite database "
@@ -222,8 +227,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from controller.startup import migrate
     from controller.storage.db import current_revision, database_url, open_database
 
-    config = _config(args.config) if args.config else None
-    url = database_url(args.db or (config.storage.url if config else None), args.data)
+    url = database_url(_db_url(args), args.data)
 
     async def go() -> str | None:
         db = open_database(url)
@@ -241,9 +245,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     """A consistent copy of the hall's database, also while the server runs."""
     from controller.storage import backup
 
-    config = _config(args.config) if args.config else None
     try:
-        url = backup.hall_url(args.db or (config.storage.url if config else None), args.data,
+        url = backup.hall_url(_db_url(args), args.data,
                               create=False)
         written = backup.backup(url, args.dest)
     except backup.BackupError as exc:
@@ -257,9 +260,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Bring a backup back as the hall's database, then migrate it to the head."""
     from controller.storage import backup
 
-    config = _config(args.config) if args.config else None
     try:
-        url = backup.hall_url(args.db or (config.storage.url if config else None), args.data)
+        url = backup.hall_url(_db_url(args), args.data)
         done = asyncio.run(backup.restore(args.src, url, force=args.force))
     except backup.BackupError as exc:
         print(f"yimen: 未恢复：{exc.message} / not restored: {exc.message_en}", file=sys.stderr)

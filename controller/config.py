@@ -318,6 +318,11 @@ class HallConfig(_Model):
         return next((s for s in self.services if s.code == code), None)
 
     @cached_property
+    def window_by_id(self) -> dict[str, Window]:
+        """Window id → the window, in the file's order."""
+        return {w.id: w for w in self.windows}
+
+    @cached_property
     def windows_for(self) -> dict[str, tuple[str, ...]]:
         """Service code → the windows that serve it, in the file's order."""
         return {s.code: tuple(w.id for w in self.windows if s.code in w.services)

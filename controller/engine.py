@@ -73,6 +73,7 @@ class _Pending:
     key: str | None
     future: asyncio.Future = field(repr=False)
     answered: bool = False
+    fingerprint: str = ""            # of a keyed command: a reused key with another one is refused
 
 
 @dataclass(slots=True)
@@ -212,7 +213,8 @@ class Engine:
         if not self._running:
             raise EngineStopped("the hall engine is not running")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(command, source, key, future))
+        fingerprint = _fingerprint(command) if key is not None else ""   # outside the writer
+        self._queue.put_nowait(_Pending(command, source, key, future, fingerprint=fingerprint))
         return _unpack(await future)
 
     async def _fire(self, command: Command) -> bool:
@@ -364,8 +366,7 @@ class Engine:
         results: list[str | dict] = []
         replies: dict[str, tuple[datetime, str]] = {}
         for i, item in enumerate(batch):
-            key = item.key
-            fingerprint = _fingerprint(item.command) if key is not None else ""
+            key, fingerprint = item.key, item.fingerprint
             if key is not None:
                 seen = replies.get(key) or self._replies.get(key)
                 if seen is not None:

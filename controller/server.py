@@ -48,10 +48,10 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
 
     async def hall(app: web.Application) -> AsyncIterator[None]:
         embedded = None
+        secret = security.load_secret(config, data_dir) if bus else ""
         if bus and not (broker or config.bus.broker):
             # the broker's process starts while the database opens and the state is rebuilt
-            embedded = BrokerProcess(config, security.load_secret(config, data_dir), data_dir,
-                                     broker_listen)
+            embedded = BrokerProcess(config, secret, data_dir, broker_listen)
             embedded.launch()
         url = database_url(db_url or config.storage.url, data_dir)
         db = open_database(url, config.storage.synchronous)
@@ -73,7 +73,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 log.info("hall %s open on %s", config.hall.id,
                          db.url.render_as_string(hide_password=True))
                 if bus:
-                    async with _device_bus(engine, calls, data_dir, broker, embedded) as hall_bus:
+                    async with _device_bus(engine, calls, secret, broker, embedded) as hall_bus:
                         app[BUS] = hall_bus
                         if embedded is not None:
                             app[BROKER] = embedded
@@ -104,11 +104,10 @@ async def _end_streams(app: web.Application) -> None:
 
 
 @asynccontextmanager
-async def _device_bus(engine: Engine, calls: CallLog, data_dir: str | Path, broker: str | None,
+async def _device_bus(engine: Engine, calls: CallLog, secret: str, broker: str | None,
                       embedded: BrokerProcess | None) -> AsyncIterator[HallBus]:
     """The device bus on ``embedded`` (launched already) or the broker ``broker`` names."""
     config = engine.config
-    secret = security.load_secret(config, data_dir)
     access = None
     if embedded is not None:
         address = await embedded.ready()

@@ -56,10 +56,9 @@ def call_object(config: HallConfig, event: Event) -> dict[str, Any]:
     """One ``calls`` message for a call or recall event (from the event and the hall's
     configuration alone: it is made as soon as the event is committed)."""
     window = event.window or ""
-    names = {w.id: w.name for w in config.windows}
     local_at = event.at.astimezone(config.hall.tz)
     return {"call_id": uuid.uuid4().hex, "ticket": event.number, "window": window,
-            "window_name": names.get(window, window),
+            "window_name": w.name if (w := config.window_by_id.get(window)) else window,
             "service": event.service, "recall": event.kind is EventKind.RECALLED,
             "text": call_text(event.number or "", window), "at": local_at.isoformat()}
 

@@ -57,7 +57,7 @@ class HallState:
     def _configure(self, config: HallConfig) -> None:
         self.config = config
         self.services = {s.code: s for s in config.services}
-        self.window_cfg: dict[str, Window] = {w.id: w for w in config.windows}
+        self.window_cfg: dict[str, Window] = config.window_by_id
         self.clerks = {c.id: c for c in config.clerks}
         self.windows_for = config.windows_for
         self.calendar = WorkCalendar(config.hall)

@@ -36,7 +36,7 @@ BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
 _NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_staff",
               "unknown_config_item", "unknown_config_section", "unknown_appointment",
               "unknown_command"}
-_BAD_REQUEST = {"bad_arguments", "bad_priority", "bad_transfer", "bad_request"}
+_BAD_REQUEST = {"bad_arguments", "bad_transfer", "bad_request"}
 _UNPROCESSABLE = {"idempotency_key_reused", "invalid_config"}
 MAX_BODY = 16 * 1024
 log = logging.getLogger("yimen.web")
@@ -114,7 +114,7 @@ def _error(request: web.Request, exc: Exception) -> web.Response | None:
     if not request.path.startswith("/api/"):
         return None
     if isinstance(exc, web.HTTPException):
-        if exc.status < 400 or exc.content_type == "application/json":
+        if exc.status < 400:
             return None
         code, message, message_en = _HTTP_ERRORS.get(exc.status, (f"http_{exc.status}", exc.reason,
                                                                     exc.reason))

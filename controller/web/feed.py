@@ -20,7 +20,7 @@ from aiohttp import web
 
 from controller.bus import views
 from controller.bus.calls import CallLog
-from controller.core.errors import EngineStopped, StorageUnavailable
+from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.core.hall import HallState
 from controller.engine import Committed, Engine
 
@@ -128,9 +128,7 @@ class ScreenFeed:
         hall = await self.engine.settled()
         ticket = hall.queue.all.get(ticket_id) if ticket_id is not None else None
         if ticket_id is not None and ticket is None:
-            raise web.HTTPNotFound(text=json.dumps({"ok": False, "error": {
-                "code": "unknown_ticket", "message": "没有这张票", "message_en": "no such ticket"}},
-                ensure_ascii=False), content_type="application/json")
+            raise unknown_ticket()
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         await resp.prepare(request)
@@ -166,6 +164,11 @@ class ScreenFeed:
     def _first(self, hall: HallState, ticket_id: str | None) -> tuple[str, dict[str, Any] | None]:
         return ("status", self.status(hall, ticket_id)) if ticket_id else ("board", self.board(hall))
 
+
+
+def unknown_ticket() -> Refused:
+    """The status page's and stream's answer for a ticket id that is not (or no longer) live."""
+    return Refused("unknown_ticket", "没有这张票", "no such ticket")
 
 
 def _frame(kind: str, data: Any) -> bytes:

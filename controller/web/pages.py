@@ -17,8 +17,8 @@ from aiohttp import web
 
 import display
 import kiosk
-from controller.web.api import ENGINE, error_response, json_response
-from controller.web.feed import FEED
+from controller.web.api import ENGINE, json_response
+from controller.web.feed import FEED, unknown_ticket
 
 DISPLAY_PAGES = Path(display.__file__).parent / "pages"
 KIOSK_PAGES = Path(kiosk.__file__).parent / "pages"
@@ -50,7 +50,7 @@ async def kiosk_services(request: web.Request) -> web.Response:
 async def ticket_status(request: web.Request) -> web.Response:
     status = request.app[FEED].status(await request.app[ENGINE].settled(), request.match_info["id"])
     if status is None:
-        return error_response(404, "unknown_ticket", "没有这张票", "no such ticket")
+        raise unknown_ticket()
     return json_response({"ok": True, "ticket": status})
 
 
