@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
 
-from controller import __version__
+from controller import __version__, cli_auth, cli_devices
 from controller.config import ConfigError, HallConfig, load_config
 from controller.startup import StartupError, data_folder_lock
 
@@ -47,10 +47,10 @@ def _add_storage(p: argparse.ArgumentParser) -> None:
 
 def _add_bus(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", default=os.environ.get("YIMEN_BROKER") or None, metavar="URL",
-                   help="use this MQTT broker (mqtt://host:port) instead of the embedded one "
-                        "(default: $YIMEN_BROKER, then the config's bus.broker)")
+                   help="use this MQTT broker (mqtt://host:port) instead of the hall's own "
+                        "Mosquitto (default: $YIMEN_BROKER, then the config's bus.broker)")
     p.add_argument("--mqtt", metavar="HOST:PORT",
-                   help="where the embedded broker listens (default: $YIMEN_MQTT, then the "
+                   help="where the hall's own Mosquitto listens (default: $YIMEN_MQTT, then the "
                         "config's bus.listen; port 0 picks a free one)")
 
 
@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner
 
     config = config or _config(args.config)
     if getattr(args, "gateway", None):
-        also = _gateway_in_server(args.gateway, config, args.data)
+        also = _gateway_in_server(args.gateway)
     listen = args.http or os.environ.get("YIMEN_HTTP") or config.server.http
     with data_folder_lock(args.data):      # one server per data folder, for its whole life
         app = create_app(config, args.data, args.db, broker=args.broker,
@@ -72,19 +72,23 @@ def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner
     return 0
 
 
-def _gateway_in_server(path: str, config: HallConfig, data: str):  # noqa: ANN202
-    """The gateway in the hall server's process, on the server's own broker and secret."""
+def _gateway_in_server(path: str):  # noqa: ANN202
+    """The gateway in the hall server's process, on the server's broker: its devices without
+    a password in the gateway's file get new credentials, handed over in the process, as is
+    the server's ID-card public key its readers seal ID numbers to."""
     from devices.gateway_config import load
 
-    gateway_config = _config(path, load)
+    gateway_config = _config(path, lambda p: load(p, passwords_needed=False))
 
     async def gateway(app) -> AsyncIterator[None]:  # noqa: ANN001
-        from controller.bus import security
+        from controller.server import device_passwords
         from controller.web.api import BUS
         from devices.gateway import Gateway
 
-        gw = Gateway(gateway_config, app[BUS].link.broker,
-                     secret=security.load_secret(config, data))
+        missing = [d for d in gateway_config.device_ids if d not in gateway_config.passwords]
+        passwords = {**gateway_config.passwords, **await device_passwords(app, missing)}
+        gw = Gateway(gateway_config, app[BUS].link.broker, passwords=passwords,
+                     id_public_key=app[BUS].id_public_key)
         await gw.start()
         yield
         await gw.stop()
@@ -94,22 +98,26 @@ def _gateway_in_server(path: str, config: HallConfig, data: str):  # noqa: ANN20
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The demo hall: the server and, unless --no-devices, every simulated device with a
-    stream of citizens, in one process."""
-    from controller.web.api import BUS
+    stream of citizens, in one process (each device with new credentials of its own, and the
+    kiosks the server's ID-card public key, handed over in the process)."""
+    from controller.web.api import BUS, ENGINE
 
     config = _config(DEMO_CONFIG)
     banner = (f"{config.hall.name} ({config.hall.id}): {len(config.services)} services, "
               f"{len(config.windows)} windows, {len(config.devices)} devices — ")
 
     async def simulated_hall(app) -> AsyncIterator[None]:  # noqa: ANN001
-        from controller.bus import security
-        from devices.simhall import SimulatedHall
+        from controller.server import device_passwords
+        from devices.simhall import SimulatedHall, simulated
 
-        hall = SimulatedHall(config, app[BUS].link.broker, security.load_secret(config, args.data))
+        passwords = await device_passwords(app, simulated(app[ENGINE].config))
+        hall = SimulatedHall(config, app[BUS].link.broker, passwords,
+                             id_public_key=app[BUS].id_public_key)
         await hall.start()
         yield
         await hall.stop()
 
+    print(asyncio.run(cli_auth.demo_admin(args.data, args.db, config.hall.id)), flush=True)
     return cmd_serve(args, config, banner, None if args.no_devices else simulated_hall)
 
 
@@ -134,15 +142,19 @@ def _until_signalled(make, banner, start=None, after=None) -> None:  # noqa: ANN
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Simulated devices and citizens against a running hall server."""
-    from controller.bus import security
-    from devices.simhall import SimulatedHall
+    """Simulated devices and citizens against a running hall server: each simulated device
+    gets new credentials (through the server, or on the database if none runs)."""
+    from controller.cli_devices import id_public_key, issue
+    from devices.simhall import SimulatedHall, simulated
     from protocol.link import BrokerAddress
 
     config = _config(args.config)
     url = args.broker or config.bus.broker or f"mqtt://{args.mqtt or config.bus.listen}"
+    passwords = issue(config, simulated(config), args.db, args.data,
+                      os.environ.get("YIMEN_HTTP") or config.server.http)
+    key = id_public_key(config, args.data)
     _until_signalled(
-        lambda: SimulatedHall(config, BrokerAddress.parse(url), security.load_secret(config, args.data)),
+        lambda: SimulatedHall(config, BrokerAddress.parse(url), passwords, id_public_key=key),
         lambda hall: f"simulating {len(hall.devices)} devices of hall {config.hall.id} on {url}",
         start=lambda hall: hall.start(citizens=not args.devices_only),
         after=lambda hall: print(f"stats: {dict(hall.stats)}", flush=True))
@@ -150,13 +162,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:
-    """Mosquitto files with the same passwords and ACL as the embedded broker."""
-    from controller.bus import security
-    from protocol.link import BrokerAddress
+    """Mosquitto files for an external broker, with the users and the ACL the hall's own
+    Mosquitto would have now (from the database)."""
+    from controller.bus.hall_broker import external_files
 
     config = _config(args.config)
-    port = BrokerAddress.parse(config.bus.listen).port if args.port is None else args.port
-    files = security.mosquitto_files(config, security.load_secret(config, args.data), port)
+    files = asyncio.run(external_files(config, args.data, _db_url(args), args.port))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -166,7 +177,8 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
             path.chmod(0o600)
         print(f"wrote {path}")
     print(f"passwd is readable by its owner only: chown it to the user Mosquitto runs as. Run "
-          f"`mosquitto -c mosquitto.conf` in {out}, then `yimen serve --broker mqtt://HOST:{port}`")
+          f"`mosquitto -c mosquitto.conf` in {out}, then `yimen serve --broker mqtt://HOST:PORT`; "
+          f"after devices or their credentials change, run this again and send Mosquitto SIGHUP")
     return 0
 
 
@@ -295,15 +307,29 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from protocol.link import BrokerAddress
 
     config = _config(args.config, load)
-    if not config.secret:
-        print(f"yimen: {args.config}: secret: the hall's bus secret is needed", file=sys.stderr)
-        return 2
     _until_signalled(
         lambda: Gateway(config, BrokerAddress.parse(args.broker) if args.broker else None),
         lambda gw: f"gateway for hall {config.hall}: {len(gw.devices)} devices on "
                    f"{len(config.buses)} buses and {len(config.gpio)} button panels, broker "
                    f"mqtt://{gw.broker.host}:{gw.broker.port}")
     return 0
+
+
+def _device_password(path: str | None) -> str:
+    """A device program's own MQTT password: the file ``path`` (owner-only), else
+    ``$YIMEN_DEVICE_PASSWORD`` (``yimen device credentials ID`` makes one)."""
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            print(f"yimen: {path}: {exc.strerror or exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    if os.environ.get("YIMEN_DEVICE_PASSWORD"):
+        return os.environ["YIMEN_DEVICE_PASSWORD"]
+    print("yimen: 需要设备密码：--password-file FILE 或 $YIMEN_DEVICE_PASSWORD（yimen device credentials ID "
+          "生成） / the device's password is needed: --password-file FILE or $YIMEN_DEVICE_PASSWORD "
+          "(yimen device credentials ID makes one)", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def cmd_announcer(args: argparse.Namespace) -> int:
@@ -314,9 +340,7 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         made = audio.make_clips(args.make_clips)
         print(f"{len(made)} clips in {args.make_clips}")
         return 0
-    from controller.bus import security
     from devices.announcer import VoiceAnnouncer, engine_for
-    from protocol.credentials import derived_password
     from protocol.link import BrokerAddress
 
     if not args.config:
@@ -324,7 +348,7 @@ def cmd_announcer(args: argparse.Namespace) -> int:
         return 2
     config = _config(args.config)
     url = args.broker or config.bus.broker or f"mqtt://{config.bus.listen}"
-    secret = security.load_secret(config, args.data)
+    password = _device_password(args.password_file)
     try:
         engine = engine_for(args.engine, args.clips)
     except audio.AudioError as exc:
@@ -333,7 +357,7 @@ def cmd_announcer(args: argparse.Namespace) -> int:
 
     _until_signalled(
         lambda: VoiceAnnouncer(config.hall.id, args.id, BrokerAddress.parse(url),
-                               derived_password(secret, args.id), engine=engine,
+                               password, engine=engine,
                                out=args.out, play=args.play),
         lambda _: f"announcer {args.id} of hall {config.hall.id} on {url}, engine {args.engine}")
     return 0
@@ -372,6 +396,13 @@ def cmd_bench_restart(args: argparse.Namespace) -> int:
     from controller.bench import restart as bench
 
     print(bench.report(asyncio.run(bench.run(args.tickets, args.repeats))))
+    return 0
+
+
+def cmd_bench_auth(args: argparse.Namespace) -> int:
+    from controller.bench import auth as bench
+
+    print(bench.main(args.calls, args.logins))
     return 0
 
 
@@ -441,12 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "serve", help="运行大厅服务器 / run the hall server",
-        description="运行一个大厅的服务器：排队引擎、数据库（默认为数据文件夹中的 SQLite）、内置 MQTT "
-                    "代理（或 --broker 指定的外部代理）、JSON 接口和页面（取号机、综合屏、窗口屏、排队"
-                    "进度）。启动时自动迁移数据库；运行期间锁定数据文件夹，一个文件夹只能有一个服务器。"
-                    "Ctrl-C 或 SIGTERM 停止。 / "
+        description="运行一个大厅的服务器：排队引擎、数据库（默认为数据文件夹中的 SQLite）、由服务器"
+                    "看护的 Mosquitto MQTT 代理（或 --broker 指定的外部代理）、JSON 接口和页面（取号机、"
+                    "综合屏、窗口屏、排队进度）。启动时自动迁移数据库；运行期间锁定数据文件夹，一个文件夹"
+                    "只能有一个服务器。Ctrl-C 或 SIGTERM 停止。 / "
                     "Run a hall's server: the queue engine, its database (SQLite in the data folder "
-                    "unless --db), the embedded MQTT broker (or an external one with --broker), the "
+                    "unless --db), its own Mosquitto MQTT broker, supervised (or an external one "
+                    "with --broker), the "
                     "JSON API and the pages (kiosk, hall screen, window screens, ticket status). The "
                     "database is migrated at start; the data folder is locked while the server "
                     "runs, one server per folder. Stops on Ctrl-C or SIGTERM.")
@@ -514,7 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--play", action="store_true", help="play through the sound card (aplay)")
     p.add_argument("--make-clips", metavar="DIR", help="only make the syllable clips with "
                                                        "espeak-ng, then exit")
-    _add_storage(p)
+    p.add_argument("--password-file", metavar="FILE",
+                   help="a file with its MQTT password (default: $YIMEN_DEVICE_PASSWORD); "
+                        "yimen device credentials ID makes one")
     _add_bus(p)
     p.set_defaults(func=cmd_announcer)
 
@@ -530,11 +564,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "broker-config", help="生成 Mosquitto 配置 / write Mosquitto passwd, acl and conf for a hall",
-        description="为一个大厅生成 Mosquitto 的 mosquitto.conf、passwd 和 acl，设备密码和访问控制与"
-                    "内置代理相同，用于改由 Mosquitto 承载设备总线。 / "
-                    "Write Mosquitto's mosquitto.conf, passwd and acl for a hall, with the same "
-                    "device passwords and access rules as the embedded broker, to run the device "
-                    "bus on Mosquitto instead.")
+        description="为外部的 Mosquitto 生成一个大厅的 mosquitto.conf、passwd 和 acl：数据库中设备凭据的"
+                    "哈希和控制器的密码，访问控制与服务器自带的代理相同。设备或凭据变更后须重新生成并让 "
+                    "Mosquitto 重新加载（SIGHUP）。 / "
+                    "Write mosquitto.conf, passwd and acl for an external Mosquitto: the hashes of "
+                    "the devices' credentials in the database and the controller's password, with "
+                    "the access rules of the server's own broker. After devices or credentials "
+                    "change, write them again and send Mosquitto SIGHUP.")
     p.add_argument("--config", required=True, metavar="FILE", help="the hall's TOML file")
     p.add_argument("--out", default="mosquitto", metavar="DIR", help="folder for the files")
     p.add_argument("--port", type=int, help="listener port (default: the config's bus.listen)")
@@ -670,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Over MQTT: the latency from a caller's next to the window display, and take "
                     "throughput, next to the broker's own two-hop baseline.")
     b.add_argument("--broker", metavar="URL", help="an external broker, e.g. mqtt://127.0.0.1:1883 "
-                                                   "(default: an embedded one)")
+                                                   "(default: the hall server's own Mosquitto)")
     b.add_argument("--devices", type=int, default=500, help="simulated devices connected")
     b.add_argument("--windows", type=int, default=50, help="windows calling")
     b.add_argument("--presses", type=int, default=20, help="next presses per window")
@@ -696,7 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "另一台取号机的取号。 / "
                     "A kiosk flooding the hall with malformed events: the server's memory and log "
                     "lines before and after, and another kiosk's takes meanwhile.")
-    b.add_argument("--broker", metavar="URL", help="an external broker (default: an embedded one)")
+    b.add_argument("--broker", metavar="URL",
+                   help="an external broker (default: the hall server's own Mosquitto)")
     b.add_argument("--count", type=int, default=100_000, help="malformed events sent")
     b.add_argument("--take-every", type=float, default=0.05,
                    help="seconds between another kiosk's takes meanwhile")
@@ -711,6 +748,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tickets", type=int, default=600_000, help="tickets in the generated year")
     b.add_argument("--repeats", type=int, default=3, help="restarts timed")
     b.set_defaults(func=cmd_bench_restart)
+    b = bsub.add_parser("auth", help="登录和鉴权的开销 / what signing in and checking credentials cost",
+                        description="登录时 argon2id 校验的耗时；同一接口调用在无凭据、令牌和会话下的 p50 "
+                                    "耗时之差。 / A login's argon2id check, and what a Bearer token or a "
+                                    "session adds to the same API call at p50, measured in one run.")
+    b.add_argument("--calls", type=int, default=3000, help="calls of each kind")
+    b.add_argument("--logins", type=int, default=20, help="password checks timed")
+    b.set_defaults(func=cmd_bench_auth)
     b = bsub.add_parser(
         "serial", help="每个串口帧的软件开销 / software cost per serial frame next to its wire time",
         description="通过一对伪终端测量每个串口帧的软件开销，并与 9600 和 115200 波特率下的传输时间"
@@ -719,7 +763,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "time at 9600 and 115200 baud.")
     b.add_argument("--frames", type=int, default=5000, help="request/answer exchanges")
     b.set_defaults(func=cmd_bench_serial)
+    cli_auth.add_parsers(sub, _Parser, _hall_command)
+    cli_devices.add_parsers(sub, lambda args: _config(args.config), _add_storage, str(DEMO_CONFIG))
     return parser
+
+
+def _hall_command(p: argparse.ArgumentParser, command) -> None:  # noqa: ANN001
+    """--config and the storage options; run ``command(args, hall id, database URL)``."""
+    p.add_argument("--config", default=str(DEMO_CONFIG), metavar="FILE",
+                   help="the hall file the server runs with (default: the demo hall)")
+    _add_storage(p)
+    p.set_defaults(func=lambda args: command(args, _config(args.config).hall.id, _db_url(args)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -727,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        for noisy in ("alembic", "amqtt", "transitions"):
+        for noisy in ("alembic",):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)

@@ -86,6 +86,12 @@ class Span(BaseModel):
         """Written back as it is read: ``"08:30-12:00"``."""
         return str(self)
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: Any, handler: Any) -> dict[str, Any]:
+        """In JSON Schema too, the text it is read from and written as."""
+        return {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}$",
+                "examples": ["08:30-12:00"]}
+
     def __str__(self) -> str:
         return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
 
@@ -192,8 +198,28 @@ class Device(_Model):
     id: str = Field(pattern=DEVICE_ID.pattern)
     kind: DeviceKind
     window: str | None = None
-    password: str | None = None
     enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        """Device passwords live hashed in the database, never in the hall file (a stored
+        configuration from before still says ``password = null``: it is dropped)."""
+        if isinstance(data, Mapping) and "password" in data:
+            if data["password"] not in (None, ""):
+                raise Invalid("device passwords are not kept in the hall file: make one with "
+                              "`yimen device credentials ID`",
+                              "设备密码不写在配置文件中，请用 `yimen device credentials 设备编号` 生成")
+            data = {k: v for k, v in data.items() if k != "password"}
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v == "controller":                # the hall server's own MQTT user
+            raise Invalid("'controller' is the hall server's own MQTT user, not a device id",
+                          "controller 是大厅服务器自己的 MQTT 用户名，不能作设备编号")
+        return v
 
     @model_validator(mode="after")
     def _bound(self) -> "Device":
@@ -220,6 +246,8 @@ class Hall(_Model):
     status_url: str = ""
     #: minutes of estimated wait after which the dashboard suggests opening another window
     wait_alert_min: int = Field(default=30, ge=0, le=1440)
+    #: clerks log in at hardware keypads with their staff id and their PIN (set on their account)
+    keypad_pin: bool = False
 
     @field_validator("timezone")
     @classmethod
@@ -253,16 +281,44 @@ class Storage(_Model):
 
 
 class Server(_Model):
+    """The HTTP side: where it listens, and how many connections it holds at once from one
+    address and in all (``controller/web/limits.py``; behind a reverse proxy every
+    connection comes from the proxy's address)."""
+
     http: str = "127.0.0.1:8480"
+    max_connections_per_client: int = Field(default=256, ge=1, le=1_000_000)
+    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
 
 
 class Bus(_Model):
-    """The MQTT bus. With no ``broker`` the server runs its own embedded broker on
-    ``listen``; ``secret`` derives device passwords (else one is kept in the data folder)."""
+    """The MQTT bus. With no ``broker`` the server runs its own Mosquitto, listening on
+    ``listen`` only (this machine alone by default: ``0.0.0.0:1883`` for every interface) and,
+    with ``tls_listen``, also with TLS there, with ``tls_cert`` and ``tls_key`` (PEM files)."""
 
     broker: str = ""
     listen: str = "127.0.0.1:1883"
-    secret: str = ""
+    tls_listen: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret(cls, data: Any) -> Any:
+        """The hall-wide bus secret is gone: each device has its own credential."""
+        if isinstance(data, Mapping) and "secret" in data:
+            if data["secret"]:
+                raise Invalid("secret: there is no hall-wide bus secret any more; each device "
+                              "gets its own password from `yimen device credentials ID`",
+                              "secret：不再使用全厅共享的总线密钥，每台设备用 "
+                              "`yimen device credentials 设备编号` 生成自己的密码")
+            data = {k: v for k, v in data.items() if k != "secret"}
+        return data
+
+    @model_validator(mode="after")
+    def _tls(self) -> "Bus":
+        if self.tls_listen and not (self.tls_cert and self.tls_key):
+            raise Invalid("tls_listen needs tls_cert and tls_key", "tls_listen 需要 tls_cert 和 tls_key")
+        return self
 
 
 class Simulation(_Model):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
@@ -93,15 +94,19 @@ async def import_offline(file: HallConfig, new: HallConfig, db_url: str | None, 
         await db.dispose()
 
 
-def import_online(server: str, new: HallConfig, dry_run: bool) -> list[dict[str, Any]]:
-    """Import through the running server's API (``server``: HOST:PORT or a URL)."""
+def post_to_server(server: str, path: str, data: Any) -> dict[str, Any]:
+    """POST ``data`` as JSON to the running server's API (``server``: HOST:PORT or a URL), as
+    the program whose API token is in ``$YIMEN_TOKEN`` (``yimen token add``), if any; its
+    refusal as a ``Refused``, no answer as a ``StartupError``."""
     base = server if "://" in server else f"http://{server}"
-    url = f"{base.rstrip('/')}/api/config/import" + ("?dry_run=1" if dry_run else "")
-    request = urllib.request.Request(url, data=json.dumps(live_data(new)).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get("YIMEN_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['YIMEN_TOKEN']}"
+    request = urllib.request.Request(f"{base.rstrip('/')}{path}", data=json.dumps(data).encode(),
+                                     method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return list(json.loads(response.read())["differences"])
+            return dict(json.loads(response.read()))
     except urllib.error.HTTPError as exc:
         error = json.loads(exc.read() or b"{}").get("error", {})
         raise Refused(error.get("code", f"http_{exc.code}"), error.get("message", str(exc)),
@@ -111,6 +116,12 @@ def import_online(server: str, new: HallConfig, dry_run: bool) -> list[dict[str,
     except (urllib.error.URLError, OSError) as exc:
         raise StartupError(f"连接不上运行中的服务器 {base}：{exc}",
                            f"cannot reach the running server at {base}: {exc}") from None
+
+
+def import_online(server: str, new: HallConfig, dry_run: bool) -> list[dict[str, Any]]:
+    """Import through the running server's API (``server``: HOST:PORT or a URL)."""
+    path = "/api/config/import" + ("?dry_run=1" if dry_run else "")
+    return list(post_to_server(server, path, live_data(new))["differences"])
 
 
 def import_config(file: HallConfig, new: HallConfig, db_url: str | None, data_dir: str,

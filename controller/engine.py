@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,14 +34,14 @@ from controller.core.commands import SYSTEM, Command, Rollover, Source
 from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.core.events import Event, EventKind
 from controller.core.hall import HallState
-from controller.logs import RateLimitedLog
+from controller.core.status_link import StatusLinks
+from controller.logs import RateLimitedLog, describe_error
 from controller.scheduler import Scheduler
 from controller.storage.hall_lock import hold_hall
 from controller.storage.repository import Repository, Rows
 from controller.storage.runner import Runner, runner_for
 
 log = logging.getLogger("yimen.engine")
-noisy = RateLimitedLog(log)
 
 #: How long a device's ``event_id`` is remembered (the protocol asks for at least 10 minutes).
 REPLY_RETENTION = timedelta(hours=24)
@@ -110,10 +111,14 @@ class Engine:
     committed)."""
 
     def __init__(self, config: HallConfig, db: AsyncEngine, clock: Clock | None = None,
-                 max_batch: int | None = None) -> None:
+                 max_batch: int | None = None, status_key: bytes | None = None) -> None:
         self.config = config
+        #: the key of the tickets' status page addresses (``core/status_link.py``): the hall's,
+        #: kept in its data folder; else one of this engine's own
+        self.status_key = status_key or secrets.token_bytes(32)
         self.db = db
         self.clock = clock or SystemClock()
+        self.noisy = RateLimitedLog(log)          # this engine's repeated failures, rate-limited
         self.max_batch = max_batch or config.storage.max_batch
         self.repo = Repository(config.hall.id)
         self.stats = Stats()
@@ -260,7 +265,7 @@ class Engine:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a bug here must not stop the hall
-                noisy.exception("writer", "the writer failed on a batch; rebuilding from storage")
+                self.noisy.exception("writer", "the writer failed on a batch; rebuilding from storage")
                 if inflight is not None:
                     await asyncio.gather(inflight, return_exceptions=True)
                     inflight = None
@@ -297,11 +302,11 @@ class Engine:
             prune = now if self._last_prune is None or now - self._last_prune > PRUNE_EVERY else None
             rows = self.repo.rows(self.db.dialect.name, changes, replies)
         except _Poisoned as p:    # a bug in the core: that command alone fails
-            log.error("command %r failed: %r", batch[p.index].command, p.error)
+            log.error("command %s failed", batch[p.index].command.name, exc_info=p.error)
             self._fail([batch[p.index]], StorageUnavailable("internal error"))
             rest = batch[:p.index] + batch[p.index + 1:]
         except Exception as exc:  # noqa: BLE001 - a bug: the batch's rows cannot be built
-            noisy.exception("prepare", "batch of %d commands not applied: %s", len(batch), exc)
+            self.noisy.exception("prepare", "batch of %d commands not applied: %s", len(batch), exc)
             self._fail(batch, StorageUnavailable("internal error"))
             rest = []
         else:
@@ -325,8 +330,8 @@ class Engine:
             if p.rows or p.prune:
                 await self.store.run(lambda conn: self._write(conn, p.rows, p.prune))
         except Exception as exc:  # noqa: BLE001 - nothing of the batch was committed
-            noisy.error("commit", "commit of %d commands failed, rebuilding from storage: %s",
-                        len(p.batch), exc)
+            self.noisy.error("commit", "commit of %d commands failed, rebuilding from storage: %s",
+                        len(p.batch), describe_error(exc))
             if not await self._recover():
                 self._fail(p.batch, StorageUnavailable("storage unavailable"))
             elif isolate:
@@ -355,7 +360,7 @@ class Engine:
                 try:
                     self.scheduler.follow(self._hall.deadlines())
                 except Exception:  # noqa: BLE001 - the next rebuild sets them again
-                    noisy.exception("timers", "the timers could not be followed")
+                    self.noisy.exception("timers", "the timers could not be followed")
         return True
 
     def _apply_all(self, batch: list[_Pending]) -> tuple[list[str | dict], dict]:
@@ -415,7 +420,7 @@ class Engine:
             try:
                 listener(committed)
             except Exception:  # noqa: BLE001 - one failing listener hurts no other
-                noisy.exception(f"listener:{listener!r}", "listener %r failed", listener)
+                self.noisy.exception(f"listener:{listener!r}", "listener %r failed", listener)
 
     # ------------------------------------------------------------------ storage
     def _write(self, conn: Connection, rows: Rows, prune: datetime | None) -> None:
@@ -431,7 +436,7 @@ class Engine:
         try:
             await self._rebuild()
         except Exception as exc:  # noqa: BLE001 - tried again
-            noisy.error("storage", "storage unavailable: %s", exc)
+            self.noisy.error("storage", "storage unavailable: %s", describe_error(exc))
             return False
         if notify:
             self._notify(Committed([], rebuilt=True))
@@ -449,6 +454,7 @@ class Engine:
         hall, self._replies = await self.store.run(lambda conn: (
             self.repo.load(conn, self.config, today, now),
             self.repo.load_replies(conn, now - REPLY_RETENTION)))
+        hall.links = StatusLinks(self.status_key)
         self._hall = hall
         self.config = hall.config       # the database's, once stored (the file's only seeds it)
         self._settled.set()

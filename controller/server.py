@@ -13,57 +13,63 @@ from pathlib import Path
 
 from aiohttp import web
 
-from controller.bus import security
-from controller.bus.broker_process import BrokerProcess
+from controller.auth.accounts import Accounts
+from controller.auth.audit import Audit
+from controller.bus import credentials
 from controller.bus.calls import CallLog
+from controller.bus.hall_broker import BROKER, HallBroker
+from controller.bus.pins import PinCheck
 from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig
-from controller.core.events import EventKind
-from controller.engine import Committed, Engine
+from controller.engine import Engine
 from controller.startup import StartupError, bind_http, migrate
+from controller.storage import private
 from controller.storage.db import database_url, open_database
 from controller.storage.hall_lock import HallInUse
+from controller.web.access import ACCOUNTS, AUDIT
 from controller.web.api import BUS, ENGINE, add_routes
+from controller.web.auth import add_auth_routes
 from controller.web.config_api import IMPORT_LIMIT, add_config_routes
 from controller.web.feed import FEED, ScreenFeed
+from controller.web.headers import add_security_headers
 from controller.web.pages import add_page_routes
-from protocol.credentials import derived_password
+from controller.web.users_api import add_users_routes
 from protocol.link import BrokerAddress
 from protocol.tasks import cancel_all
 
 log = logging.getLogger("yimen.server")
-
-#: The embedded broker's process, when the server runs one (absent with an external broker).
-BROKER: web.AppKey[BrokerProcess] = web.AppKey("broker", BrokerProcess)
+#: The key of the tickets' status page addresses, in the data folder (``core/status_link.py``).
+STATUS_KEY = "status-key"
 
 
 def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = None,
                clock: Clock | None = None, broker: str | None = None, bus: bool = True,
                broker_listen: str | None = None) -> web.Application:
     """The app factory: ``cleanup_ctx`` opens the database, migrates it, runs the engine, the
-    broker (embedded unless ``broker`` or the config's ``bus.broker`` names one) and the
-    device bus, and closes all of it in reverse order."""
+    hall's own Mosquitto (unless ``broker`` or the config's ``bus.broker`` names one, on
+    ``broker_listen`` or the config's ``bus.listen``) and the device bus, and closes all of it
+    in reverse order."""
     app = web.Application(client_max_size=IMPORT_LIMIT)   # each route has its own, smaller limit
 
     async def hall(app: web.Application) -> AsyncIterator[None]:
-        embedded = None
-        secret = security.load_secret(config, data_dir) if bus else ""
+        own = None
         if bus and not (broker or config.bus.broker):
-            # the broker's process starts while the database opens and the state is rebuilt
-            embedded = BrokerProcess(config, secret, data_dir, broker_listen)
-            embedded.launch()
+            own = HallBroker(config, data_dir, broker_listen)
+            own.reserve_port()                   # a busy port is said before anything opens
         url = database_url(db_url or config.storage.url, data_dir)
         db = open_database(url, config.storage.synchronous)
         try:
             await migrate(db)                    # or a StartupError saying why, in one line
-            engine = Engine(config, db, clock)
+            engine = Engine(config, db, clock, status_key=private.key(data_dir, STATUS_KEY))
             try:
                 await engine.start()
             except HallInUse as exc:
                 raise StartupError(f"大厅 {exc.hall} 已由另一个服务器在这个数据库上运行",
                                    f"{exc}; one server per hall") from None
             app[ENGINE] = engine
+            app[ACCOUNTS] = Accounts(db, config.hall.id, engine.clock)
+            app[AUDIT] = Audit(db, config.hall.id, engine.clock)
             calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
             feed = app[FEED] = ScreenFeed(engine, calls)
             feed.start()
@@ -73,10 +79,11 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 log.info("hall %s open on %s", config.hall.id,
                          db.url.render_as_string(hide_password=True))
                 if bus:
-                    async with _device_bus(engine, calls, secret, broker, embedded) as hall_bus:
+                    async with _device_bus(engine, calls, data_dir, broker, own,
+                                           app[ACCOUNTS].check_pin) as hall_bus:
                         app[BUS] = hall_bus
-                        if embedded is not None:
-                            app[BROKER] = embedded
+                        if own is not None:
+                            app[BROKER] = own
                         yield
                 else:
                     yield
@@ -86,13 +93,16 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             log.info("hall %s closed", config.hall.id)
         finally:
             await db.dispose()
-            if embedded is not None:
-                await embedded.stop()           # last: after the bus and the engine
+            if own is not None:
+                await own.stop()                 # last: after the bus and the engine
 
     app.cleanup_ctx.append(hall)
     app.on_shutdown.append(_end_streams)      # before the server waits for open requests
     add_routes(app)
+    add_auth_routes(app)                      # inside the error middleware: refusals are JSON
+    add_security_headers(app)
     add_config_routes(app)
+    add_users_routes(app)
     add_page_routes(app)
     return app
 
@@ -104,46 +114,43 @@ async def _end_streams(app: web.Application) -> None:
 
 
 @asynccontextmanager
-async def _device_bus(engine: Engine, calls: CallLog, secret: str, broker: str | None,
-                      embedded: BrokerProcess | None) -> AsyncIterator[HallBus]:
-    """The device bus on ``embedded`` (launched already) or the broker ``broker`` names."""
+async def _device_bus(engine: Engine, calls: CallLog, data_dir: str | Path, broker: str | None,
+                      own: HallBroker | None, pin_check: PinCheck) -> AsyncIterator[HallBus]:
+    """The device bus on the hall's own Mosquitto (``own``, its port reserved) or on the
+    broker ``broker`` names, as the controller (its own password, kept in the data folder)."""
     config = engine.config
-    access = None
-    if embedded is not None:
-        address = await embedded.ready()
-        await embedded.set_access(engine.config)       # the database's devices, not the file's
-        access = asyncio.create_task(_follow_devices(engine, embedded), name="yimen-broker-access")
+    follow = None
+    if own is not None:
+        await own.start(engine.db, lambda: engine.config)   # the database's devices, not the file's
+        address = own.address
+        follow = asyncio.create_task(own.follow(engine), name="yimen-broker-access")
     else:
         address = BrokerAddress.parse(broker or config.bus.broker)
-    hall_bus = HallBus(engine, calls, address,
-                       derived_password(secret, security.CONTROLLER_USER))
+    hall_bus = HallBus(engine, calls, address, credentials.controller_password(data_dir),
+                       credentials.id_token_key(data_dir), pin_check)
+    if own is not None:
+        own.on_cut_off = hall_bus.cut_off
     await hall_bus.start()
     log.info("device bus on mqtt://%s:%d (%s)", address.host, address.port,
-             "embedded" if embedded else "external")
+             "the hall's own Mosquitto" if own else "external")
     try:
         yield hall_bus
     finally:
         await hall_bus.stop()
-        if access is not None:
-            await cancel_all([access])
+        if follow is not None:
+            await cancel_all([follow])
 
 
-async def _follow_devices(engine: Engine, embedded: BrokerProcess) -> None:
-    """The embedded broker's logins and topic rules follow the configured devices: after
-    each change of them, the latest configuration is sent (several changes, one send)."""
-    changed = asyncio.Event()
-
-    def on_commit(committed: Committed) -> None:
-        if committed.rebuilt or any(e.kind is EventKind.CONFIG_CHANGED and
-                                    e.payload.get("section") in ("devices", "all")
-                                    for e in committed.events):
-            changed.set()
-
-    engine.subscribe(on_commit)
-    while True:
-        await changed.wait()
-        changed.clear()
-        await embedded.set_access(engine.config)
+async def device_passwords(app: web.Application, devices: list[str]) -> dict[str, str]:
+    """New credentials for ``devices``, handed over in this process (the demo's simulators, a
+    gateway run inside the server): device → password. The hall's own broker takes them at
+    once."""
+    engine = app[ENGINE]
+    passwords = await credentials.provision(engine.db, engine.config.hall.id, devices)
+    own = app.get(BROKER)
+    if own is not None:
+        await own.refresh()
+    return passwords
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -167,24 +174,23 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
     """Serve until SIGINT or SIGTERM; print the address (the real port when 0 was asked).
 
     The HTTP port is bound before the hall starts: a busy one is a ``StartupError``, as is a
-    database or broker port the hall cannot open."""
+    database or broker port the hall cannot open. Connections are held within the hall's
+    ``[server]`` limits (``web/limits.py``)."""
+    from controller.web import limits
+
     host, port = parse_listen(listen)
     sock = bind_http(host, port)
     stop = stop_on_signals()
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     try:
-        await runner.setup()
-        site = web.SockSite(runner, sock)
-        await site.start()
-        bound = runner.addresses[0][1] if runner.addresses else port
-        bus = app.get(BUS)
-        mqtt = f", devices on mqtt://{bus.link.broker.host}:{bus.link.broker.port}" if bus else ""
-        print(f"{banner}listening on http://{host}:{bound}{mqtt}", flush=True)
-        url = f"http://{host}:{bound}"
-        print(f"  取号机 kiosk:       {url}/kiosk\n  综合屏 hall screen: {url}/screen\n"
-              f"  窗口屏 window 1:    {url}/window/1\n  设备 devices:       {url}/api/devices",
-              flush=True)
-        await stop.wait()
+        async with limits.serving(app, sock, lambda started: limits.Limits.of(started[ENGINE].config.server)):
+            bound = sock.getsockname()[1]
+            bus = app.get(BUS)
+            mqtt = f", devices on mqtt://{bus.link.broker.host}:{bus.link.broker.port}" if bus else ""
+            print(f"{banner}listening on http://{host}:{bound}{mqtt}", flush=True)
+            url = f"http://{host}:{bound}"
+            print(f"  取号机 kiosk:       {url}/kiosk\n  综合屏 hall screen: {url}/screen\n"
+                  f"  窗口屏 window 1:    {url}/window/1\n  设备 devices:       {url}/api/devices",
+                  flush=True)
+            await stop.wait()
     finally:
-        await runner.cleanup()               # what started of the hall, when setup failed
         sock.close()

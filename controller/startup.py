@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller.core.errors import YimenError
+from controller.storage.private import private_folder
 
 if TYPE_CHECKING:                 # the broker's process imports this module, without a database
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,14 +41,13 @@ class FolderInUse(StartupError):
 
 @contextmanager
 def data_folder_lock(folder: str | Path) -> Iterator[Path]:
-    """Hold an exclusive lock on ``folder`` (created if missing) until the block ends.
+    """Hold an exclusive lock on ``folder`` (created 0700 if missing) until the block ends.
 
     The lock is ``flock`` on ``DATA/yimen.lock``, which holds the owner's process id; the
     kernel drops it when the process ends, however it ends, so a killed server never leaves
     its folder locked. Raises ``StartupError`` when another process holds it."""
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    path = private_folder(folder)
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

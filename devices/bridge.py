@@ -142,8 +142,9 @@ class PaperOut(Exception):
 
 class BridgedKiosk(Bridged):
     """A kiosk: each button (or the kiosk page) takes a ticket for a service. With an ID
-    reader, the card lying on it goes with the next ticket (as a keyed hash; 60+ get the green
-    channel); with a printer, each ticket is printed once, and an empty roll stops taking."""
+    reader, the card lying on it goes with the next ticket (its number sealed to the hall
+    server, which alone opens it and makes the token; 60+ get the green channel); with a
+    printer, each ticket is printed once, and an empty roll stops taking."""
 
     kind = "kiosk"
 
@@ -184,7 +185,7 @@ class BridgedKiosk(Bridged):
             fields["appointment"] = appointment
         card, self.card = self.card, None          # one ticket per card put on the reader
         if card is not None:
-            fields["id_token"] = card.token
+            fields["id_sealed"] = card.id_sealed
             if card.age_class == "senior":
                 fields["priority"] = "green"
         reply = await self.send("take", event_id=event_id, **fields)

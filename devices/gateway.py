@@ -18,10 +18,9 @@ from typing import Any
 from devices import bridge
 from devices.codecs import ff68, ybus
 from devices.gateway_config import BusSpec, GatewayConfig
-from devices.peripherals import CardReader, KioskPrinter
+from devices.peripherals import KioskPrinter, card_reader
 from devices.printer import serial_printer
 from devices.serialport import open_port, wire_seconds
-from protocol.credentials import derived_password, id_token_key
 from protocol.link import BrokerAddress
 from protocol.tasks import cancel_all
 
@@ -181,12 +180,17 @@ class Gateway:
     """Owns every bridged device and every bus loop; ``start``/``stop``."""
 
     def __init__(self, config: GatewayConfig, broker: BrokerAddress | None = None,
-                 pin_factory: Any = None, secret: str | None = None) -> None:
+                 pin_factory: Any = None, passwords: dict[str, str] | None = None,
+                 id_public_key: str | None = None) -> None:
+        """``passwords``: each device's own (default: the file's ``[devices.ID]``);
+        ``id_public_key``: the hall server's, which the readers seal ID numbers to (default: the
+        file's; a gateway inside the server is handed the server's)."""
         self.config = config
         self.broker = broker or BrokerAddress.parse(config.broker)
-        self.secret = secret or config.secret
-        if not self.secret:
-            raise ValueError("the gateway needs the hall's bus secret (secret = … in its file)")
+        self.passwords = config.passwords if passwords is None else passwords
+        missing = [d for d in config.device_ids if d not in self.passwords]
+        if missing:
+            raise ValueError(f"no password for {', '.join(missing)} ([devices.ID] password = …)")
         self.devices: dict[str, bridge.Bridged] = {}
         self.buses: list[SerialBus] = []
         for spec in config.buses:
@@ -203,10 +207,10 @@ class Gateway:
             for gpio in config.gpio:
                 device = self._device(gpio.kind, gpio.id, 0, "gpio")
                 self.buttons.append(ButtonPanel(gpio, device, pin_factory))
-        self.readers = []
-        for reader in config.readers:
-            self.readers.append(CardReader(reader.port, reader.baud, id_token_key(self.secret),
-                                           self._kiosk(reader.kiosk).on_card))
+        key = id_public_key or config.id_public_key
+        readers = (card_reader(a.port, a.baud, a.kiosk, self._kiosk(a.kiosk).on_card, key, config.hall)
+                   for a in config.readers)
+        self.readers = [r for r in readers if r is not None]
         for printer in config.printers:
             self._kiosk(printer.kiosk).printer = KioskPrinter(
                 serial_printer(printer.port, printer.baud), config.hall_name, printer.width)
@@ -214,8 +218,7 @@ class Gateway:
 
     def _device(self, kind: str, device_id: str, addr: int, protocol: str) -> bridge.Bridged:
         cls = bridge.KINDS[kind]
-        device = cls(self.config.hall, device_id, self.broker,
-                     derived_password(self.secret, device_id),
+        device = cls(self.config.hall, device_id, self.broker, self.passwords[device_id],
                      addr=addr, protocol=protocol)
         self.devices[device_id] = device
         return device

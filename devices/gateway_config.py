@@ -2,8 +2,7 @@
 
     hall = "demo"
     broker = "mqtt://127.0.0.1:1884"
-    secret = "…"                 # the hall's bus secret (each device's password derives from it;
-                                 # inside ``yimen serve --gateway`` the server's own is used)
+    id_public_key = "x25519:…"   # the hall server's, for the ID-card readers (sealed numbers)
 
     [[bus]]
     port = "/dev/ttyUSB0"
@@ -24,16 +23,25 @@
     port = "/dev/ttyUSB4"
     kiosk = "kiosk-b1"
     width = 576                  # dots: 576 for 80 mm paper, 384 for 58 mm
+
+    [devices.caller-w01]         # each device's own MQTT password (yimen device credentials ID);
+    password = "…"               # inside ``yimen serve --gateway`` missing ones are made
+
+The file holds only its own devices' passwords, never a secret of the whole hall: keep it
+readable by the gateway's user only. ``id_public_key`` is no secret: it seals ID numbers for
+the hall server and opens nothing; without it the readers read no cards (said at start).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from controller.config import ConfigError, read_toml
+from protocol import idseal
+from protocol.credentials import NO_SHARED_SECRET, own_password
 
 PROTOCOLS = {"ff68": ("caller", "evaluator"),
              "ybus": ("caller", "evaluator", "kiosk", "window_display"),
@@ -92,19 +100,28 @@ class Attached:
 class GatewayConfig:
     hall: str
     broker: str
-    secret: str
     buses: tuple[BusSpec, ...]
     gpio: tuple[GpioSpec, ...]
     readers: tuple[Attached, ...] = ()
     printers: tuple[Attached, ...] = ()
     hall_name: str = ""
+    id_public_key: str = ""      # the hall server's, which the readers seal ID numbers to
+    #: device → its own MQTT password (never shown in a repr)
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def device_ids(self) -> list[str]:
+        """Every device this gateway attaches, in the file's order."""
+        return [d.id for b in self.buses for d in b.devices] + [g.id for g in self.gpio]
 
 
-def load(path: str | Path) -> GatewayConfig:
-    return parse(read_toml(path), str(path))
+def load(path: str | Path, passwords_needed: bool = True) -> GatewayConfig:
+    return parse(read_toml(path), str(path), passwords_needed)
 
 
-def parse(raw: dict[str, Any], where: str = "<gateway>") -> GatewayConfig:
+def parse(raw: dict[str, Any], where: str = "<gateway>", passwords_needed: bool = True) -> GatewayConfig:
+    """A gateway's file; with ``passwords_needed`` (a gateway on its own) every device must
+    have its password in ``[devices.ID]``."""
     def fail(key: str, why: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {why}")
 
@@ -195,10 +212,31 @@ def parse(raw: dict[str, Any], where: str = "<gateway>") -> GatewayConfig:
         return tuple(out)
 
     readers, printers = attached("reader", 115200), attached("printer", 9600)
-    secret = raw.get("secret", "")
-    if not isinstance(secret, str):
-        raise fail("secret", "a string is needed")
+    if "secret" in raw:
+        raise fail("secret", " / ".join(NO_SHARED_SECRET))
+    passwords = {}
+    entries = raw.get("devices", {})
+    if not isinstance(entries, dict):
+        raise fail("devices", "a table [devices.ID] per device, with its password")
+    for device, entry in entries.items():
+        if device not in seen:
+            raise fail(f"devices.{device}", f"{device!r} is not a device of this gateway")
+        try:
+            passwords[device] = own_password(entry.get("password") if isinstance(entry, dict) else None)
+        except ValueError as exc:
+            raise fail(f"devices.{device}.password", str(exc)) from None
+    missing = [d for d in [d.id for b in buses for d in b.devices] + [g.id for g in gpio]
+               if d not in passwords]
+    if passwords_needed and missing:
+        raise fail(f"devices.{missing[0]}.password", "每台设备需要自己的密码（yimen device credentials "
+                   f"{missing[0]}） / each device needs its own password ({len(missing)} have none)")
+    id_public_key = raw.get("id_public_key", "")
+    if id_public_key != "":
+        try:
+            idseal.load_public_key(id_public_key)
+        except ValueError as exc:
+            raise fail("id_public_key", str(exc)) from None
     hall = text(raw, "hall", "")
     return GatewayConfig(hall, text(raw, "broker", "", "mqtt://127.0.0.1:1883"),
-                         secret, tuple(buses), tuple(gpio), readers, printers,
-                         text(raw, "hall_name", "", hall))
+                         tuple(buses), tuple(gpio), readers, printers,
+                         text(raw, "hall_name", "", hall), id_public_key, passwords)

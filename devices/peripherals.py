@@ -1,8 +1,10 @@
 """A bridged kiosk's own peripherals: the ID-card reader it polls and the printer it prints on.
 
 ``CardReader`` asks a SAM reader for a card every ``poll_s`` (find, select, read base info)
-and hands the kiosk a ``Card`` — a keyed hash of the ID number, an age class and masked forms,
-nothing more — once per card put on it, and None when it is taken away. ``KioskPrinter``
+and hands the kiosk a ``Card`` — the ID number sealed to the hall server's public key with
+``seal`` (sent with the next ticket; only that server can open it, and it keeps the token, not
+the number), an age class and masked forms, nothing more — once per card put on it, and None
+when it is taken away. The number is held only until it is sealed. ``KioskPrinter``
 prints a ticket reply through python-escpos on a thread (the calls block) and asks the roll
 sensor after each job.
 """
@@ -19,15 +21,18 @@ from devices.codecs import sam
 from devices.printer import TicketPrinter
 from devices.serialport import open_port
 from display.ticket import TicketContent
+from protocol import idseal
 
 log = logging.getLogger("yimen.gateway")
 
 
 class CardReader:
-    def __init__(self, port: str, baud: int, key: bytes, on_card: Callable[[sam.Card | None], None],
-                 poll_s: float = 0.3, answer_s: float = 0.5,
+    def __init__(self, port: str, baud: int, on_card: Callable[[sam.Card | None], None],
+                 seal: Callable[[str], str], poll_s: float = 0.3, answer_s: float = 0.5,
                  today: Callable[[], date] = date.today) -> None:
-        self.port, self.baud, self.key = port, baud, key
+        """``seal``: an ID number → its ``id_sealed`` (``protocol.idseal.sealer``)."""
+        self.port, self.baud = port, baud
+        self.seal = seal
         self.on_card = on_card
         self.poll_s, self.answer_s = poll_s, answer_s
         self.today = today
@@ -68,7 +73,7 @@ class CardReader:
                 self.errors += 1
                 continue
             try:
-                card = sam.parse_base_info(answer[3:], self.key, self.today())
+                card = sam.parse_base_info(answer[3:], self.today(), self.seal)
             except sam.CardError as exc:
                 self.errors += 1
                 log.warning("ID reader %s: %s", self.port, exc)
@@ -92,6 +97,19 @@ class CardReader:
                 if len(payload) >= 3:
                     return payload
         return None
+
+
+def card_reader(port: str, baud: int, kiosk: str, on_card: Callable[[sam.Card | None], None],
+                id_public_key: str, hall: str) -> CardReader | None:
+    """The reader on ``kiosk``, sealing to the hall server's ``id_public_key``; None, said at
+    once, when the box has no key: then it cannot send ID cards, and reads none."""
+    if not id_public_key:
+        log.warning("%s：未配置 id_public_key（大厅服务器的身份证公钥，yimen device credentials %s 显示），"
+                    "%s 上的身份证阅读器不读卡 / %s: no id_public_key (the hall server's ID-card public "
+                    "key; yimen device credentials %s prints it): the ID-card reader on %s reads no "
+                    "cards", kiosk, kiosk, port, kiosk, kiosk, port)
+        return None
+    return CardReader(port, baud, on_card, idseal.sealer(id_public_key, hall))
 
 
 class KioskPrinter:

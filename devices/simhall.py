@@ -1,10 +1,12 @@
 """A whole simulated hall: every configured device, citizens arriving, clerks calling (模拟大厅).
 
 Citizens arrive at ``arrivals_per_min`` (Poisson), pick a service by ``service_mix`` and take a
-ticket at a random kiosk. Each window with a caller has a clerk who logs in, presses ``next``,
-serves for about the service's time (exponential around ``service_min`` or the service's
-``avg_service_min``), asks for a rating and calls again. Evaluators answer prompts by
-``rating_mix`` or, now and then, not at all. ``speed`` compresses all of it.
+ticket at a random kiosk, ``CARD_SHARE`` of them with an ID card on its reader (a made-up
+number, sent sealed to the hall server's ``id_public_key``, handed over in the process). Each
+window with a caller has a clerk who logs in, presses ``next``, serves for about the service's
+time (exponential around ``service_min`` or the service's ``avg_service_min``), asks for a
+rating and calls again. Evaluators answer prompts by ``rating_mix`` or, now and then, not at
+all. ``speed`` compresses all of it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from controller.bus import security
 from controller.config import HallConfig
 from devices.simulators import SIMULATORS, Caller, Evaluator, Kiosk, Refusal
+from protocol import idseal
 from protocol.client import DeviceClient, DeviceTimeout
 from protocol.link import BrokerAddress
 from protocol.tasks import cancel_all
@@ -26,14 +28,28 @@ from protocol.tasks import cancel_all
 log = logging.getLogger("yimen.sim")
 
 IDLE_POLL_S = 2.0        # a clerk with nobody waiting presses next again after this (real s)
+CARD_SHARE = 0.3         # citizens who put their ID card on the kiosk's reader
+_CHECK_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)   # GB 11643
 
 
-def build_devices(config: HallConfig, broker: BrokerAddress, secret: str,
+def made_up_id(rng: random.Random) -> str:
+    """A made-up resident ID number with a right check digit (东城区, born 1940–2005)."""
+    body = f"110101{rng.randint(1940, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}" \
+           f"{rng.randint(0, 999):03d}"
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _CHECK_WEIGHTS, strict=True)) % 11]
+
+
+def simulated(config: HallConfig) -> list[str]:
+    """The ids of the configured devices of a kind the simulators have."""
+    return [d.id for d in config.devices if d.kind in SIMULATORS]
+
+
+def build_devices(config: HallConfig, broker: BrokerAddress, passwords: Mapping[str, str],
                   only: Callable[[str], bool] = lambda _id: True,
                   **kwargs: Any) -> dict[str, DeviceClient]:
-    """A simulator for every configured device of a simulated kind (whose id passes ``only``)."""
-    passwords = security.passwords(config, secret)
-    return {d.id: SIMULATORS[d.kind](config.hall.id, d.id, broker, passwords[d.id], **kwargs)
+    """A simulator for every configured device of a simulated kind (whose id passes ``only``),
+    each logging in with its own password from ``passwords``."""
+    return {d.id: SIMULATORS[d.kind](config.hall.id, d.id, broker, passwords.get(d.id), **kwargs)
             for d in config.devices if d.kind in SIMULATORS and only(d.id)}
 
 
@@ -46,12 +62,21 @@ async def connect_all(devices: Iterable[DeviceClient], timeout: float = 15.0) ->
 
 
 class SimulatedHall:
-    def __init__(self, config: HallConfig, broker: BrokerAddress, secret: str,
-                 seed: int | None = None) -> None:
+    def __init__(self, config: HallConfig, broker: BrokerAddress, passwords: Mapping[str, str],
+                 seed: int | None = None, id_public_key: str | None = None) -> None:
+        """``id_public_key``: the hall server's, which the kiosks seal ID numbers to; without
+        it the citizens bring no ID cards (said at start)."""
         self.config = config
         self.sim = config.simulation
         self.rng = random.Random(seed)
-        self.devices = build_devices(config, broker, secret)
+        self.devices = build_devices(config, broker, passwords)
+        seal = idseal.sealer(id_public_key, config.hall.id) if id_public_key else None
+        for kiosk in self.of_kind(Kiosk):
+            kiosk.seal = seal
+        self.cards = seal is not None
+        if seal is None:
+            log.warning("模拟大厅未得到 id_public_key：市民不刷身份证 / no id_public_key: the simulated "
+                        "citizens bring no ID cards")
         self.stats: Counter[str] = Counter()
         self._tasks: list[asyncio.Task] = []
         self._taking: set[asyncio.Task] = set()
@@ -96,6 +121,8 @@ class SimulatedHall:
         while True:
             await asyncio.sleep(self.rng.expovariate(rate_per_s))
             fields = {"priority": "green"} if self.rng.random() < self.sim.green_share else {}
+            if self.cards and self.rng.random() < CARD_SHARE:
+                fields["id_card"] = made_up_id(self.rng)
             take = asyncio.create_task(self._take(self.rng.choice(kiosks), self._pick(mix), fields))
             self._taking.add(take)           # held until done, and cancelled on stop
             take.add_done_callback(self._taking.discard)

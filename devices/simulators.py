@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,15 +36,22 @@ def _ok(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 class Kiosk(DeviceClient):
-    """取号机: takes tickets; prints them itself (here: remembers them)."""
+    """取号机: takes tickets; prints them itself (here: remembers them). With ``seal`` (the
+    hall server's public key, ``protocol.idseal.sealer``) it has an ID-card reader."""
 
     kind = "kiosk"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.printed: list[dict[str, Any]] = []
+        self.seal: Callable[[str], str] | None = None
 
-    async def take(self, service: str, **fields: Any) -> dict[str, Any]:
+    async def take(self, service: str, id_card: str | None = None, **fields: Any) -> dict[str, Any]:
+        """A ticket; ``id_card``: the number on the card put on the reader, sent sealed."""
+        if id_card is not None:
+            if self.seal is None:
+                raise ValueError(f"{self.id}: no id_public_key, so no ID card can be sent")
+            fields["id_sealed"] = self.seal(id_card)
         ticket = _ok(await self.send("take", service=service, **fields))["ticket"]
         self.printed.append(ticket)
         return ticket

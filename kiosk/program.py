@@ -13,7 +13,8 @@ and the page says so.
     id = "kiosk-1"
     server = "http://127.0.0.1:8480"     # the hall server: the page's data
     broker = "mqtt://127.0.0.1:1884"
-    secret = "…"                         # the hall's bus secret
+    password = "…"                       # this kiosk's own (yimen device credentials kiosk-1)
+    id_public_key = "x25519:…"           # the hall server's, printed with it: seals ID numbers
     listen = "127.0.0.1:8490"            # where the box's browser opens the page
     [printer]                            # port = "/dev/ttyUSB0" (ESC/POS), or folder = "tickets"
     port = "/dev/ttyUSB0"
@@ -21,6 +22,10 @@ and the page says so.
     width = 576
     [reader]                             # an ID-card reader (SAM), optional
     port = "/dev/ttyUSB1"
+
+The file holds this kiosk's own password and no secret of the hall's: a card's ID number goes
+with the ticket sealed to the hall server's public key, and only that server can open it and
+turn it into a token. Without ``id_public_key`` the box says so at start and reads no cards.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +43,11 @@ from aiohttp import web
 
 from controller.config import ConfigError, read_toml
 from devices.bridge import BridgedKiosk, PaperOut
-from devices.peripherals import CardReader, KioskPrinter
+from devices.peripherals import KioskPrinter, card_reader
 from devices.printer import FilePrinter, serial_printer
+from protocol import idseal
 from protocol.client import DeviceTimeout
-from protocol.credentials import derived_password, id_token_key
+from protocol.credentials import NO_SHARED_SECRET, basic_auth, own_password
 from protocol.link import BrokerAddress
 from protocol.tasks import cancel_all
 
@@ -63,33 +69,45 @@ class KioskConfig:
     id: str
     server: str
     broker: str
-    secret: str
+    password: str = field(repr=False)
     listen: str
     printer: dict[str, Any]
     reader: dict[str, Any]
     hall_name: str = ""
+    id_public_key: str = ""                # the hall server's (``protocol.idseal``)
 
 
 def load(path: str | Path) -> KioskConfig:
     raw = read_toml(path)
-    for key in ("hall", "id", "server", "secret"):
+    if "secret" in raw:
+        raise ConfigError(f"{path}: secret: {' / '.join(NO_SHARED_SECRET)}")
+    for key in ("hall", "id", "server"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise ConfigError(f"{path}: {key}: a non-empty string is needed")
+    try:
+        password = own_password(raw.get("password"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: password: {exc}") from None
+    id_public_key = raw.get("id_public_key", "")
+    if id_public_key != "":
+        try:
+            idseal.load_public_key(id_public_key)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: id_public_key: {exc}") from None
     printer, reader = raw.get("printer", {}), raw.get("reader", {})
     if printer and not (printer.get("port") or printer.get("folder")):
         raise ConfigError(f"{path}: printer: port or folder is needed")
     return KioskConfig(raw["hall"], raw["id"], raw["server"].rstrip("/"),
-                       raw.get("broker", "mqtt://127.0.0.1:1883"), raw["secret"],
+                       raw.get("broker", "mqtt://127.0.0.1:1883"), password,
                        raw.get("listen", "127.0.0.1:8490"), printer, reader,
-                       str(raw.get("hall_name", "")))
+                       str(raw.get("hall_name", "")), id_public_key)
 
 
 class KioskApp:
     def __init__(self, config: KioskConfig) -> None:
         self.config = config
         self.device = BridgedKiosk(config.hall, config.id, BrokerAddress.parse(config.broker),
-                                   derived_password(config.secret, config.id),
-                                   addr=0, protocol="kiosk", model="yimen-kiosk")
+                                   config.password, addr=0, protocol="kiosk", model="yimen-kiosk")
         p = config.printer
         if p:
             if p.get("folder"):
@@ -99,9 +117,9 @@ class KioskApp:
                 opener = serial_printer(p["port"], int(p.get("baud", 9600)))
             self.device.printer = KioskPrinter(opener, config.hall_name or config.hall,
                                                int(p.get("width", 576)))
-        self.reader = CardReader(config.reader["port"], int(config.reader.get("baud", 115200)),
-                                 id_token_key(config.secret), self.device.on_card) \
-            if config.reader.get("port") else None
+        self.reader = card_reader(config.reader["port"], int(config.reader.get("baud", 115200)),
+                                  config.id, self.device.on_card, config.id_public_key,
+                                  config.hall) if config.reader.get("port") else None
         self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._tasks: list[asyncio.Task] = []
         self._http: aiohttp.ClientSession | None = None
@@ -127,7 +145,10 @@ class KioskApp:
             upstream.close()
 
     async def _running(self, app: web.Application):  # noqa: ANN202
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5))
+        # the hall server knows this box by its device's own credential (HTTP Basic)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5),
+                                           headers={"Authorization": basic_auth(self.config.id,
+                                                                                self.config.password)})
         await self.device.start()
         if self.reader is not None:
             self._tasks.append(asyncio.create_task(self.reader.run()))

@@ -10,7 +10,10 @@ and the simulators load only what they speak:
   ``error_reply``, ``ProtocolError``, ``MAX_PAYLOAD`` (sans I/O);
 - ``protocol.link``: ``MqttLink`` and ``BrokerAddress``, one reconnecting MQTT connection;
 - ``protocol.client``: ``DeviceClient`` and ``DeviceTimeout``, one device's identity;
-- ``protocol.credentials``: a device's derived password and the ID-token key;
+- ``protocol.credentials``: what a device's file may hold: its own password, never a
+  hall-wide secret;
+- ``protocol.idseal``: ``seal``, an ID number sealed to the hall server's public key (the
+  take's ``id_sealed``);
 - ``protocol.tasks``: ``cancel_all``.
 
 The sans-I/O names (topics and payloads) are importable from the package itself.

@@ -46,10 +46,13 @@ class MqttLink:
                  on_connect: Callable[[], Awaitable[None]] | None = None,
                  on_message: Callable[[str, bytes], Awaitable[None] | None] | None = None,
                  backoff_max: float = 10.0, max_queued_incoming: int | None = None,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None,
+                 live_only: Callable[[str], bool] | None = None) -> None:
         """``max_queued_incoming``: messages received but not yet handled, past which the
         client drops new ones (a sender retries what gets no reply; memory stays bounded under
-        a flood); ``logger``: the MQTT client's own log lines."""
+        a flood); ``logger``: the MQTT client's own log lines; ``live_only(topic)``: a topic
+        whose retained messages are dropped (events happen once: a retained one would be
+        replayed at every reconnect)."""
         self.broker = broker
         self.client_id = client_id
         self.username, self.password = username, password
@@ -60,6 +63,7 @@ class MqttLink:
         self.backoff_max = backoff_max
         self.max_queued_incoming = max_queued_incoming
         self.logger = logger
+        self.live_only = live_only
         self.connected = asyncio.Event()
         self.connects = 0
         self._client: aiomqtt.Client | None = None
@@ -109,8 +113,11 @@ class MqttLink:
                     async for message in client.messages:
                         if self._closing:
                             break
+                        topic = str(message.topic)
+                        if message.retain and self.live_only is not None and self.live_only(topic):
+                            continue
                         if self.on_message is not None:
-                            result = self.on_message(str(message.topic), bytes(message.payload))
+                            result = self.on_message(topic, bytes(message.payload))
                             if result is not None:
                                 await result
             except aiomqtt.MqttError as exc:

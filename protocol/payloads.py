@@ -1,4 +1,11 @@
-"""Protocol v1 payloads, sans I/O: encoding, decoding a device's event, replies on ``cmd``."""
+"""Protocol v1 payloads, sans I/O: encoding, decoding a device's event, replies on ``cmd``.
+
+Addition to protocol v1 (optional, additive): a kiosk's ``take`` may carry ``id_sealed``, the
+ID number its card reader read, sealed to the hall server's public key (``protocol.idseal``),
+so the raw number never crosses MQTT; only the hall server opens it, turns it into the
+ticket's ``id_token`` with a key only it has and keeps the number nowhere
+(``docs/mqtt-security.md``). ``id_token`` is accepted as before.
+"""
 
 from __future__ import annotations
 

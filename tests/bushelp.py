@@ -1,5 +1,6 @@
-"""Bus test helpers: brokers (embedded, the machine's Mosquitto, a Mosquitto of our own),
-a hall server on an injected clock, and simulated devices acting over the real broker."""
+"""Bus test helpers: brokers (a Mosquitto of our own, supervised as the hall server runs it, or
+the machine's), a hall server on an injected clock, and simulated devices acting over the real
+broker, each logging in with its own credential."""
 
 from __future__ import annotations
 
@@ -7,39 +8,43 @@ import asyncio
 import os
 import shutil
 import socket
-import subprocess
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 from aiohttp import web
 
-from controller.bus import security
-from controller.bus.broker import EmbeddedBroker
+from controller.bus import credentials
+from controller.bus.hall_broker import BROKER, HallBroker
+from controller.bus.mosquitto import Mosquitto, conf_text
+from controller.bus.security import CONTROLLER_USER, acl_text, passwd_text
 from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig, parse_config
 from controller.engine import Engine
-from controller.server import create_app
+from controller.server import create_app, device_passwords
 from controller.web.api import BUS, ENGINE
 from devices.simhall import build_devices, connect_all
 from protocol.client import DeviceClient
 from protocol.link import BrokerAddress
-from tests.waiting import wait_for
 
-SECRET = "bus-test-secret"
 MOSQUITTO_URL = os.environ.get("YIMEN_MQTT_URL", "mqtt://127.0.0.1:1883")
 REQUIRED = os.environ.get("YIMEN_REQUIRE_SERVICES", "") not in ("", "0")
+#: Hall id → device → password: what the brokers and hall servers of the tests made, for
+#: ``devices`` (each test's hall has an id of its own).
+PASSWORDS: dict[str, dict[str, str]] = {}
 
 
 def unique(config: HallConfig, **hall: Any) -> HallConfig:
-    """The same hall under a fresh id (tests share the machine's Mosquitto) and a known secret."""
+    """The same hall under a fresh id (tests share the machine's Mosquitto), on the broker
+    the test names."""
     return config.model_copy(update={
         "hall": config.hall.model_copy(update={"id": f"t-{uuid.uuid4().hex[:10]}", **hall}),
-        "bus": config.bus.model_copy(update={"secret": SECRET, "broker": ""})})
+        "bus": config.bus.model_copy(update={"broker": ""})})
 
 
 def big_hall(windows: int) -> HallConfig:
@@ -58,7 +63,7 @@ def big_hall(windows: int) -> HallConfig:
         "services": [{"code": "A", "name": "综合", "daily_cap": 9999, "avg_service_min": 5}],
         "windows": [{"id": w, "services": ["A"]} for w in ids],
         "clerks": [{"id": f"1{w}", "name": f"员工{w}", "windows": [w]} for w in ids],
-        "devices": devices, "bus": {"secret": SECRET},
+        "devices": devices,
     }, "big")
 
 
@@ -76,39 +81,31 @@ def reachable(address: BrokerAddress) -> bool:
         return False
 
 
-class Mosquitto:
-    """A Mosquitto process of our own, from the files ``yimen broker-config`` writes."""
+def mosquitto_available() -> bool:
+    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+        return True
+    if REQUIRED:
+        pytest.fail("mosquitto is required here (YIMEN_REQUIRE_SERVICES) but not installed")
+    pytest.skip("mosquitto is not installed (scripts/setup installs it)")
+    return False
 
-    def __init__(self, config: HallConfig, folder: Path) -> None:
-        self.folder, self.port = folder, free_port()
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in security.mosquitto_files(config, SECRET, self.port).items():
-            (folder / name).write_text(text, encoding="utf-8")
-        self.proc: subprocess.Popen | None = None
 
-    async def start(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([binary, "-c", "mosquitto.conf"], cwd=self.folder,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def standalone(config: HallConfig, folder: Path, data: Path) -> tuple[Mosquitto, dict[str, str]]:
+    """A supervised Mosquitto with the hall's files, as ``yimen serve`` writes them, but of its
+    own (so a test can stop and restart it, with or without a hall server): every enabled
+    device gets a new password, and the controller logs in with the one kept in ``data`` (the
+    hall server's data folder). Returns it and device → password."""
+    passwords = {d.id: credentials.new_password() for d in config.devices if d.enabled}
+    users = {CONTROLLER_USER: credentials.mosquitto_hash(credentials.controller_password(data)),
+             **{d: credentials.mosquitto_hash(p) for d, p in passwords.items()}}
+    files = {"passwd": passwd_text(users), "acl": acl_text(config)}
 
-        def listening() -> bool:
-            if reachable(self.address):
-                return True
-            if self.proc.poll() is not None:
-                raise AssertionError(f"mosquitto failed: {self.proc.stderr.read().decode()}")
-            return False
+    async def made() -> dict[str, str]:
+        return files
 
-        await wait_for(listening, what=f"mosquitto to listen on port {self.port}", interval=0.05)
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            await asyncio.get_running_loop().run_in_executor(None, self.proc.wait)
-            self.proc = None
-
-    @property
-    def address(self) -> BrokerAddress:
-        return BrokerAddress("127.0.0.1", self.port)
+    address = BrokerAddress("127.0.0.1", free_port())
+    folder = folder.resolve()
+    return Mosquitto(folder, address, conf_text(config.hall.id, address, folder), made), passwords
 
 
 @dataclass
@@ -128,27 +125,20 @@ class BrokerHandle:
         return f"mqtt://{self.address.host}:{self.address.port}"
 
 
-def mosquitto_available() -> bool:
-    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
-        return True
-    if REQUIRED:
-        pytest.fail("mosquitto is required here (YIMEN_REQUIRE_SERVICES) but not installed")
-    pytest.skip("mosquitto is not installed")
-    return False
-
-
 @asynccontextmanager
 async def open_broker(kind: str, config: HallConfig, folder: Path):
-    """``embedded`` (amqtt, standalone so it can be restarted), ``mosquitto`` (the machine's,
-    127.0.0.1:1883 or $YIMEN_MQTT_URL) or ``mosquitto-own`` (a process with our ACL)."""
-    if kind == "embedded":
-        broker = EmbeddedBroker(config, SECRET, folder, "127.0.0.1:0")
-        address = await broker.start()
+    """``own``: a Mosquitto of our own as the hall server supervises it (``standalone``:
+    the hall server's data folder is ``folder / "data"``); ``mosquitto``: the machine's
+    (127.0.0.1:1883 or $YIMEN_MQTT_URL, anonymous, no ACL)."""
+    if kind == "own":
+        mosquitto_available()
+        broker, PASSWORDS[config.hall.id] = standalone(config, folder / "broker", folder / "data")
+        await broker.start()
         try:
-            yield BrokerHandle(kind, address, True, broker)
+            yield BrokerHandle(kind, broker.address, True, broker)
         finally:
             await broker.stop()
-    elif kind == "mosquitto":
+    else:
         address = BrokerAddress.parse(MOSQUITTO_URL)
         if not reachable(address):
             if REQUIRED:
@@ -156,14 +146,6 @@ async def open_broker(kind: str, config: HallConfig, folder: Path):
                             f"{MOSQUITTO_URL} does not answer")
             pytest.skip(f"no MQTT broker at {MOSQUITTO_URL}")
         yield BrokerHandle(kind, address, False)
-    else:
-        mosquitto_available()
-        own = Mosquitto(config, folder / "mosquitto")
-        await own.start()
-        try:
-            yield BrokerHandle(kind, own.address, True, own)
-        finally:
-            await own.stop()
 
 
 @dataclass
@@ -178,11 +160,18 @@ class HallServer:
     restarts: int = field(default=0)
 
     async def start(self) -> None:
+        """Started; on its own broker (no ``broker``) every configured device gets a
+        credential, as the demo's do."""
+        if self.broker is None:
+            mosquitto_available()
         app = create_app(self.config, self.data, clock=self.clock, broker=self.broker,
                          broker_listen="127.0.0.1:0")
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await asyncio.wait_for(self.bus.link.connected.wait(), 10)
+        if self.broker is None:
+            PASSWORDS[self.config.hall.id] = await device_passwords(
+                app, [d.id for d in self.engine.config.devices])
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -196,6 +185,11 @@ class HallServer:
     @property
     def engine(self) -> Engine:
         return self.runner.app[ENGINE]
+
+    @property
+    def broker_own(self) -> HallBroker:
+        """The hall's own Mosquitto (when no ``broker`` was named)."""
+        return self.runner.app[BROKER]
 
 
 @asynccontextmanager
@@ -212,8 +206,9 @@ async def hall_server(config: HallConfig, data: Path, clock: Clock | None = None
 @asynccontextmanager
 async def devices(config: HallConfig, address: BrokerAddress, ids: list[str] | None = None,
                   **kwargs: Any):
-    """Started simulators for ``ids`` (default: every configured device), connected."""
-    built = build_devices(config, address, SECRET, **kwargs)
+    """Started simulators for ``ids`` (default: every configured device), connected, each with
+    the password the test's broker or hall server made for it."""
+    built = build_devices(config, address, PASSWORDS.get(config.hall.id, {}), **kwargs)
     chosen: dict[str, DeviceClient] = {i: built[i] for i in (ids or built)}
     for d in chosen.values():
         # MQTT client ids as unique as the test's hall id: test runs sharing the machine's
@@ -225,3 +220,18 @@ async def devices(config: HallConfig, address: BrokerAddress, ids: list[str] | N
         yield chosen
     finally:
         await asyncio.gather(*[d.stop() for d in chosen.values()])
+
+
+async def receive(c: aiomqtt.Client, seconds: float = 0.7) -> list[tuple[str, bytes]]:
+    """What ``c`` receives in ``seconds`` (topic, payload)."""
+    got = []
+
+    async def collect() -> None:
+        async for m in c.messages:
+            got.append((str(m.topic), bytes(m.payload)))
+
+    try:
+        await asyncio.wait_for(collect(), seconds)
+    except TimeoutError:
+        pass
+    return got

@@ -6,13 +6,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from controller.server import create_app
-from tests.helpers import demo_config
+from tests.helpers import bearer, demo_config
 
 
 @pytest.fixture
 async def client(tmp_path, clock):
     app = create_app(demo_config(), tmp_path, clock=clock, bus=False)
-    async with TestClient(TestServer(app)) as c:
+    async with TestClient(TestServer(app), headers=await bearer(demo_config(), tmp_path)) as c:
         yield c
 
 
@@ -134,7 +134,7 @@ async def test_health_warns_of_a_year_with_no_published_holidays(tmp_path, clock
     from tests.helpers import small_config
 
     app = create_app(small_config(), tmp_path, clock=clock, bus=False)      # 23 November 2026
-    async with TestClient(TestServer(app)) as c:
+    async with TestClient(TestServer(app), headers=await bearer(small_config(), tmp_path)) as c:
         health = await (await c.get("/api/health")).json()
     assert [(w["code"], w["year"]) for w in health["warnings"]] == [("calendar_unpublished", 2027)]
     assert "2027年法定节假日尚未发布" in health["warnings"][0]["message"]
@@ -156,7 +156,7 @@ async def test_every_api_error_is_json_with_a_code_and_both_messages(client, mon
     r = await client.get("/api/status/20991231-Z999")
     assert r.status == 404 and (await r.json())["error"] == {
         "code": "unknown_ticket", "message": "没有这张票", "message_en": "no such ticket"}
-    r = await client.get("/api/stream?ticket=20991231-Z999")
+    r = await client.get("/api/status/20991231-Z999/stream")
     assert r.status == 404 and (await r.json())["error"]["message_en"] == "no such ticket"
 
     from controller.web.api import ENGINE

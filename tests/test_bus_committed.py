@@ -73,4 +73,6 @@ async def test_a_call_whose_commit_fails_is_shown_nowhere(tmp_path, clock):
         # and what is shown is the stored state: A003 still waits, window 1 serves A005
         hall = await server.engine.settled()
         assert hall.ticket("A003").state.value == "waiting"
-        assert hall.window_view("1")["ticket"] == "A005" == screen.board["windows"][0]["ticket"]
+        await wait_for(lambda: screen.board["windows"][0]["ticket"] == "A005",  # the board follows
+                       what="the hall screen's board to show A005 at window 1")
+        assert hall.window_view("1")["ticket"] == "A005"

@@ -1,4 +1,5 @@
-"""Protocol v1 contract: tests that act as devices over a real broker (embedded and Mosquitto)."""
+"""Protocol v1 contract: tests that act as devices over a real broker (the hall's own Mosquitto
+and the machine's)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from tests.helpers import demo_config, snapshot
 from tests.waiting import wait_for
 
 
-@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.slow)])
+@pytest.fixture(params=["own", pytest.param("mosquitto", marks=pytest.mark.slow)])
 def broker_kind(request) -> str:
-    """conftest's ``broker_kind`` (embedded broker and Mosquitto), with the Mosquitto runs in
-    the slow lane: the fast lane (``-m "not slow"``) keeps the contract on the in-process
-    embedded broker, which needs no outside service and answers in milliseconds."""
+    """conftest's ``broker_kind`` (the hall's own Mosquitto and the machine's), with the
+    machine's runs in the slow lane: the fast lane (``-m "not slow"``) keeps the contract on a
+    Mosquitto of the test's own, which needs no outside service and starts in milliseconds."""
     return request.param
 
 
@@ -319,7 +320,7 @@ def server_window_name(config, i: int) -> str:
 
 async def test_a_device_announcing_garbage_leaves_the_device_list_readable(tmp_path, clock):
     config = unique(demo_config())
-    async with open_broker("embedded", config, tmp_path) as broker, \
+    async with open_broker("own", config, tmp_path) as broker, \
             hall_server(config, tmp_path / "data", clock, broker.url) as server, \
             devices(config, broker.address, ["kiosk-1"]) as dev:
         kiosk = dev["kiosk-1"]
@@ -330,3 +331,41 @@ async def test_a_device_announcing_garbage_leaves_the_device_list_readable(tmp_p
         (record,) = [d for d in server.bus.status()["devices"] if d["id"] == "kiosk-1"]
         assert (record["kind"], record["model"], record["fw"]) == (None, None, "1.0")
         json.dumps(server.bus.status(), ensure_ascii=False).encode()   # the page can show it
+
+
+async def test_where_the_hall_asks_for_it_a_keypad_login_needs_the_clerks_pin(tmp_path, clock):
+    from controller.auth.accounts import Accounts
+    from controller.cli_auth import open_hall_db
+
+    config = unique(demo_config())
+    config = config.model_copy(update={"hall": config.hall.model_copy(update={"keypad_pin": True})})
+    db = await open_hall_db(tmp_path / "data", None)
+    try:
+        accounts = Accounts(db, config.hall.id)
+        await accounts.add_user("wangfang", ["clerk"], "a long enough phrase", staff="1001")
+        await accounts.change_user("wangfang", {"pin": "2468"})
+    finally:
+        await db.dispose()
+    async with hall_server(config, tmp_path / "data", clock) as server, \
+            devices(config, server.bus.link.broker, ["caller-w01"]) as dev:
+        caller = dev["caller-w01"]
+
+        async def refused(**fields) -> str:
+            try:
+                await caller.press("login", staff="1001", **fields)
+            except Refusal as r:
+                return r.code
+            raise AssertionError("the login was not refused")
+
+        assert await refused() == "pin_required"
+        assert await refused(pin="1357") == "bad_pin"
+        await caller.press("login", staff="1001", pin="2468")
+        window = (await server.engine.settled()).desk.windows["1"]
+        assert window.clerk == "1001"
+        await caller.press("logout")
+        for _ in range(6):                                         # five free, then a wait
+            assert await refused(pin="0000") == "bad_pin"
+        assert await refused(pin="2468") == "throttled"           # a guesser waits, even when right
+        async with server.engine.db.connect() as conn:
+            stored = (await conn.execute(select(schema.events.c.payload))).scalars().all()
+        assert stored and not any("2468" in p for p in stored)       # the PIN is in no event

@@ -1,4 +1,4 @@
-"""The demo hall end to end over the server's own embedded broker: a citizen takes a ticket at
+"""The demo hall end to end over the server's own Mosquitto: a citizen takes a ticket at
 kiosk-1, caller-w01 calls it, led-w01 shows it, hall-screen-1 and the announcer get the call,
 eval-w01 asks for a rating and the rating is stored."""
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow                   # the hall server starts its bro
 
 async def test_a_citizen_from_kiosk_to_rating(tmp_path, clock):
     config = unique(demo_config())
-    async with hall_server(config, tmp_path / "data", clock) as server:      # embedded broker
+    async with hall_server(config, tmp_path / "data", clock) as server:      # its own Mosquitto
         ids = ["kiosk-1", "caller-w01", "led-w01", "hall-screen-1", "announcer-1", "eval-w01"]
         async with devices(config, server.bus.link.broker, ids) as dev:
             kiosk, caller, led = dev["kiosk-1"], dev["caller-w01"], dev["led-w01"]

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from controller import cli
 from controller.config import load_config
 from controller.server import create_app
-from tests.helpers import DEMO, demo_config
+from controller.web.access import permission_of
+from tests.helpers import DEMO, bearer, demo_config
 
 NEW_SERVICE = {"code": "F", "name": "公积金", "name_en": "Housing fund", "category": "公积金"}
 
@@ -19,7 +20,7 @@ NEW_SERVICE = {"code": "F", "name": "公积金", "name_en": "Housing fund", "cat
 @pytest.fixture
 async def client(tmp_path, clock):
     app = create_app(demo_config(), tmp_path, clock=clock, bus=False)
-    async with TestClient(TestServer(app)) as c:
+    async with TestClient(TestServer(app), headers=await bearer(demo_config(), tmp_path)) as c:
         yield c
 
 
@@ -109,14 +110,16 @@ def test_every_configuration_route_declares_the_permission_it_needs(tmp_path):
     assert len(routes) >= 13
     for route in routes:
         wanted = "config.read" if route.method == "GET" else "config.write"
-        assert getattr(route.handler, "permission", None) == wanted, (route.method, route.resource.canonical)
+        assert permission_of(route.method, route.resource.canonical, route.handler) == wanted, route
 
 
 async def test_after_a_restart_the_database_wins_over_the_hall_file(tmp_path, clock):
-    async with TestClient(TestServer(create_app(demo_config(), tmp_path, clock=clock, bus=False))) as c:
+    async with TestClient(TestServer(create_app(demo_config(), tmp_path, clock=clock, bus=False)),
+                          headers=await bearer(demo_config(), tmp_path)) as c:
         await ok(await c.post("/api/config/services", json=NEW_SERVICE), 201)
         await ok(await c.patch("/api/config/services/A", json={"name": "综合窗口"}))
-    async with TestClient(TestServer(create_app(demo_config(), tmp_path, clock=clock, bus=False))) as c:
+    async with TestClient(TestServer(create_app(demo_config(), tmp_path, clock=clock, bus=False)),
+                          headers=await bearer(demo_config(), tmp_path)) as c:
         services = (await ok(await c.get("/api/config/services")))["services"]
         assert [s["name"] for s in services if s["code"] in "AF"] == ["综合窗口", "公积金"]
         exported = await ok(await c.get("/api/config/export"))

@@ -10,15 +10,22 @@ from datetime import date
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from controller.bus.credentials import id_token_key
+from controller.bus.idcards import id_token
 from devices import serialsim
 from devices.codecs import ff68
 from devices.gateway import REPEAT_S, Gateway
 from devices.gateway_config import parse
 from display import led
-from tests.bushelp import SECRET, big_hall, hall_server
+from tests.bushelp import PASSWORDS, big_hall, hall_server
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
+
+
+#: The devices the test's gateway attaches: each logs in with its own password.
+GATEWAY_DEVICES = {"caller-w01", "eval-w01", "led-w01", "caller-w02", "eval-w02", "led-w02",
+                   "kiosk-1", "caller-w03"}
 
 
 @asynccontextmanager
@@ -34,7 +41,9 @@ async def hall_with_gateway(tmp_path):
         address = server.bus.link.broker
         gw_config = parse({
             "hall": config.hall.id, "broker": f"mqtt://{address.host}:{address.port}",
-            "secret": SECRET,
+            "id_public_key": server.bus.id_public_key,
+            "devices": {d: {"password": p} for d, p in PASSWORDS[config.hall.id].items()
+                        if d in GATEWAY_DEVICES},
             "bus": [
                 {"port": keypads.path, "protocol": "ff68",
                  "devices": [{"id": "caller-w01", "kind": "caller", "addr": 1},
@@ -232,6 +241,8 @@ async def test_serve_runs_the_gateway_on_its_own_broker(tmp_path):
     import signal
     import urllib.request
 
+    from controller.config import load_config
+    from tests.helpers import bearer
     from tests.test_kill import start_server, write_config
 
     keypads = serialsim.Ff68Keypads([1])
@@ -247,12 +258,14 @@ port = "{tmp_path / 'no-such-port'}"
 protocol = "ybus"
 devices = [{{ id = "caller-w02", kind = "caller", addr = 1 }}]
 ''', encoding="utf-8")
-    proc, url = await start_server(write_config(tmp_path), tmp_path / "data", "127.0.0.1:0",
-                                   "--gateway", str(gw))
+    hall_file = write_config(tmp_path)
+    proc, url = await start_server(hall_file, tmp_path / "data", "127.0.0.1:0", "--gateway", str(gw))
     try:
+        headers = await bearer(load_config(hall_file), tmp_path / "data")
 
         def devices() -> dict:
-            with urllib.request.urlopen(url + "/api/devices", timeout=5) as r:
+            request = urllib.request.Request(url + "/api/devices", headers=headers)
+            with urllib.request.urlopen(request, timeout=5) as r:
                 return {d["id"]: d for d in json.loads(r.read())["devices"]}
 
         async def both_listed() -> dict | None:
@@ -271,8 +284,9 @@ devices = [{{ id = "caller-w02", kind = "caller", addr = 1 }}]
 
 
 async def test_kiosk_with_id_reader_and_printer(tmp_path):
-    """A card on the reader goes with the next ticket as a token (a 60+ card: green channel),
-    never as the number; each ticket is printed once; an empty roll stops taking."""
+    """A card on the reader goes with the next ticket (a 60+ card: green channel), its number
+    sealed to the hall server, which alone opens it, turns it into a token and stores it
+    nowhere; each ticket is printed once; an empty roll stops taking."""
     async with hall_with_gateway(tmp_path) as (server, gateway, _, __, ___, pins):
         reader, printer = gateway.sims["reader"], gateway.sims["printer"]
         kiosk = gateway.devices["kiosk-1"]
@@ -281,7 +295,7 @@ async def test_kiosk_with_id_reader_and_printer(tmp_path):
         await take(server, pins, 1)
         [first] = (await tickets(server)).values()
         assert first.priority.value == "green"
-        assert first.id_token and "110101195005011234" not in first.id_token
+        assert first.id_token == id_token(id_token_key(tmp_path / "data"), "110101195005011234")
         await printer.wait_until(lambda: len(printer.images) == 1)
         assert printer.images[0].width == 384 and printer.cuts == 1
         await take(server, pins, 1)                  # the card was used: a plain ticket

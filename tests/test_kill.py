@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import DEMO, start_yimen
+from controller.config import load_config
+from tests.helpers import DEMO, bearer, start_yimen
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -47,8 +48,9 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_ticket(tmp_path):
     config, data = write_config(tmp_path), tmp_path / "data"
     proc, url = await start_server(config, data)
     acked: list[str] = []
+    headers = await bearer(load_config(config), data, "desk")
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=headers) as http:
             async def take(i: int) -> None:
                 await asyncio.sleep(i * 0.002)                  # paces the burst
                 async with http.post(f"{url}/api/tickets", json={"service": "A"}) as r:
@@ -68,7 +70,7 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_ticket(tmp_path):
 
     proc, url = await start_server(config, data)
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=headers) as http:
             async with http.get(f"{url}/api/tickets") as r:
                 stored = [t["number"] for t in (await r.json())["tickets"] if t["service"] == "A"]
             assert set(acked) <= set(stored), "an acknowledged ticket was lost"
@@ -95,21 +97,25 @@ def _listening(port: int) -> bool:
 
 
 async def test_a_killed_server_leaves_no_broker_holding_its_port(tmp_path):
-    """The embedded broker runs in a child process: when the hall server is killed, the broker
-    saves its retained messages and frees the port, so the server can start again on it."""
+    """The hall's Mosquitto is a child of the hall server that the kernel stops when the
+    server dies, however it dies: it saves its retained messages and frees the port, so the
+    server can start again on it."""
     config, data, port = write_config(tmp_path), tmp_path / "data", _free_port()
-    proc, _ = await start_server(config, data, f"127.0.0.1:{port}")
-    retained = data / "broker-retained.json"
+    proc, url = await start_server(config, data, f"127.0.0.1:{port}")
+    saved = data / "broker" / "mosquitto.db"
     try:
-        await wait_for(lambda: retained.exists() and "/set" in retained.read_text(encoding="utf-8"),
-                       10, "the controller's retained sets to reach the broker's file", interval=0.1)
-        assert _listening(port)
-        retained.unlink()
+        async with aiohttp.ClientSession(headers=await bearer(load_config(config), data)) as http:
+            async def bus_up() -> bool:
+                async with http.get(f"{url}/api/health") as r:
+                    return (await r.json())["checks"]["bus"]["ok"]
+            await wait_for(bus_up, 10, "the controller to be on its broker", interval=0.1)
+        saved.unlink(missing_ok=True)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         await wait_for(lambda: not _listening(port), 10,
                        f"port {port} to be free (the broker outlived the hall server)", interval=0.1)
-        assert "/set" in retained.read_text(encoding="utf-8"), "retained sets not saved on the way out"
+        await wait_for(lambda: saved.exists() and b"controller/state" in saved.read_bytes(), 10,
+                       "the retained messages saved on the broker's way out", interval=0.1)
     finally:
         proc.kill()
         proc.wait()

@@ -1,19 +1,27 @@
-"""``yimen kiosk``: the kiosk box takes tickets for its page as a protocol v1 kiosk, prints each
-once, sends the card on its reader with the ticket, and stops taking when paper is out."""
+"""``yimen kiosk``: the kiosk box takes tickets for its page as a protocol v1 kiosk (logging in
+with its own password, and no secret of the hall's), prints each once, sends the card on its
+reader with the ticket — the number sealed to the hall server's public key, which only that
+server opens and turns into a token, and which is stored nowhere — and stops taking when paper
+is out. Without the hall server's public key the box says so at start and reads no cards."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 from datetime import date
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from controller.bus.credentials import id_token_key
+from controller.bus.idcards import id_token
+from controller.config import ConfigError
 from devices import serialsim
 from kiosk.program import KioskApp, KioskConfig
-from tests.bushelp import SECRET, unique
+from tests.bushelp import PASSWORDS, unique
 from tests.helpers import demo_config
 from tests.test_pages import served
 from tests.waiting import wait_for
@@ -27,9 +35,11 @@ async def kiosk_box(tmp_path, clock):  # noqa: ANN001
     async with served(config, tmp_path, clock) as (server, server_url):
         broker = server.bus.link.broker
         box = KioskApp(KioskConfig(config.hall.id, "kiosk-1", server_url,
-                                   f"mqtt://{broker.host}:{broker.port}", SECRET, "127.0.0.1:0",
+                                   f"mqtt://{broker.host}:{broker.port}",
+                                   PASSWORDS[config.hall.id]["kiosk-1"], "127.0.0.1:0",
                                    {"folder": str(tmp_path / "tickets")},
-                                   {"port": reader.path}, config.hall.name))
+                                   {"port": reader.path}, config.hall.name,
+                                   server.bus.id_public_key or ""))
         runner = web.AppRunner(box.app())
         await runner.setup()
         box_site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -67,8 +77,13 @@ async def test_a_ticket_is_printed_once_even_when_the_page_retries(tmp_path, clo
 
 
 @pytest.mark.slow
-async def test_the_card_on_the_reader_goes_with_the_ticket(tmp_path, clock):
+async def test_the_card_on_the_reader_goes_with_the_ticket(tmp_path, clock, caplog):
+    caplog.set_level(logging.DEBUG)
     async with kiosk_box(tmp_path, clock) as (server, box, reader, http, url):
+        seen: list[bytes] = []                  # every message as the hall server receives it
+        heard = server.bus.link.on_message
+        assert heard is not None
+        server.bus.link.on_message = lambda topic, payload: (seen.append(payload), heard(topic, payload))[1]
         reader.put("王老五", date(1950, 5, 1), "110101195005011234")
 
         async def card() -> dict | None:
@@ -79,10 +94,20 @@ async def test_the_card_on_the_reader_goes_with_the_ticket(tmp_path, clock):
         assert read == {"masked_name": "王*五", "green": True}
         status, reply = await post(http, url, "k1", service="A")
         ticket = (await server.engine.settled()).ticket(reply["ticket"]["number"])
-        assert ticket.priority.value == "green" and ticket.id_token
+        assert ticket.priority.value == "green"
+        # the token is the hall server's, made with the key only it has
+        assert ticket.id_token == id_token(id_token_key(tmp_path / "data"), "110101195005011234")
         assert "110101195005011234" not in str(reply)
+        [take] = [p for p in seen if b'"type":"take"' in p]
+        assert b'"id_sealed":"v1.' in take                            # it crossed MQTT sealed
+        assert not any(b"11010119500501123" in p for p in seen)       # and never in clear
         status, plain = await post(http, url, "k2", service="A")        # the card was used
         assert (await server.engine.settled()).ticket(plain["ticket"]["number"]).id_token is None
+    # the number is stored nowhere (the database, its log, the broker's files) and logged nowhere
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert b"110101195005011234" not in path.read_bytes(), path
+    assert "110101195005011234" not in caplog.text
 
 
 @pytest.mark.slow
@@ -105,12 +130,31 @@ async def test_out_of_paper_takes_no_ticket_and_says_so(tmp_path, clock):
 
 
 def test_the_example_kiosk_file_loads():
-    from pathlib import Path
-
     from kiosk.program import load
 
     config = load(Path(__file__).resolve().parent.parent / "controller" / "halls" / "kiosk-example.toml")
     assert (config.id, config.printer["width"], config.reader["port"]) == ("kiosk-2", 576, "/dev/ttyUSB1")
+    assert config.id_public_key.startswith("x25519:")
+
+
+def test_a_box_without_the_halls_public_key_says_so_and_reads_no_cards(tmp_path, caplog):
+    from kiosk.program import load
+
+    example = (Path(__file__).resolve().parent.parent / "controller" / "halls" / "kiosk-example.toml")
+    text = example.read_text(encoding="utf-8")
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text.replace("paste-the-hall-servers-id-public-key-here-A", "oops"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="id_public_key"):
+        load(broken)
+    keyless = tmp_path / "keyless.toml"
+    keyless.write_text("\n".join(line for line in text.splitlines() if not line.startswith("id_public_key")),
+                       encoding="utf-8")
+    config = load(keyless)
+    assert config.id_public_key == "" and config.reader["port"]
+    caplog.set_level(logging.WARNING)
+    box = KioskApp(config)
+    assert box.reader is None                                          # it reads no cards
+    assert "id_public_key" in caplog.text and "不读卡" in caplog.text and "reads no cards" in caplog.text
 
 
 @pytest.mark.slow

@@ -14,10 +14,12 @@ from aiohttp import web
 
 from tests.bushelp import REQUIRED, devices, hall_server, unique
 from tests.helpers import demo_config
+from tests.pagehelp import enrol, token_headers
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "images"
+PORTRAIT, LANDSCAPE = {"width": 1080, "height": 1920}, {"width": 1920, "height": 1080}   # kiosk, hall screen
 
 
 @asynccontextmanager
@@ -51,8 +53,8 @@ async def test_kiosk_status_page_and_hall_screen_in_a_browser(tmp_path, clock):
                 async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
-                kiosk = await browser.new_page(viewport={"width": 1080, "height": 1400})
-                await kiosk.goto(f"{base}/kiosk")
+                kiosk = await (await browser.new_context(viewport=PORTRAIT)).new_page()
+                await kiosk.goto(base + await enrol(kiosk.context, base, server, "kiosk-1"))
                 service = kiosk.locator(".svc[data-service=A]")
                 await expect(service).to_contain_text("综合受理")
                 await service.focus()                          # keyboard only
@@ -64,14 +66,18 @@ async def test_kiosk_status_page_and_hall_screen_in_a_browser(tmp_path, clock):
                 assert await kiosk.locator("#r-qr").evaluate("img => img.complete && img.naturalWidth > 0")
 
                 status = await browser.new_page(viewport={"width": 420, "height": 800})
-                ticket = (await server.engine.settled()).ticket("A001")
-                await status.goto(f"{base}/t/{ticket.id}")
+                hall = await server.engine.settled()
+                ticket = hall.ticket("A001")
+                await status.goto(f"{base}/t/{ticket.id}")            # the old address: nothing
+                await expect(status.locator("#unknown")).to_be_visible()
+                await expect(status.locator("#unknown")).to_contain_text("没有这张票")
+                await status.goto(base + hall.status_link(ticket)["status_path"])   # the QR's
                 await expect(status.locator("#number")).to_have_text("A001")
                 await expect(status.locator("#state")).to_have_text("等候中")
                 await expect(status.locator("#called")).to_be_hidden()
 
-                screen = await browser.new_page(viewport={"width": 1600, "height": 900})
-                await screen.goto(f"{base}/screen")
+                screen = await (await browser.new_context(viewport=LANDSCAPE)).new_page()
+                await screen.goto(base + await enrol(screen.context, base, server, "hall-screen-1"))
                 await expect(screen.locator(".win").first).to_be_visible()
 
                 caller = dev["caller-w01"]
@@ -105,7 +111,7 @@ async def test_kiosk_page_recovers_by_itself_after_a_network_drop(tmp_path, cloc
             try:
                 context = await browser.new_context()
                 kiosk = await context.new_page()
-                await kiosk.goto(f"{base}/kiosk")
+                await kiosk.goto(base + await enrol(context, base, server, "kiosk-1"))
                 await expect(kiosk.locator(".svc[data-service=A]")).to_contain_text("等候 0 人")
                 await context.set_offline(True)               # the kiosk's network drops
                 await kiosk.locator(".svc[data-service=A]").click()
@@ -160,8 +166,8 @@ async def test_pages_and_their_json_without_a_browser(tmp_path, clock):
     capped = config.services[0].model_copy(update={"daily_cap": 1})
     config = config.model_copy(update={"services": (capped, *config.services[1:])})
     async with served(config, tmp_path, clock) as (server, base):
-        async with aiohttp.ClientSession() as http:
-            for path in ("/kiosk", "/screen", "/window/1", "/"):
+        async with aiohttp.ClientSession(headers=await token_headers(server)) as http:
+            for path in ("/kiosk", "/screen", "/window/1", "/", "/login"):
                 async with http.get(base + path) as r:
                     assert r.status == 200 and "<html" in await r.text()
             async with http.get(base + "/api/status/20991231-Z999") as r:
@@ -196,7 +202,7 @@ async def test_the_server_stops_at_once_with_screens_connected(tmp_path, clock):
 
     config = unique(demo_config())
     async with served(config, tmp_path, clock) as (server, base):
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=await token_headers(server)) as http:
             async with http.get(base + "/api/stream") as stream:
                 assert (await stream.content.readline()).startswith(b"event: board")
                 t0 = time.monotonic()

@@ -16,7 +16,7 @@ from controller.storage import schema
 from controller.storage.db import open_database
 from tests.bushelp import devices, hall_server, open_broker, unique
 from tests.conftest import pg_database
-from tests.helpers import demo_config
+from tests.helpers import bearer, demo_config
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -106,7 +106,8 @@ async def test_a_poisoning_kiosk_hurts_no_other_kiosk_over_mqtt(store, tmp_path)
 async def test_a_poisoning_client_hurts_no_other_over_http(store, tmp_path, clock):
     config = with_kiosks(store)
     app = create_app(config, tmp_path, clock=clock, bus=False)
-    async with TestClient(TestServer(app)) as client:
+    headers = await bearer(config, tmp_path, "desk", db_url=config.storage.url or None)
+    async with TestClient(TestServer(app), headers=headers) as client:
         async def take(body: bytes) -> int:
             r = await client.post("/api/tickets", data=body,
                                   headers={"Content-Type": "application/json"})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER_SIDE = ("sqlalchemy", "alembic", "asyncpg", "aiosqlite", "amqtt", "controller.engine",
+SERVER_SIDE = ("sqlalchemy", "alembic", "asyncpg", "aiosqlite", "controller.engine",
                "controller.storage", "controller.web", "controller.server")
 
 

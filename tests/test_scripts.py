@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -63,12 +64,19 @@ def test_installed_package_runs_the_demo_hall_and_the_screens_bench(tmp_path):
                                  "--data", str(tmp_path / "data")],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
-        line = proc.stdout.readline()                           # the demo prints where it listens
-        m = re.search(r"http://[\d.]+:\d+", line)
-        assert m, (line, log.read_text())
-        with urllib.request.urlopen(m.group(0) + "/api/health", timeout=10) as r:
-            assert json.loads(r.read())["hall"] == "demo"
-        with urllib.request.urlopen(m.group(0) + "/kiosk", timeout=10) as r:
+        said = proc.stdout.readline()                 # who the administrator is, once
+        assert "管理员 administrator: admin / " in said, said
+        while not (m := re.search(r"listening on (http://[\d.]+:\d+)", line := proc.stdout.readline())):
+            assert line, log.read_text()                        # the demo prints where it listens
+        def health() -> dict:
+            with urllib.request.urlopen(m.group(1) + "/api/health", timeout=10) as r:
+                return json.loads(r.read())
+        for _ in range(100):                      # the device bus connects just after "listening"
+            if (said := health()) == {"ok": True}:
+                break
+            time.sleep(0.1)
+        assert said == {"ok": True}                             # and no internals to strangers
+        with urllib.request.urlopen(m.group(1) + "/kiosk", timeout=10) as r:
             assert "<html" in r.read().decode()                 # the pages came along too
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -33,7 +33,7 @@ async def started(db, clock, **kw) -> Engine:
 
 async def test_migrations_are_idempotent(db):
     await upgrade(db)
-    assert await current_revision(db) == "0004"
+    assert await current_revision(db) == "0005"
 
 
 async def test_state_is_rebuilt_after_a_restart(db, clock):
@@ -424,12 +424,12 @@ async def test_a_new_kind_of_record_gets_its_migration_written(tmp_path, monkeyp
     try:
         path = await storage_db.write_revision("hall notices")
         text = path.read_text()
-        assert path.name == "0005_hall_notices.py" and "op.create_table('notices'" in text
+        assert path.name == "0006_hall_notices.py" and "op.create_table('notices'" in text
         assert "UTCDateTime()" in text and "sa.String(length=16)" in text
         db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
         try:
             await upgrade(db)
-            assert await current_revision(db) == "0005"
+            assert await current_revision(db) == "0006"
             async with db.connect() as conn:
                 diff = await conn.run_sync(
                     lambda c: compare_metadata(MigrationContext.configure(c), schema.metadata))
@@ -438,3 +438,32 @@ async def test_a_new_kind_of_record_gets_its_migration_written(tmp_path, monkeyp
             await db.dispose()
     finally:
         schema.metadata.remove(table)
+
+
+async def test_a_stored_configuration_with_device_passwords_loads_after_the_upgrade(db_url):
+    """Before per-device credentials a hall file could give a device its password, and 0004
+    stored it with the configuration: 0005 takes it out, so the hall starts (and that device
+    waits for a credential of its own)."""
+    from sqlalchemy import text
+
+    from controller.config import HallConfig
+    from controller.core.configuration import live_data, with_live
+    from tests.helpers import demo_config
+
+    base = demo_config()
+    data = live_data(base)
+    data["devices"][0]["password"] = "plain-old-secret"
+    db = open_database(db_url)
+    try:
+        await upgrade(db, "0004")
+        async with db.begin() as conn:
+            await conn.execute(text("INSERT INTO hall_config (hall, revision, data) VALUES ('demo', 3, :d)"),
+                               {"d": json.dumps(data, ensure_ascii=False)})
+        await upgrade(db)
+        async with db.connect() as conn:
+            stored = (await conn.execute(select(schema.hall_config))).mappings().one()
+    finally:
+        await db.dispose()
+    assert "plain-old-secret" not in json.dumps(stored["data"])
+    config: HallConfig = with_live(base, stored["data"])
+    assert [d.id for d in config.devices] == [d.id for d in base.devices]

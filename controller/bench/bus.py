@@ -10,9 +10,11 @@ afterwards, for reference. Then kiosks take tickets as fast as replies come back
 commits.
 
 Processes as in a hall: the hall server (engine and bus, and unless an external broker is named
-the embedded broker in a child process) as ``yimen serve`` runs it; the devices nobody times (kiosks,
-evaluators, hall screens); and this one, with the callers and window displays being timed and
-the baseline's clients, so both latencies are taken by the same clock under the same load.
+its own Mosquitto as a child process) as ``yimen serve`` runs it; the devices nobody times
+(kiosks, evaluators, hall screens); and this one, with the callers and window displays being
+timed and the baseline's clients, so both latencies are taken by the same clock under the same
+load. Every device logs in with its own credential, made by the server as the demo's are; the
+baseline's clients are logins of their own, allowed only their ``bench/`` topics.
 """
 
 from __future__ import annotations
@@ -28,13 +30,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from controller.bench.procs import pct, recv, start, stop
-from controller.bus import security
 from controller.config import parse_config
-from protocol.credentials import derived_password
 from protocol.link import BrokerAddress, MqttLink
 from protocol.tasks import cancel_all
 
-SECRET = "bench"
+#: What the report calls the hall server's own broker.
+OWN = "the hall server's own Mosquitto"
 
 
 def bus_config(windows: int, devices: int, hall: str) -> dict[str, Any]:
@@ -51,8 +52,13 @@ def bus_config(windows: int, devices: int, hall: str) -> dict[str, Any]:
         "services": [{"code": "A", "name": "综合", "daily_cap": 99999}],
         "windows": [{"id": w, "services": ["A"]} for w in ids],
         "clerks": [{"id": f"9{w}", "name": f"员{w}", "windows": [w]} for w in ids],
-        "devices": bound + screens + kiosks, "bus": {"secret": SECRET},
+        "devices": bound + screens + kiosks,
     }
+
+
+def probes(windows: int) -> list[str]:
+    """The baseline's logins: a relay and a pinger per window."""
+    return ["bench-relay", *(f"bench-ping-{i}" for i in range(windows))]
 
 
 async def _paced(windows: int, presses: int, interval_s: float, one) -> list[Any]:  # noqa: ANN001
@@ -71,9 +77,9 @@ async def _paced(windows: int, presses: int, interval_s: float, one) -> list[Any
 
 
 async def two_hop_baseline(broker: BrokerAddress, root: str, windows: int, presses: int,
-                           interval_s: float) -> list[float]:
-    """Publish → relay client → back, over the same broker, same pacing."""
-    password = derived_password(SECRET, security.CONTROLLER_USER)
+                           interval_s: float, logins: dict[str, str]) -> list[float]:
+    """Publish → relay client → back, over the same broker, same pacing (``logins``: user →
+    password, from ``probes``)."""
     waiters: dict[str, asyncio.Future] = {}
     relay: MqttLink
 
@@ -85,10 +91,10 @@ async def two_hop_baseline(broker: BrokerAddress, root: str, windows: int, press
         if fut is not None and not fut.done():
             fut.set_result(time.perf_counter())
 
-    relay = MqttLink(broker, "bench-relay", username=security.CONTROLLER_USER, password=password,
+    relay = MqttLink(broker, "bench-relay", username="bench-relay", password=logins.get("bench-relay"),
                      subscriptions=[root + "bench/ping/+"], on_message=bounce)
-    pingers = [MqttLink(broker, f"bench-ping-{i}", username=security.CONTROLLER_USER,
-                        password=password, subscriptions=[root + f"bench/pong/{i}"],
+    pingers = [MqttLink(broker, f"bench-ping-{i}", username=f"bench-ping-{i}",
+                        password=logins.get(f"bench-ping-{i}"), subscriptions=[root + f"bench/pong/{i}"],
                         on_message=answered) for i in range(windows)]
     links = [relay, *pingers]
     tasks = [asyncio.create_task(link.run()) for link in links]
@@ -115,9 +121,9 @@ async def two_hop_baseline(broker: BrokerAddress, root: str, windows: int, press
 
 def _serve(raw: dict[str, Any], folder: str, db: str | None, broker: str | None,
            conn: Connection) -> None:
-    """The hall server's process: sends the broker's address when the bus is up, then, for
-    every message until ``stop``, its CPU time, memory, log lines and the bus's error
-    counters."""
+    """The hall server's process: sends the broker's address, the devices' passwords and the
+    baseline's logins when the bus is up, then, for every message until ``stop``, its CPU time,
+    memory, log lines and the bus's error counters."""
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger().addHandler(_LINES)
     asyncio.run(_serve_async(raw, folder, db, broker, conn))
@@ -149,40 +155,57 @@ async def _serve_async(raw: dict[str, Any], folder: str, db: str | None, broker:
                        conn: Connection) -> None:
     from aiohttp import web
 
-    from controller.server import BROKER, create_app
+    from controller.bus.credentials import mosquitto_hash, new_password
+    from controller.bus.hall_broker import BROKER
+    from controller.bus.security import Grants
+    from controller.server import create_app, device_passwords
     from controller.web.api import BUS
+    from devices.simhall import simulated
 
-    app = create_app(parse_config(raw, "<bench>"), folder, db, broker=broker,
-                     broker_listen="127.0.0.1:0")
+    config = parse_config(raw, "<bench>")
+    app = create_app(config, folder, db, broker=broker, broker_listen="127.0.0.1:0")
     runner = web.AppRunner(app)
     await runner.setup()
     try:
         bus = app[BUS]
         await asyncio.wait_for(bus.link.connected.wait(), 30)
-        conn.send((bus.link.broker.host, bus.link.broker.port))
-        embedded = app.get(BROKER)
+        own = app.get(BROKER)
+        root = bus.topics.root
+        logins = {user: new_password() for user in probes(len(config.windows))}
+        if own is not None:                  # the baseline's clients: their bench/ topics only
+            for user, password in logins.items():
+                i = user.rsplit("-", 1)[1]
+                grants = Grants(read=frozenset({root + "bench/ping/+"}),
+                                write=frozenset({root + "bench/pong/+"})) if user == "bench-relay" \
+                    else Grants(read=frozenset({root + f"bench/pong/{i}"}),
+                                write=frozenset({root + f"bench/ping/{i}"}))
+                own.extra[user] = (mosquitto_hash(password), grants)
+        passwords = await device_passwords(app, simulated(config))      # refreshes the broker
+        conn.send((bus.link.broker.host, bus.link.broker.port, passwords, logins))
         while await recv(conn, None) != "stop":
             conn.send({"errors": dict(bus.errors), "cpu_s": time.process_time(),
-                       "broker_cpu_s": await embedded.cpu_s() if embedded else None,
+                       "broker_cpu_s": own.mosquitto.cpu_s() if own and own.mosquitto else None,
                        "rss_mib": rss_mib(), "log_lines": _LINES.lines, "log_chars": _LINES.chars,
                        "tasks": len(asyncio.all_tasks())})
     finally:
         await runner.cleanup()
 
 
-def _crowd(raw: dict[str, Any], address: tuple[str, int], conn: Connection) -> None:
+def _crowd(raw: dict[str, Any], address: tuple[str, int], passwords: dict[str, str],
+           conn: Connection) -> None:
     """The devices nobody times (kiosks, evaluators, hall screens) in a process of their own,
     as they would be boxes of their own: sends how many are connected, then for ``("take", n)``
     takes ``n`` tickets from all kiosks at once and sends the seconds it took."""
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(_crowd_async(raw, address, conn))
+    asyncio.run(_crowd_async(raw, address, passwords, conn))
 
 
-async def _crowd_async(raw: dict[str, Any], address: tuple[str, int], conn: Connection) -> None:
+async def _crowd_async(raw: dict[str, Any], address: tuple[str, int], passwords: dict[str, str],
+                       conn: Connection) -> None:
     from devices.simhall import build_devices, connect_all
 
     config = parse_config(raw, "<bench>")
-    sims = build_devices(config, BrokerAddress(*address), SECRET, only=lambda i: not _timed(i))
+    sims = build_devices(config, BrokerAddress(*address), passwords, only=lambda i: not _timed(i))
     try:
         await connect_all(sims.values(), 120)
         gc.collect()
@@ -219,16 +242,16 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
     folder = tempfile.mkdtemp(prefix="yimen-bench-bus-")
     server, server_conn = start(_serve, raw, folder, db, broker_url)
     procs, conns = [server], [server_conn]
-    out: dict[str, Any] = {"broker": broker_url or "embedded (amqtt)", "windows": windows}
+    out: dict[str, Any] = {"broker": broker_url or OWN, "windows": windows}
     sims: dict[str, Any] = {}
     try:
-        host, port = await recv(server_conn)
+        host, port, passwords, logins = await recv(server_conn)
         address = BrokerAddress(host, port)
         t0 = time.perf_counter()
-        crowd, crowd_conn = start(_crowd, raw, (host, port))
+        crowd, crowd_conn = start(_crowd, raw, (host, port), passwords)
         procs.append(crowd)
         conns.append(crowd_conn)
-        sims = build_devices(config, address, SECRET, only=_timed)
+        sims = build_devices(config, address, passwords, only=_timed)
         await connect_all(sims.values(), 120)
         out["devices"] = len(sims) + await recv(crowd_conn, 120)
         out["connect_s"] = time.perf_counter() - t0
@@ -260,11 +283,11 @@ async def run(broker_url: str | None, devices: int, windows: int, presses: int,
         root = f"yimen/v1/{hall}/"
         pressed, out["baseline_ms"] = await asyncio.gather(   # the baseline under the same load
             _paced(windows, presses, interval_s, press),
-            two_hop_baseline(address, root, windows, presses, interval_s))
+            two_hop_baseline(address, root, windows, presses, interval_s, logins))
         out["next_to_set_ms"] = [ms for ms in pressed if ms is not None]
         out["missed"] = missed
         out["quiet_baseline_ms"] = await two_hop_baseline(address, root, windows, presses,
-                                                          interval_s)
+                                                          interval_s, logins)
         server_conn.send("stats")
         first = await recv(server_conn)
         crowd_conn.send(("take", tickets))
@@ -305,7 +328,7 @@ def report(out: dict[str, Any], target_ms: float = 5.0) -> str:
         f"presses whose set did not arrive within 10 s: {len(out['missed'])} "
         f"{sorted(set(out['missed']))}",
         f"hall server CPU per take: {out['server_cpu_ms_per_take']:.3f} ms"
-        + (f", embedded broker's process {out['broker_cpu_ms_per_take']:.3f} ms"
+        + (f", Mosquitto's process {out['broker_cpu_ms_per_take']:.3f} ms"
            if "broker_cpu_ms_per_take" in out else ""),
         f"bus errors: {out['bus_errors'] or 'none'}",
     ]

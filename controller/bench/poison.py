@@ -1,7 +1,7 @@
 """``yimen bench poison``: a device flooding the hall with malformed events.
 
-The hall server runs as ``yimen serve`` runs it (in a process of its own, the embedded broker
-in a child unless ``--broker`` names one). One kiosk sends ``count`` malformed events — broken
+The hall server runs as ``yimen serve`` runs it (in a process of its own, its own Mosquitto
+as a child unless ``--broker`` names one). One kiosk sends ``count`` malformed events — broken
 JSON, JSON nested 1,000 deep, lone surrogates in ``event_id`` and in fields, fields out of
 format, unknown types, oversized payloads — as fast as the broker takes them, while another
 kiosk takes a ticket every ``take_every_s``. Measured: the server's memory before, at the end
@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-from controller.bench.bus import SECRET, _serve, bus_config
+from controller.bench.bus import OWN, _serve, bus_config
 from controller.bench.procs import recv, start, stop
 from controller.config import parse_config
 from protocol.link import BrokerAddress
@@ -45,10 +45,11 @@ async def run(broker_url: str | None, count: int, take_every_s: float) -> dict[s
     config = parse_config(raw, "<bench>")
     folder = tempfile.mkdtemp(prefix="yimen-bench-poison-")
     server, conn = start(_serve, raw, folder, None, broker_url)
-    out: dict[str, Any] = {"broker": broker_url or "embedded (amqtt)", "count": count}
+    out: dict[str, Any] = {"broker": broker_url or OWN, "count": count}
     try:
-        address = BrokerAddress(*await recv(conn))
-        sims = build_devices(config, address, SECRET, only=lambda i: i in ("kiosk-1", "kiosk-2"))
+        host, port, passwords, _ = await recv(conn)
+        sims = build_devices(config, BrokerAddress(host, port), passwords,
+                             only=lambda i: i in ("kiosk-1", "kiosk-2"))
         await connect_all(sims.values())
         bad, good = sims["kiosk-1"], sims["kiosk-2"]
         await good.send("take", service="A")                       # warm

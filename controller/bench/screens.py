@@ -34,14 +34,16 @@ async def _serve_async(config_path: str, folder: str, conn) -> None:  # noqa: AN
     from aiohttp import web
 
     from controller.server import create_app
+    from controller.web.access import ACCOUNTS
 
     app = create_app(load_config(config_path), folder, bus=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    try:
-        conn.send(runner.addresses[0][1])
+    try:       # the bench's screens and clerks act as a supervisor's program would
+        _, token = await app[ACCOUNTS].add_token("bench screens", ["supervisor"])
+        conn.send((runner.addresses[0][1], token))
         while await recv(conn, None) != "stop":
             conn.send(time.process_time())
     finally:
@@ -74,12 +76,13 @@ async def run(clients: int = 200, calls: int = 100, interval_s: float = 0.2,
     out: dict[str, Any] = {"clients": clients, "calls": calls}
     tasks: list[asyncio.Task] = []
     try:
-        port = await recv(conn)
+        port, token = await recv(conn)
         base = f"http://127.0.0.1:{port}"
         windows = [w.id for w in config.windows]
         staff = {w: c.id for c in config.clerks for w in c.windows}
         connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(None)) as http:
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(None),
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
             for svc in sorted({s for w in config.windows for s in w.services}):
                 for _ in range(calls):                   # enough for any window's next
                     async with http.post(f"{base}/api/tickets", json={"service": svc}) as r:

@@ -23,10 +23,12 @@ import protocol
 from controller import __version__
 from controller.bus import views
 from controller.bus.calls import CallLog
+from controller.bus.idcards import IdCards
+from controller.bus.pins import KeypadPins, PinCheck
 from controller.bus.protocol import to_command
 from controller.bus.security import CONTROLLER_USER
 from controller.config import Device, HallConfig
-from controller.core.commands import Command, Origin, Source, device_source
+from controller.core.commands import Command, Login, Origin, Source, device_source
 from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.core.events import EventKind
 from controller.core.hall import HallState
@@ -84,8 +86,15 @@ class HallBus:
     """Owns the controller's MQTT identity for one hall."""
 
     def __init__(self, engine: Engine, calls: CallLog, broker: BrokerAddress,
-                 password: str | None = None) -> None:
+                 password: str | None = None, id_key: bytes | None = None,
+                 pin_check: PinCheck | None = None) -> None:
+        """``password``: the controller's own (user ``controller``); ``id_key``: the hall's ID
+        secret, which opens a take's ``id_sealed`` and makes its token (``IdCards``);
+        ``pin_check(staff, pin)``: whether a keypad PIN is the clerk's, where the hall asks for
+        one (``hall.keypad_pin``)."""
         self.engine = engine
+        self.ids = IdCards(id_key, engine.config.hall.id) if id_key else None
+        self.pins = KeypadPins(pin_check, engine.clock)
         self.topics = protocol.Topics(self.config.hall.id)
         self.devices: dict[str, Device] = {}
         #: (window, kind) → the ids of the devices bound there, for the ``set``s
@@ -100,7 +109,8 @@ class HallBus:
             will=(self.topics.state, b'{"state":"offline"}'),
             subscriptions=self.topics.subscriptions,
             on_connect=self._on_connect, on_message=self._on_message,
-            max_queued_incoming=INBOX, logger=mqtt_log)
+            max_queued_incoming=INBOX, logger=mqtt_log,
+            live_only=lambda topic: topic.endswith("/event"))   # a retained event is never replayed
         self._dirty_windows: set[str] = set()     # their own state changed: sent at once
         self._recount: set[str] = set()           # only their line's count changed
         self._counts_wake = asyncio.Event()
@@ -120,6 +130,12 @@ class HallBus:
     def config(self) -> HallConfig:
         """The live configuration, as committed."""
         return self.engine.config
+
+    @property
+    def id_public_key(self) -> str | None:
+        """What boxes with a card reader seal ID numbers to (handed in the process to the
+        demo's simulators and a gateway inside the server)."""
+        return self.ids.public_key if self.ids is not None else None
 
     def _bind(self) -> None:
         """The configured devices and the windows they are bound to, from the live
@@ -218,7 +234,7 @@ class HallBus:
         event = None
         try:
             event = protocol.parse_event(device, payload)
-            command = to_command(event, self.devices.get(device))
+            command = to_command(event, self.devices.get(device), self.ids)
         except protocol.ProtocolError as exc:
             self._count(record, device, exc.code, exc.detail)
             ref = event.event_id if event is not None else exc.ref
@@ -237,6 +253,9 @@ class HallBus:
                             source: Source) -> None:
         ref = event.event_id
         try:
+            if isinstance(command, Login) and self.config.hall.keypad_pin:
+                await self.pins.check(command.staff, event.body.get("pin"),
+                                      {c.id for c in self.config.clerks if c.enabled})
             result = await self.engine.execute(command, source, key=f"dev:{device}:{event.event_id}")
             out = self._success(event, result)
         except Refused as r:
@@ -248,6 +267,15 @@ class HallBus:
             if not self._inflight[device]:
                 del self._inflight[device]
         await self.link.publish(self.topics.device(device, "cmd"), protocol.encode(out))
+
+    async def cut_off(self, devices: set[str]) -> None:
+        """The broker cut ``devices`` off (removed, disabled, a new password) without sending
+        their wills: say for them what their wills say, retained ``offline``."""
+        for device in sorted(devices):
+            record = self.registry.get(device)
+            if record is not None:
+                record.online = False
+            await self.link.publish(self.topics.device(device, "availability"), b"offline", retain=True)
 
     def _reply(self, device: str, out: dict[str, Any]) -> None:
         self._spawn(self.link.publish(self.topics.device(device, "cmd"), protocol.encode(out)))

@@ -3,9 +3,11 @@
 Every door (MQTT keys and events, the JSON API, the pages, the CLI) builds a command from what
 it received with ``decode``, which checks every field against the same declaration: known
 names only, the right type, well-formed Unicode, lengths and formats (a phone tail is four
-digits, an ID token the reader's keyed hash, a date a real date). A command that fails is
-refused with nothing changed, before it reaches the engine, so one bad field can never hurt
-another device's command.
+digits, never a whole phone number; an ID token the hall's keyed hash, never an ID number; a
+date a real date). A command that fails is refused with nothing changed, before it reaches the
+engine, so one bad field can never hurt another device's command. A card reader's ID number
+reaches the hall server sealed and becomes its token at the MQTT door
+(``controller.bus.idcards``): commands carry the token only.
 
 ``WINDOW_KEYS`` is the one table of window operations: the keypad's keys on MQTT and the
 ``/api/windows/{window}/{key}`` routes are both read from it.
@@ -13,6 +15,7 @@ another device's command.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +23,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+from pydantic_core import PydanticCustomError
 
 from controller.core.errors import Refused
 
@@ -73,12 +77,38 @@ def _text(pattern: str, max_length: int) -> StringConstraints:
 
 
 def _iso_date(value: object) -> object:
-    """A real date, from ``YYYY-MM-DD`` or a ``date``."""
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value) if len(value) == 10 else value
-        except ValueError:
-            raise ValueError(f"not a real date: {value!r}") from None
+    """A real date, from ``YYYY-MM-DD`` or a ``date`` (never a number read as a timestamp)."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("expected a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a real date: {value!r}") from None
+
+
+#: A resident ID number (居民身份证号): 17 digits and a check digit or X.
+ID_NUMBER = re.compile(r"[0-9]{17}[0-9Xx]")
+
+
+def _not_an_id_number(value: object) -> object:
+    """An ID token is the hall's keyed hash: a raw ID number in its place is refused, and said
+    so (the number itself is in no message)."""
+    if isinstance(value, str) and ID_NUMBER.fullmatch(value.strip()):
+        raise PydanticCustomError(
+            "raw_id_number", "an ID number is never a token: a card reader seals it to the hall "
+                             "server (id_sealed), which makes the token",
+            {"zh": "身份证号不能作为令牌（id_token）发送"})
+    return value
+
+
+def _not_a_phone_number(value: object) -> object:
+    """Only a phone number's last four digits are kept: a longer number is refused."""
+    if isinstance(value, str) and len(value) > 4 and value.strip().lstrip("+").isdigit():
+        raise PydanticCustomError("phone_number", "the last four digits of a phone number only, "
+                                                  "never the whole number",
+                                  {"zh": "只接受手机号的后四位"})
     return value
 
 
@@ -87,9 +117,9 @@ WindowId = Annotated[str, _text(r"^[A-Za-z0-9-]{1,16}$", 16)]
 StaffId = Annotated[str, _text(r"^[A-Za-z0-9]{1,16}$", 16)]
 TicketNumber = Annotated[str, _text(r"^[A-Za-z0-9]{1,16}$", 16)]
 AppointmentCode = Annotated[str, _text(r"^[A-Za-z0-9_-]{1,64}$", 64)]
-#: the ID reader's keyed hash of the ID number (devices/codecs/sam.py)
-IdToken = Annotated[str, _text(r"^[0-9a-f]{32}$", 32)]
-PhoneTail = Annotated[str, _text(r"^[0-9]{4}$", 4)]
+#: the hall's keyed hash of an ID number (``id_token``)
+IdToken = Annotated[str, _text(r"^[0-9a-f]{32}$", 32), BeforeValidator(_not_an_id_number)]
+PhoneTail = Annotated[str, _text(r"^[0-9]{4}$", 4), BeforeValidator(_not_a_phone_number)]
 SessionId = Annotated[str, _text(r"^[A-Za-z0-9@._-]{1,96}$", 96)]
 Optional = BeforeValidator(_blank_is_none)
 Day = Annotated[date, BeforeValidator(_iso_date)]
@@ -302,11 +332,13 @@ WINDOW_KEYS: dict[str, type[WindowCommand]] = {
 # ---------------------------------------------------------------------- decoding at the doors
 class BadArguments(Refused):
     """A command's fields do not match its declaration. ``missing`` tells a device protocol
-    ``missing_field`` from ``bad_field``."""
+    ``missing_field`` from ``bad_field``; ``plain``, when set, says what is wrong in zh-CN
+    for the person at the device."""
 
-    def __init__(self, detail: str, missing: bool) -> None:
-        super().__init__("bad_arguments", "指令参数有误", detail)
+    def __init__(self, detail: str, missing: bool, plain: str | None = None) -> None:
+        super().__init__("bad_arguments", plain or "指令参数有误", detail)
         self.missing = missing
+        self.plain = plain
 
 
 def decode(kind: type[Command], data: object, **fixed: Any) -> Command:
@@ -320,5 +352,6 @@ def decode(kind: type[Command], data: object, **fixed: Any) -> Command:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "arguments"
         detail = f"{where[:40]}: {first['msg']}".encode("utf-8", "backslashreplace").decode("utf-8")
-        raise BadArguments(detail, missing=first["type"] == "missing") from None
+        raise BadArguments(detail, missing=first["type"] == "missing",
+                           plain=(first.get("ctx") or {}).get("zh")) from None
 

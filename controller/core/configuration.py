@@ -62,7 +62,9 @@ def with_live(base: HallConfig, data: dict[str, Any], source: str = "配置") ->
     file is (``ConfigError`` listing every problem). The simulation's mixes keep only
     services that still exist."""
     merged = base.model_dump(mode="json", exclude=set(LIVE))
-    codes = {s.get("code") for s in data.get("services", ()) if isinstance(s, dict)}
+    services = data.get("services")                  # untrusted: parse_config says what is wrong
+    codes = {s["code"] for s in services if isinstance(s, dict) and isinstance(s.get("code"), str)} \
+        if isinstance(services, (list, tuple)) else set()
     simulation = merged.get("simulation", {})
     for mix in ("service_mix", "service_min"):
         simulation[mix] = {k: v for k, v in simulation.get(mix, {}).items() if k in codes}
@@ -204,7 +206,8 @@ def _change(hall: HallState, now: datetime, data: dict[str, Any], section: str, 
     hall.reconfigure(config)
     hall.emit(EventKind.CONFIG_CHANGED, now, section=section, id=item_id, action=action,
               changes=changes, before=before, revision=hall.stored_config.revision)
-    return {"section": section, "id": item_id, "revision": hall.stored_config.revision}
+    return {"section": section, "id": item_id, "action": action, "changes": changes, "before": before,
+            "revision": hall.stored_config.revision}
 
 
 def _validated(base: HallConfig, data: dict[str, Any], section: str, item_id: str | None) -> HallConfig:

@@ -6,6 +6,7 @@ changed. Everything that changed is collected in ``changes`` for the engine to p
 from __future__ import annotations
 
 import math
+import secrets
 from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -20,6 +21,7 @@ from controller.core.configuration import StoredConfig, live_data
 from controller.core.events import Event, EventKind
 from controller.core.model import Ticket, TicketState
 from controller.core.ratings import Evaluation, Ratings
+from controller.core.status_link import StatusLinks
 from controller.core.tickets import Tickets
 from controller.core.windows import Windows
 
@@ -47,6 +49,9 @@ class HallState:
         self.ratings = Ratings()
         self.changes = Changes()
         self._source = SYSTEM
+        #: the status pages' addresses: a key of this state's own until the engine gives it
+        #: the hall's (``Engine(status_key=…)``)
+        self.links = StatusLinks(secrets.token_bytes(32))
         #: the last stamp given to a record id, in microseconds (see ``stamp``)
         self.last_stamp = 0
         #: the live configuration as stored (its revision counts the changes)
@@ -172,6 +177,11 @@ class HallState:
     def ticket(self, number: str) -> Ticket | None:
         return self.queue.get(number)
 
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        """The live ticket whose status page is ``/t/{token}`` (see ``status_link``)."""
+        found = self.links.find(token, self.queue.all)
+        return self.queue.all[found] if found is not None else None
+
     def open_evaluation(self, window: str) -> Evaluation | None:
         return self.ratings.at(window)
 
@@ -195,9 +205,10 @@ class HallState:
         return tickets.unavailable(self, service, now)
 
     def public(self, ticket: Ticket) -> dict[str, Any]:
-        """What a citizen may see of a ticket: no ID token, no phone."""
+        """What a citizen may see of a ticket: no ID token, no phone, and not the address of
+        its status page (only the one who took it is told that: ``status_link``)."""
         ahead = self.queue.ahead_of(ticket)
-        out = {
+        return {
             "number": ticket.number, "service": ticket.service,
             "service_name": self.services[ticket.service].name,
             "state": ticket.state.value, "priority": ticket.priority.value,
@@ -206,12 +217,14 @@ class HallState:
             "day": ticket.day.isoformat(),
             "window": (ticket.target_window if ticket.state is TicketState.WAITING
                        else ticket.window),
-            "status_path": f"/t/{ticket.id}",     # the status page on the hall server
         }
+
+    def status_link(self, ticket: Ticket) -> dict[str, str]:
+        """The address of the ticket's status page: on the hall server (``status_path``) and,
+        when the hall sets ``status_url``, in full (for the printed QR code)."""
+        path = f"/t/{self.links.token(ticket.id)}"
         base = self.config.hall.status_url
-        if base:
-            out["status_url"] = f"{base.rstrip('/')}/t/{ticket.id}"
-        return out
+        return {"status_path": path, **({"status_url": f"{base.rstrip('/')}{path}"} if base else {})}
 
     def notices(self) -> list[dict[str, str]]:
         """The hall's notices in force (公告), for the hall screen and the kiosks."""

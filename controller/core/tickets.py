@@ -191,7 +191,7 @@ def take(hall: HallState, cmd: Take, now: datetime) -> dict[str, Any]:
         hall.changes.touch(booking)
     hall.changes.touch(t)
     hall.emit(EventKind.ISSUED, now, t, priority=cls.value)
-    return {"ticket": hall.public(t)}
+    return {"ticket": {**hall.public(t), **hall.status_link(t)}}
 
 
 def add_appointment(hall: HallState, cmd: AddAppointment, now: datetime) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, make_url
 
 from controller.core.errors import YimenError
 from controller.storage.db import database_url
+from controller.storage.private import private_file, private_folder
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_DUMP_MAGIC = b"PGDMP"
@@ -101,7 +102,7 @@ def _destination(dest: str | Path, suffix: str, now: datetime) -> Path:
     path = Path(dest)
     if path.is_dir() or str(dest).endswith(("/", os.sep)):
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            private_folder(path)
         except OSError as exc:
             raise _os_error(exc, "无法创建备份文件夹", "cannot create the backup folder") from None
         stem = f"yimen-{now:%Y%m%d-%H%M%S}"
@@ -116,10 +117,11 @@ def _destination(dest: str | Path, suffix: str, now: datetime) -> Path:
 
 def _atomically(path: Path, write: Callable[[Path], None],
                 before: Callable[[Path], None] | None = None) -> None:
-    """``write(tmp)`` a file beside ``path``, sync it, ``before(path)`` and rename it to
-    ``path``."""
+    """``write(tmp)`` a file beside ``path`` (made 0600 first: it holds the hall's data), sync
+    it, ``before(path)`` and rename it to ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        private_file(tmp)
         write(tmp)
         _sync(tmp)
         if before is not None:

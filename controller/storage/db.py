@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from controller.storage.private import private_folder, sqlite_files
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -18,7 +21,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def database_url(url: str | None, data_dir: str | Path) -> str:
     """The SQLAlchemy async URL: ``url`` if given (PostgreSQL gets asyncpg), else the SQLite
-    file ``yimen.db`` in the data folder, which is created."""
+    file ``yimen.db`` in the data folder, which is created (0700)."""
     if url:
         for plain in ("postgresql://", "postgres://"):
             if url.startswith(plain):
@@ -26,17 +29,20 @@ def database_url(url: str | None, data_dir: str | Path) -> str:
         if url.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
         return url
-    folder = Path(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(data_dir)
     return f"sqlite+aiosqlite:///{(folder / 'yimen.db').resolve()}"
 
 
 def open_database(url: str, synchronous: str = "FULL") -> AsyncEngine:
     """An async engine. SQLite runs in WAL mode with ``synchronous=FULL`` by default, so a
-    committed (and so acknowledged) ticket survives a power cut."""
+    committed (and so acknowledged) ticket survives a power cut; its file is readable by its
+    owner only (``private.sqlite_files``). No error nor log line of the engine carries a
+    statement's parameters (phone digits, ID tokens): ``hide_parameters``."""
     if synchronous not in ("FULL", "NORMAL"):
         raise ValueError("synchronous must be FULL or NORMAL")
-    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"),
+    if url.startswith("sqlite"):
+        sqlite_files(make_url(url).database)
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True,
                                  execution_options={"yimen_synchronous": synchronous})
     if engine.dialect.name == "sqlite":
         sqlite_pragmas(engine.sync_engine, synchronous)

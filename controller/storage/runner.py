@@ -36,7 +36,8 @@ class Runner(Protocol):
 class SqliteThreadRunner:
     def __init__(self, db: AsyncEngine) -> None:
         synchronous = db.sync_engine.get_execution_options().get("yimen_synchronous", "FULL")
-        self._engine = create_engine(db.url.set(drivername="sqlite+pysqlite"), poolclass=NullPool)
+        self._engine = create_engine(db.url.set(drivername="sqlite+pysqlite"), poolclass=NullPool,
+                                     hide_parameters=True)
         sqlite_pragmas(self._engine, synchronous)
         path = self._engine.url.database
         self._file = path if path and path != ":memory:" and not path.startswith("file:") \

@@ -249,6 +249,73 @@ hall_config = Table(
     Column("data", JSONDoc(), nullable=False),
 )
 
+#: People who sign in (管理员, 值班长, 总台, 窗口, 查询): argon2id hashes, never passwords.
+#: ``staff`` links a clerk's account to the hall's clerk (工号); ``pin_hash`` is the keypad PIN.
+users = Table(
+    "users", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("display_name", String(64), nullable=False),
+    Column("roles", JSONList(), nullable=False),
+    Column("staff", String(16)),
+    Column("password_hash", String(160), nullable=False),
+    Column("pin_hash", String(160)),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("password_changed_at", UTCDateTime(), nullable=False),
+)
+
+#: Signed-in browsers: the SHA-256 of the session cookie's value (the value is never stored).
+sessions = Table(
+    "sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("hall", String(32), nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+)
+Index("ix_sessions_hall_user", sessions.c.hall, sessions.c.user)
+
+#: API tokens for programs: ``yimen token add``; the secret part only as its SHA-256.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("id", String(16), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("roles", JSONList(), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+)
+
+#: Each device's own MQTT password, as Mosquitto's PBKDF2-SHA512 hash (``$7$``).
+device_credentials = Table(
+    "device_credentials", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("device", String(64), primary_key=True),
+    Column("secret_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+#: The audit log (审计日志): append only, each row chained to the one before by a hash.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(96), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("target", String(160), nullable=False),
+    Column("detail", JSONDoc(), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_hall_at", audit_log.c.hall, audit_log.c.at)
+Index("ix_audit_hall_actor", audit_log.c.hall, audit_log.c.actor)
+
 #: Each kind of record the core keeps, and its table.
 RECORDS: dict[type, Table] = {
     Ticket: tickets, WindowState: windows, Attendance: attendance, Appointment: appointments,

@@ -1,18 +1,22 @@
 """The hall server's JSON API: a door into the engine for soft callers, tests and tools.
 
 Every command goes through ``Engine.execute``; a refusal is a 4xx JSON body, never a
-traceback. ``Idempotency-Key`` makes a retried POST return the first answer.
+traceback. ``Idempotency-Key`` makes a retried POST return the first answer. Each route's
+command (or body or query model) is named once, in its declaration (``guarded(…, body=Take)``):
+the handler reads it from there (``command``, ``parsed``, ``query``), and so does the API
+document (``GET /api/openapi.json``, ``controller.web.openapi``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import asdict
-from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from controller.bus.service import HallBus
 from controller.core.commands import (
@@ -21,6 +25,7 @@ from controller.core.commands import (
     Cancel,
     CancelAppointment,
     Command,
+    Day,
     Origin,
     Source,
     Take,
@@ -28,17 +33,25 @@ from controller.core.commands import (
 )
 from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.engine import Engine
-from controller.web.access import guarded
+from controller.web.access import PUBLIC_ROUTE, address, audited, declared, guarded, principal
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
 BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
 
 _NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_staff",
               "unknown_config_item", "unknown_config_section", "unknown_appointment",
-              "unknown_command"}
+              "unknown_command", "unknown_user", "unknown_token"}
 _BAD_REQUEST = {"bad_arguments", "bad_transfer", "bad_request"}
 _UNPROCESSABLE = {"idempotency_key_reused", "invalid_config"}
+#: The door's own refusals: who may ask, and how.
+_DOOR = {"unauthenticated": 401, "bad_login": 401, "forbidden": 403, "bad_origin": 403, "bad_csrf": 403,
+         "bad_host": 421, "unsupported_media_type": 415}
 MAX_BODY = 16 * 1024
+#: What a command may be refused with: bad arguments (400), something unknown (404), the hall's
+#: rules (409), a reused ``Idempotency-Key`` (422), storage that cannot commit now (503).
+REFUSALS = (400, 404, 409, 422, 503)
+#: A route that reads the hall: storage that cannot answer now (503).
+READS = (503,)
 log = logging.getLogger("yimen.web")
 
 
@@ -48,8 +61,8 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def _refusal(r: Refused) -> web.Response:
-    status = 404 if r.code in _NOT_FOUND else 400 if r.code in _BAD_REQUEST \
-        else 422 if r.code in _UNPROCESSABLE else 409
+    status = _DOOR.get(r.code) or (404 if r.code in _NOT_FOUND else 400 if r.code in _BAD_REQUEST
+                                   else 422 if r.code in _UNPROCESSABLE else 409)
     return json_response({"ok": False, "error": r.as_dict()}, status)
 
 
@@ -62,6 +75,9 @@ async def body(request: web.Request, limit: int = MAX_BODY) -> dict[str, Any]:
     raw = await request.read()
     if len(raw) > limit:
         raise Refused("bad_request", "请求过大", "request body too large")
+    if raw and request.content_type != "application/json":
+        raise Refused("unsupported_media_type", "请求须为 JSON（Content-Type: application/json）",
+                      "the body must be sent as application/json")
     try:
         data = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -71,6 +87,43 @@ async def body(request: web.Request, limit: int = MAX_BODY) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Refused("bad_request", "请求格式错误", "body must be a JSON object")
     return data
+
+
+class Body(BaseModel):
+    """A JSON body of the door's own (not an engine command): unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """``data`` as ``model``, or ``bad_request`` listing each problem at its field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = tuple((".".join(map(str, e["loc"])) or "body", "字段有误", e["msg"]) for e in exc.errors())
+        raise Refused("bad_request", "请求字段有误", "; ".join(f"{k}: {en}" for k, _, en in problems),
+                      problems) from None
+
+
+async def parsed(request: web.Request) -> Any:
+    """The request's JSON body as its route's declared model."""
+    return parse(cast(type[BaseModel], declared(request).model(request.match_info)), await body(request))
+
+
+def query(request: web.Request) -> Any:
+    """The request's query parameters as its route's declared model."""
+    return parse(cast(type[BaseModel], declared(request).query), dict(request.query))
+
+
+async def command(request: web.Request, **fixed: Any) -> Command:
+    """The route's declared command from the JSON body, the path's parameters (but the one
+    that chose the command) and ``fixed``, checked by ``decode``."""
+    route = declared(request)
+    kind = route.model(request.match_info)
+    if kind is None:
+        raise Refused("unknown_command", "无法识别的指令", "unknown window command")
+    path = {k: v for k, v in request.match_info.items() if k != route.by}
+    return decode(cast(type[Command], kind), await body(request), **path, **fixed)
 
 
 def error_response(status: int, code: str, message: str, message_en: str,
@@ -127,50 +180,70 @@ def _error(request: web.Request, exc: Exception) -> web.Response | None:
 
 
 def source(request: web.Request) -> Source:
-    """Who sent a request: until people sign in, the address it came from."""
-    return Source(f"anonymous:{request.remote or '?'}", Origin.HTTP)
+    """Who sent a request: the signed-in person, program or enrolled screen."""
+    who = principal(request)
+    return Source(who.actor if who is not None else f"anonymous:{address(request)}", Origin.HTTP)
 
 
-async def run_command(request: web.Request, command: Command, status: int = 200) -> web.Response:
+async def run_command(request: web.Request, command: Command) -> web.Response:
+    """Execute ``command`` for the request's principal; a person's change is audited. The
+    answer has the route's declared status."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (key.isascii() and key.isprintable() and 0 < len(key) <= 120):
         raise Refused("bad_request", "请求格式错误", "Idempotency-Key: 1-120 printable ASCII characters")
-    reply = await request.app[ENGINE].execute(
-        command, source(request), key=f"http:{command.name}:{key}" if key else None)
-    return json_response({"ok": True, **reply}, status)
+    async def execute_and_audit() -> dict[str, Any]:
+        reply = await request.app[ENGINE].execute(
+            command, source(request), key=f"http:{command.name}:{key}" if key else None)
+        await audited(request, command.name, request.path,
+                      {"request": command.model_dump(mode="json"), "reply": reply})
+        return reply
+    # a client that hangs up does not take the command back (it is queued): nor its audit entry
+    reply = await asyncio.shield(execute_and_audit())
+    return json_response({"ok": True, **reply}, declared(request).status)
 
 
-async def take_ticket(request: web.Request) -> web.Response:
-    return await run_command(request, decode(Take, await body(request)), 201)
+async def _own_window(request: web.Request, window: str, operation: Command) -> None:
+    """A clerk works only at their own windows (their clerk record's windows and AB backups),
+    logs in only as themselves, and acts only where nobody else is logged in."""
+    who = principal(request)
+    if who is None or not who.only_own_windows():
+        return
+    clerk = next((c for c in request.app[ENGINE].config.clerks if c.id == who.staff), None)
+    if clerk is None or window not in (*clerk.windows, *clerk.backup_windows):
+        raise Refused("forbidden", f"您不能操作 {window[:16]} 号窗口",
+                      f"{who.actor} may not work at window {window[:16]!r}")
+    staff = getattr(operation, "staff", None)
+    if staff is not None and staff != who.staff:
+        raise Refused("forbidden", "只能以本人工号登录窗口",
+                      f"{who.actor} may log in only as staff {who.staff}")
+    desk = (await request.app[ENGINE].settled()).desk.windows.get(window)
+    if desk is not None and desk.clerk not in (None, who.staff):
+        raise Refused("forbidden", "该窗口已由其他工作人员登录",
+                      f"another clerk is logged in at window {window}")
+
+
+async def execute(request: web.Request) -> web.Response:
+    """The route's declared command (``command``), executed."""
+    return await run_command(request, await command(request))
 
 
 async def window_command(request: web.Request) -> web.Response:
-    kind = WINDOW_KEYS.get(request.match_info["op"])
-    if kind is None:
-        raise Refused("unknown_command", "无法识别的指令", "unknown window command")
-    return await run_command(request, decode(kind, await body(request), window=request.match_info["window"]))
+    operation = await command(request)
+    await _own_window(request, request.match_info["window"], operation)
+    return await run_command(request, operation)
 
 
-async def cancel_ticket(request: web.Request) -> web.Response:
-    return await run_command(request, decode(Cancel, {"number": request.match_info["number"]}))
+class Appointments(BaseModel):
+    """``GET /api/appointments``: one day's bookings only."""
 
-
-async def add_appointment(request: web.Request) -> web.Response:
-    return await run_command(request, decode(AddAppointment, await body(request)), 201)
-
-
-async def cancel_appointment(request: web.Request) -> web.Response:
-    return await run_command(request, decode(CancelAppointment, {"code": request.match_info["code"]}))
+    model_config = ConfigDict(frozen=True)
+    day: Day | None = None
 
 
 async def list_appointments(request: web.Request) -> web.Response:
     """The bookings from today on (``?day=YYYY-MM-DD``: that day's), cancelled ones marked."""
     hall = await request.app[ENGINE].settled()
-    day = request.query.get("day")
-    try:
-        wanted = date.fromisoformat(day) if day is not None else None
-    except ValueError:
-        raise Refused("bad_request", "日期格式错误（应为 YYYY-MM-DD）", "day: expected YYYY-MM-DD") from None
+    wanted = query(request).day
     found = sorted((a for a in hall.queue.appointments.values()
                     if wanted is None or a.day == wanted), key=lambda a: (a.day, a.code))
     return json_response({"ok": True, "appointments": [
@@ -204,18 +277,33 @@ async def board(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Whether the hall runs, its day, the engine's counters, and what it should be warned of:
-    a year (this one or the next) whose statutory holidays are not published yet."""
+    """Whether the hall runs (``ok`` is false also while its own MQTT broker or the device bus
+    is down); to staff also which part is down and why (``checks``: ``broker``, ``bus``), its
+    day, the engine's counters, and what it should be warned of: a year (this one or the next)
+    whose statutory holidays are not published yet."""
+    from controller.bus.hall_broker import BROKER  # the hall broker's key (api.py is shared)
+
     engine = request.app[ENGINE]
+    checks: dict[str, dict[str, object]] = {}
+    own, bus = request.app.get(BROKER), request.app.get(BUS)
+    if own is not None:
+        checks["broker"] = own.status()
+    if bus is not None:
+        checks["bus"] = {"ok": True} if bus.link.connected.is_set() else {
+            "ok": False, "error": "未连接到 MQTT 代理 / not connected to the MQTT broker"}
+    ok = engine.running and all(c["ok"] for c in checks.values())
+    who = principal(request)
+    if who is None or not who.may("hall.read"):
+        return json_response({"ok": ok})
     hall = await engine.settled()
     warnings = [{"code": "calendar_unpublished", "year": year,
                  "message": f"{year}年法定节假日尚未发布：该年暂按周末和本厅设置的休息日计算",
                  "message_en": f"no statutory holidays published for {year}: weekends and the "
                                "hall's own days are used until they are"}
                 for year in hall.calendar.unpublished([hall.day.year, hall.day.year + 1])]
-    return json_response({"ok": engine.running, "hall": engine.config.hall.id,
+    return json_response({"ok": ok, "hall": engine.config.hall.id,
                           "day": hall.day.isoformat(), "stats": asdict(engine.stats),
-                          "warnings": warnings})
+                          "warnings": warnings, "checks": checks})
 
 
 async def devices(request: web.Request) -> web.Response:
@@ -227,15 +315,35 @@ async def devices(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    from controller.web.openapi import MEDIA, openapi_route  # it reads every module's routes, this one's too
+
     app.middlewares.append(errors)
-    app.router.add_get("/api/health", health)
-    app.router.add_get("/api/board", board)
-    app.router.add_get("/api/devices", devices)
-    app.router.add_get("/api/tickets", list_tickets)
-    app.router.add_post("/api/tickets", take_ticket)
-    app.router.add_get("/api/tickets/{number}", get_ticket)
-    app.router.add_post("/api/tickets/{number}/cancel", cancel_ticket)
-    app.router.add_post("/api/appointments", add_appointment)
-    app.router.add_get("/api/appointments", guarded("appointments.read", list_appointments))
-    app.router.add_post("/api/appointments/{code}/cancel", guarded("appointments.write", cancel_appointment))
-    app.router.add_post("/api/windows/{window}/{op}", window_command)
+    r = app.router
+    r.add_get("/api/openapi.json", guarded(
+        PUBLIC_ROUTE, openapi_route(), media=MEDIA, summary="接口文档 / this API's OpenAPI 3.1 document"))
+    r.add_get("/api/health", guarded(
+        PUBLIC_ROUTE, health, errors=READS, summary="运行状态 / whether the hall runs"))
+    r.add_get("/api/board", guarded(
+        PUBLIC_ROUTE, board, errors=READS, summary="大厅概况 / the hall at a glance"))
+    r.add_get("/api/devices", guarded(
+        "devices.read", devices, errors=(404,), summary="设备台账 / the device registry"))
+    r.add_get("/api/tickets", guarded(
+        "hall.read", list_tickets, errors=READS, summary="今日票号 / today's tickets"))
+    r.add_post("/api/tickets", guarded(
+        "tickets.issue", execute, body=Take, status=201, errors=REFUSALS, summary="取号 / take a ticket"))
+    r.add_get("/api/tickets/{number}", guarded(
+        "hall.read", get_ticket, errors=(404, 503), summary="查询票号 / one ticket"))
+    r.add_post("/api/tickets/{number}/cancel", guarded(
+        "tickets.manage", execute, body=Cancel, errors=REFUSALS, summary="取消票号 / cancel a ticket"))
+    r.add_post("/api/appointments", guarded(
+        "appointments.write", execute, body=AddAppointment, status=201, errors=REFUSALS,
+        summary="登记预约 / add a booking"))
+    r.add_get("/api/appointments", guarded(
+        "appointments.read", list_appointments, query=Appointments, errors=READS,
+        summary="预约列表 / the bookings"))
+    r.add_post("/api/appointments/{code}/cancel", guarded(
+        "appointments.write", execute, body=CancelAppointment, errors=REFUSALS,
+        summary="取消预约 / cancel a booking"))
+    r.add_post("/api/windows/{window}/{op}", guarded(
+        "windows.operate", window_command, body=WINDOW_KEYS, by="op", errors=REFUSALS,
+        summary="窗口操作 / a window's operation"))

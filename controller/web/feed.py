@@ -3,9 +3,10 @@ ticket status page are told of every call and of the board, never polled.
 
 ``GET /api/stream`` sends ``board`` at once and again after every change (at most every
 ``BOARD_EVERY_S`` while tickets are taken, at once after a call) and a ``call`` event per call
-or recall. With ``?ticket=<id>`` it sends that ticket's ``status`` instead of the board. A
-client too slow to keep up is dropped (its queue fills) and reconnects by itself
-(``EventSource`` does); nothing else waits for it.
+or recall. ``GET /api/status/{token}/stream`` sends one ticket's ``status`` instead of the
+board (``{token}``: its status page's, ``core/status_link.py``). A client too slow to keep
+up is dropped (its queue fills) and reconnects by itself (``EventSource`` does); nothing else
+waits for it.
 """
 
 from __future__ import annotations
@@ -97,9 +98,9 @@ class ScreenFeed:
         out["hall"] = self.engine.config.hall.name
         return out
 
-    def status(self, hall: HallState, ticket_id: str) -> dict[str, Any] | None:
-        """What the status page shows of a ticket: nothing personal."""
-        ticket = hall.queue.all.get(ticket_id)
+    def status(self, hall: HallState, token: str) -> dict[str, Any] | None:
+        """What the status page ``/t/{token}`` shows of its ticket: nothing personal."""
+        ticket = hall.ticket_by_token(token)
         if ticket is None:
             return None
         public = hall.public(ticket)
@@ -123,10 +124,10 @@ class ScreenFeed:
                 q.get_nowait()
             q.put_nowait(None)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        ticket_id = request.query.get("ticket")
+    async def handle(self, request: web.Request, ticket_id: str | None = None) -> web.StreamResponse:
+        """Stream the screens' pushes, or with ``ticket_id`` one ticket's status."""
         hall = await self.engine.settled()
-        ticket = hall.queue.all.get(ticket_id) if ticket_id is not None else None
+        ticket = hall.ticket_by_token(ticket_id) if ticket_id is not None else None  # its token
         if ticket_id is not None and ticket is None:
             raise unknown_ticket()
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -167,7 +168,8 @@ class ScreenFeed:
 
 
 def unknown_ticket() -> Refused:
-    """The status page's and stream's answer for a ticket id that is not (or no longer) live."""
+    """The status page's and stream's answer for a token of no live ticket (a mistyped or old
+    link, or a ticket's id in place of its token)."""
     return Refused("unknown_ticket", "没有这张票", "no such ticket")
 
 

@@ -2,8 +2,10 @@
 status page opened from a ticket's QR code, with the JSON and pushes they need.
 
 The pages are static files (``display/pages``, ``kiosk/pages``); what changes reaches them by
-``ScreenFeed`` (Server-Sent Events). ``/t/{ticket id}`` is the status page: the id is the
-ticket's unguessable key, so the page shows a ticket only to whoever holds it.
+``ScreenFeed`` (Server-Sent Events). ``/t/{token}`` is the status page: the token is the
+ticket's secret (``core/status_link.py``: not derivable from its date and number), so the page
+shows a ticket only to whoever holds it. Its answers carry ``Referrer-Policy: no-referrer``
+(``web/headers.py``), so the address does not leak to another site.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from aiohttp import web
 
 import display
 import kiosk
-from controller.web.api import ENGINE, json_response
+from controller.web.access import PUBLIC_ROUTE, guarded
+from controller.web.api import ENGINE, READS, json_response
 from controller.web.feed import FEED, unknown_ticket
 
 DISPLAY_PAGES = Path(display.__file__).parent / "pages"
@@ -56,29 +59,46 @@ async def ticket_status(request: web.Request) -> web.Response:
 
 async def status_qr(request: web.Request) -> web.Response:
     """The QR code of a ticket's status page (SVG), for the kiosk's result screen."""
-    ticket_id = request.match_info["id"]
-    if request.app[FEED].status(await request.app[ENGINE].settled(), ticket_id) is None:
-        raise web.HTTPNotFound()
+    token = request.match_info["id"]
+    if request.app[FEED].status(await request.app[ENGINE].settled(), token) is None:
+        raise unknown_ticket()
     base = request.app[ENGINE].config.hall.status_url.rstrip("/") \
         or f"{request.scheme}://{request.host}"
-    image = qrcode.make(f"{base}/t/{ticket_id}", image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    image = qrcode.make(f"{base}/t/{token}", image_factory=qrcode.image.svg.SvgPathImage, border=2)
     buf = io.BytesIO()
     image.save(buf)
     return web.Response(body=buf.getvalue(), content_type="image/svg+xml")
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
+    """The screens' pushes (calls, board)."""
     return await request.app[FEED].handle(request)
 
 
+async def status_stream(request: web.Request) -> web.StreamResponse:
+    """One ticket's pushes, for its status page (public: the id is the ticket's secret)."""
+    return await request.app[FEED].handle(request, request.match_info["id"])
+
+
 def add_page_routes(app: web.Application) -> None:
-    app.router.add_get("/", _page(DISPLAY_PAGES / "index.html"))
-    app.router.add_get("/kiosk", _page(KIOSK_PAGES / "kiosk.html"))
-    app.router.add_get("/screen", _page(DISPLAY_PAGES / "screen.html"))
-    app.router.add_get("/window/{window}", _page(DISPLAY_PAGES / "window.html"))
-    app.router.add_get("/t/{id}", _page(DISPLAY_PAGES / "status.html"))
-    app.router.add_static("/static/", DISPLAY_PAGES / "static")
-    app.router.add_get("/api/kiosk/services", kiosk_services)
-    app.router.add_get("/api/status/{id}", ticket_status)
-    app.router.add_get("/t/{id}/qr.svg", status_qr)
-    app.router.add_get("/api/stream", stream)
+    r = app.router
+    for path, page, summary in (
+            ("/", DISPLAY_PAGES / "index.html", "管理页 / the admin page"),
+            ("/login", DISPLAY_PAGES / "login.html", "登录页 / sign in"),
+            ("/kiosk", KIOSK_PAGES / "kiosk.html", "取号机 / the kiosk page"),
+            ("/screen", DISPLAY_PAGES / "screen.html", "综合屏 / the hall screen"),
+            ("/window/{window}", DISPLAY_PAGES / "window.html", "窗口屏 / a window's screen"),
+            ("/t/{id}", DISPLAY_PAGES / "status.html", "票号状态页 / a ticket's status page")):
+        r.add_get(path, guarded(PUBLIC_ROUTE, _page(page), summary=summary, media="text/html"))
+    r.add_static("/static/", DISPLAY_PAGES / "static")
+    r.add_get("/api/kiosk/services", guarded("tickets.issue", kiosk_services, errors=READS,
+                                             summary="取号机业务 / the kiosk's services"))
+    r.add_get("/api/status/{id}", guarded(PUBLIC_ROUTE, ticket_status, errors=(404, 503),
+                                          summary="票号状态 / a ticket's status, by its token"))
+    r.add_get("/t/{id}/qr.svg", guarded(PUBLIC_ROUTE, status_qr, errors=(404, 503), media="image/svg+xml",
+                                        summary="状态页二维码 / the status page's QR code"))
+    r.add_get("/api/stream", guarded("screen.read", stream, errors=READS, media="text/event-stream",
+                                     summary="屏幕推送 / the screens' pushes (SSE)"))
+    r.add_get("/api/status/{id}/stream", guarded(PUBLIC_ROUTE, status_stream, errors=(404, 503),
+                                                 media="text/event-stream",
+                                                 summary="票号推送 / a ticket's pushes (SSE)"))

@@ -7,16 +7,17 @@ SW3 data``, SW3 ``90`` ok, ``9F`` card found, ``80`` no card, ``41`` read failed
 check byte. Base info is a text length and a photo length (u16 BE each), 256 bytes of UCS-2 LE
 text (name 30, sex 2, ethnicity 4, birth date 16, address 70, ID number 36, …) and the photo.
 
-Only what the service needs leaves this module (``Card``): a keyed hash of the ID number, the
-age class for the green channel (绿色通道) and masked forms for a clerk's screen. The photo
-is skipped, never decoded or kept.
+Only what the service needs leaves this module (``Card``): the ID number sealed to the hall
+server's public key (``protocol.idseal``: only that server can open it, and it turns it into a
+keyed token and keeps the number nowhere), the age class for the green channel (绿色通道) and
+masked forms for a clerk's screen. The number itself is held only until it is sealed. The
+photo is skipped, never decoded or kept.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
 
@@ -74,9 +75,10 @@ class CardError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Card:
-    """A card as the hall may know it: nothing here can be turned back into the ID number."""
+    """A card as the hall may know it: the number only sealed, for the hall server alone,
+    which makes the token (one waiting ticket per ID per line)."""
 
-    token: str               # keyed hash of the ID number (one waiting ticket per ID per line)
+    id_sealed: str = field(repr=False)   # the take's ``id_sealed``
     age_class: str           # ``senior`` (60+), ``adult`` or ``minor``
     masked_id: str           # 1101**********1234
     masked_name: str         # 张*三
@@ -98,8 +100,9 @@ def card_text(name: str, sex: str, ethnicity: str, birth: date, address: str,
     return out.ljust(256, b" ")
 
 
-def parse_base_info(data: bytes, key: bytes, today: date) -> Card:
-    """The read-base-info response data → the ``Card`` (the photo bytes are not looked at)."""
+def parse_base_info(data: bytes, today: date, seal: Callable[[str], str]) -> Card:
+    """The read-base-info response data → the ``Card``, its number sealed with ``seal`` (the
+    photo bytes are not looked at)."""
     if len(data) < 4:
         raise CardError("short base info")
     text_len = int.from_bytes(data[0:2], "big")
@@ -110,7 +113,7 @@ def parse_base_info(data: bytes, key: bytes, today: date) -> Card:
     for name, size in TEXT_FIELDS:
         fields[name] = text[at:at + size].decode("utf-16-le", "replace").strip()
         at += size
-    id_number, name = fields["id_number"], fields["name"]
+    id_number, name = fields["id_number"].upper(), fields["name"]
     if len(id_number) != 18 or not id_number[:17].isdigit():
         raise CardError("not an 18-digit ID number")
     try:
@@ -119,7 +122,7 @@ def parse_base_info(data: bytes, key: bytes, today: date) -> Card:
         raise CardError("bad birth date") from None
     age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
     return Card(
-        token=hmac.new(key, id_number.upper().encode(), hashlib.sha256).hexdigest()[:32],
+        id_sealed=seal(id_number),
         age_class="senior" if age >= SENIOR_AGE else "adult" if age >= 18 else "minor",
         masked_id=id_number[:4] + "*" * 10 + id_number[-4:],
         masked_name=mask_name(name))

@@ -1,4 +1,6 @@
-// Shared by the hall's pages: server-sent events with a reconnect banner, a chime, helpers.
+// Shared by the hall's pages: server-sent events with a reconnect banner, the page's session
+// (an enrolled screen or kiosk, or a signed-in person), the "not enrolled" notice, a chime.
+// No inline scripts anywhere: the hall server's Content-Security-Policy allows files only.
 const STATE = { serving: "办理中", idle: "空闲", paused: "暂停", closed: "未开放" };
 
 function el(tag, cls, text) {
@@ -18,6 +20,89 @@ function follow(url, handlers) {
     source.addEventListener(kind, e => fn(JSON.parse(e.data)));
   }
   return source;
+}
+
+// The status of a GET, without reading its body (a stream's too): a number, or 0 offline.
+async function statusOf(url) {
+  const stop = new AbortController();
+  try {
+    const r = await fetch(url, { cache: "no-store", signal: stop.signal });
+    return r.status;
+  } catch (e) {
+    return 0;
+  } finally {
+    stop.abort();
+  }
+}
+
+const REFUSED = status => status === 401 || status === 403;
+
+// follow() for a page whose session the server may refuse (401 not signed in or enrolled,
+// 403 a role that may not). EventSource gives up on any answer but 200 and does not say which;
+// fetch asks. On a refusal ``refused(status)`` is called and the stream stays closed; on any
+// other failure it is opened again after 3 s. ``banner: false`` leaves the banner alone.
+function followSession(url, handlers, { refused, banner = true } = {}) {
+  const offline = document.getElementById("offline");
+  let source;
+  const open = () => {
+    source = new EventSource(url);
+    source.onopen = () => banner && offline && offline.classList.remove("show");
+    source.onerror = async () => {
+      if (banner && offline) offline.classList.add("show");
+      if (source.readyState !== EventSource.CLOSED) return;    // reconnecting by itself
+      const status = await statusOf(url);
+      if (REFUSED(status)) {
+        if (banner && offline) offline.classList.remove("show");
+        return refused && refused(status);
+      }
+      setTimeout(open, 3000);
+    };
+    for (const [kind, fn] of Object.entries(handlers)) {
+      source.addEventListener(kind, e => fn(JSON.parse(e.data)));
+    }
+  };
+  open();
+  return { close: () => source.close() };
+}
+
+// A signed-in POST must carry this page's Origin (the server checks it). Under the page's
+// "Referrer-Policy: no-referrer" the Fetch standard has a same-origin POST send "Origin: null"
+// (Chromium sends the origin all the same); the request's own policy keeps the real one.
+const ORIGIN_SENT = "same-origin";
+
+// This page's session: its CSRF token goes with every POST (X-CSRF-Token). Answers the
+// status of GET /api/auth/session: 200 signed in or enrolled, 401 neither, 404 on a server
+// without sign-in (the kiosk box's own), 0 offline.
+const session = { csrf: null, principal: null };
+async function loadSession() {
+  let r;
+  try {
+    r = await fetch("/api/auth/session", { cache: "no-store" });
+  } catch (e) {
+    return 0;
+  }
+  if (r.ok) {
+    const data = await r.json().catch(() => ({}));
+    session.csrf = data.csrf || null;
+    session.principal = data.principal || null;
+  }
+  return r.status;
+}
+
+// The full-screen notice (the page's #unenrolled) instead of a broken page. It goes away by
+// itself when ``probe`` (the page's own data) answers again: the device was enabled again.
+let enrolledAgain;
+function showNotEnrolled(probe) {
+  document.body.classList.add("unenrolled");
+  const banner = document.getElementById("offline");
+  if (banner) banner.classList.remove("show");
+  const notice = document.getElementById("unenrolled");
+  if (notice) document.title = notice.dataset.title || document.title;
+  if (probe && !enrolledAgain) {
+    enrolledAgain = setInterval(async () => {
+      if ((await statusOf(probe)) === 200) location.reload();
+    }, 15000);
+  }
 }
 
 // Ding-dong with the Web Audio API (no sound file to load); silent where audio is blocked.
