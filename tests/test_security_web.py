@@ -31,6 +31,17 @@ async def add_user(tmp_path, name: str, *roles: str, staff: str | None = None) -
         await db.dispose()
 
 
+async def device_passwords(tmp_path, *devices: str) -> dict[str, str]:
+    """New credentials for ``devices``, as an administrator makes them."""
+    from controller.bus import credentials
+
+    db = await open_hall_db(tmp_path, None)
+    try:
+        return await credentials.provision(db, demo_config().hall.id, list(devices))
+    finally:
+        await db.dispose()
+
+
 @pytest.fixture
 async def server(tmp_path, clock):
     await add_user(tmp_path, "admin", "admin")
@@ -249,13 +260,7 @@ async def test_a_configuration_change_is_audited_with_who_before_and_after(serve
 
 
 async def test_a_kiosk_box_is_known_by_its_own_device_credential(server, tmp_path):
-    from controller.bus import credentials
-
-    db = await open_hall_db(tmp_path, None)
-    try:
-        passwords = await credentials.provision(db, demo_config().hall.id, ["kiosk-1", "hall-screen-1"])
-    finally:
-        await db.dispose()
+    passwords = await device_passwords(tmp_path, "kiosk-1", "hall-screen-1")
 
     def basic(device: str, password: str) -> dict[str, str]:
         return {"Authorization": basic_auth(device, password)}
@@ -271,3 +276,20 @@ async def test_a_kiosk_box_is_known_by_its_own_device_credential(server, tmp_pat
     r = await server.patch("/api/config/devices/kiosk-1", json={"enabled": False}, headers=admin)
     assert r.status == 200
     assert (await server.post("/api/tickets", json={"service": "A"}, headers=kiosk)).status == 401
+
+
+async def test_a_disabled_screens_open_stream_ends(server, tmp_path, monkeypatch):
+    from controller.web import feed
+
+    monkeypatch.setattr(feed, "KEEPALIVE_S", 0.2)
+    password = (await device_passwords(tmp_path, "hall-screen-1"))["hall-screen-1"]
+    screen = {"Authorization": basic_auth("hall-screen-1", password)}
+    async with server.get("/api/stream", headers=screen) as stream:
+        assert stream.status == 200
+        assert (await stream.content.readline()).startswith(b"event: board")
+        r = await server.patch("/api/config/devices/hall-screen-1", json={"enabled": False},
+                               headers=await bearer(demo_config(), tmp_path, "admin"))
+        assert r.status == 200
+        await asyncio.sleep(0.1)
+        feed_ended = await asyncio.wait_for(stream.content.read(), 8)   # to the end of the stream
+    assert b"event: call" not in feed_ended

@@ -120,6 +120,36 @@ async def _from_session(request: web.Request, session: Session) -> Principal | N
     return Principal("user", user.name, user.roles, user.staff)
 
 
+async def _credentials(request: web.Request) -> tuple[Principal | None, Session | None]:
+    """Who the request's credentials name (and its session, if by cookie); a token or device
+    credential that is not valid is refused outright."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        who = await request.app[ACCOUNTS].token(header[7:].strip())
+        if who is None:
+            raise Refused("unauthenticated", "令牌无效或已撤销", "the API token is not valid")
+        return who, None
+    if header.lower().startswith("basic "):
+        who = await _from_basic(request, header)
+        if who is None:
+            raise Refused("unauthenticated", "设备凭据无效或设备已停用",
+                          "not a valid credential of an enabled kiosk or screen")
+        return who, None
+    cookie = request.cookies.get(COOKIE)
+    session = await request.app[ACCOUNTS].session(cookie) if cookie is not None else None
+    return (await _from_session(request, session) if session is not None else None), session
+
+
+async def still_allowed(request: web.Request, permission: str) -> bool:
+    """Whether the request's credentials still may ``permission`` (a long push stream asks
+    now and then: a disabled screen, a signed-out person or a revoked token is let go)."""
+    try:
+        who, _ = await _credentials(request)
+    except Refused:
+        return False
+    return who is not None and who.may(permission)
+
+
 @web.middleware
 async def security(request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
     if not _host_ok(request):
@@ -133,29 +163,15 @@ async def security(request: web.Request, handler) -> web.StreamResponse:  # noqa
     changing = request.method not in SAFE_METHODS
     if changing and not _origin_ok(request, required=False):
         raise Refused("bad_origin", "请求来源不属于本厅", "the request's Origin is not this hall")
-    accounts = request.app[ACCOUNTS]
-    who: Principal | None = None
-    bearer = request.headers.get("Authorization", "")
-    if bearer.lower().startswith("bearer "):
-        who = await accounts.token(bearer[7:].strip())
-        if who is None:
-            raise Refused("unauthenticated", "令牌无效或已撤销", "the API token is not valid")
-    elif bearer.lower().startswith("basic "):
-        who = await _from_basic(request, bearer)
-        if who is None:
-            raise Refused("unauthenticated", "设备凭据无效或设备已停用",
-                          "not a valid credential of an enabled kiosk or screen")
-    elif (cookie := request.cookies.get(COOKIE)) is not None:
-        session = await accounts.session(cookie)
-        who = await _from_session(request, session) if session is not None else None
+    who, session = await _credentials(request)
+    if session is not None:
         if who is not None and changing and needed != "public":
             if not _origin_ok(request, required=True):
                 raise Refused("bad_origin", "请求来源不属于本厅",
                               "a signed-in change needs this hall's Origin")
-            if not same(request.headers.get("X-CSRF-Token", ""), session.csrf):  # type: ignore[union-attr]
+            if not same(request.headers.get("X-CSRF-Token", ""), session.csrf):
                 raise Refused("bad_csrf", "页面已过期，请刷新后重试", "missing or wrong X-CSRF-Token")
-        if session is not None:
-            request[SESSION] = session
+        request[SESSION] = session
     if who is not None:
         request[PRINCIPAL] = who
     if needed == "public":

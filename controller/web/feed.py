@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -124,8 +125,10 @@ class ScreenFeed:
                 q.get_nowait()
             q.put_nowait(None)
 
-    async def handle(self, request: web.Request, ticket_id: str | None = None) -> web.StreamResponse:
-        """Stream the screens' pushes, or with ``ticket_id`` one ticket's status."""
+    async def handle(self, request: web.Request, ticket_id: str | None = None,
+                     allowed: Callable[[], Awaitable[bool]] | None = None) -> web.StreamResponse:
+        """Stream the screens' pushes, or with ``ticket_id`` one ticket's status; ``allowed()``
+        is asked at each keep-alive, and the stream ends when it says no (a disabled screen)."""
         hall = await self.engine.settled()
         ticket = hall.ticket_by_token(ticket_id) if ticket_id is not None else None  # its token
         if ticket_id is not None and ticket is None:
@@ -141,6 +144,8 @@ class ScreenFeed:
                 try:
                     item = await asyncio.wait_for(q.get(), KEEPALIVE_S)
                 except TimeoutError:
+                    if allowed is not None and not await allowed():
+                        break
                     await resp.write(b": keep-alive\n\n")
                     continue
                 if item is None:

@@ -21,6 +21,7 @@ import display
 import kiosk
 from controller.web.access import PUBLIC_ROUTE, guarded
 from controller.web.api import ENGINE, READS, json_response
+from controller.web.auth import still_allowed
 from controller.web.feed import FEED, unknown_ticket
 
 DISPLAY_PAGES = Path(display.__file__).parent / "pages"
@@ -71,8 +72,8 @@ async def status_qr(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    """The screens' pushes (calls, board)."""
-    return await request.app[FEED].handle(request)
+    """The screens' pushes (calls, board), while the screen may still read them."""
+    return await request.app[FEED].handle(request, allowed=lambda: still_allowed(request, "screen.read"))
 
 
 async def status_stream(request: web.Request) -> web.StreamResponse:
