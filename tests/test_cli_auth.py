@@ -9,7 +9,8 @@ import stat
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import DBAPIError
 
 from controller.cli import main
 from controller.cli_auth import DEMO_ADMIN_FILE, demo_admin, open_hall_db
@@ -73,11 +74,22 @@ def test_no_password_on_the_command_line_and_weak_ones_refused(tmp_path, monkeyp
     assert code == 0 and "sessions ended" in out
 
 
-async def _tamper(tmp_path, statement) -> None:  # noqa: ANN001
+async def _tamper(tmp_path, statement) -> bool:  # noqa: ANN001
+    """``statement`` on the audit log as someone with the database file in hand: whether the
+    database refused it, before they dropped its guard and did it anyway."""
     db = await open_hall_db(tmp_path, None)
     try:
+        try:
+            async with db.begin() as conn:
+                await conn.execute(statement)
+            return False
+        except DBAPIError as exc:
+            assert "append only" in str(exc)
         async with db.begin() as conn:
+            for trigger in ("audit_log_no_update", "audit_log_no_delete"):
+                await conn.execute(text(f"DROP TRIGGER {trigger}"))
             await conn.execute(statement)
+        return True
     finally:
         await db.dispose()
 
@@ -89,7 +101,8 @@ def test_audit_verify_finds_an_edited_or_a_deleted_entry(tmp_path, monkeypatch, 
               "--data", data, stdin=PASSWORD + "\n")
     code, out, _ = yimen(monkeypatch, capsys, "audit", "verify", "--data", data)
     assert code == 0 and "3 条" in out
-    asyncio.run(_tamper(tmp_path, update(audit_log).where(audit_log.c.seq == 2).values(actor="cli:nobody")))
+    edit = update(audit_log).where(audit_log.c.seq == 2).values(actor="cli:nobody")
+    assert asyncio.run(_tamper(tmp_path, edit)), "the database let an audit entry be changed"
     code, out, _ = yimen(monkeypatch, capsys, "audit", "verify", "--data", data)
     assert code == 1 and "#2: changed after it was written" in out
     asyncio.run(_tamper(tmp_path, delete(audit_log).where(audit_log.c.seq == 2)))

@@ -467,3 +467,21 @@ async def test_a_stored_configuration_with_device_passwords_loads_after_the_upgr
     assert "plain-old-secret" not in json.dumps(stored["data"])
     config: HallConfig = with_live(base, stored["data"])
     assert [d.id for d in config.devices] == [d.id for d in base.devices]
+
+
+async def test_the_database_refuses_to_change_or_delete_an_audit_entry(db):
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    from controller.auth.audit import Audit, verify
+
+    audit = Audit(db, "h")
+    await audit.record("user:li", "10.0.0.5", "login")
+    for statement in (update(schema.audit_log).values(actor="user:someone-else"),
+                      delete(schema.audit_log)):
+        with pytest.raises(DBAPIError, match="append only"):
+            async with db.begin() as conn:
+                await conn.execute(statement)
+    async with db.connect() as conn:
+        stored = (await conn.execute(select(schema.audit_log.c.hash))).scalar_one()
+    assert await verify(db, "h") == (1, [], stored)              # and the entry is intact

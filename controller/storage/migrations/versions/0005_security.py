@@ -93,8 +93,26 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_hall_at", "audit_log", ["hall", "at"])
     op.create_index("ix_audit_hall_actor", "audit_log", ["hall", "actor"])
+    _append_only()
+
+
+def _append_only() -> None:
+    """The database itself refuses to change or delete an audit entry (someone who can drop
+    the trigger can do more, which ``yimen audit verify`` then shows)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'the audit log is append only'; END $$")
+        op.execute("CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+                   "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()")
+    else:
+        for change in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER audit_log_no_{change.lower()} BEFORE {change} ON audit_log "
+                       "BEGIN SELECT RAISE(ABORT, 'the audit log is append only'); END")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+        op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
     for table in ("audit_log", "device_credentials", "api_tokens", "sessions", "users"):
         op.drop_table(table)
