@@ -16,12 +16,10 @@ retained messages.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import shutil
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -37,8 +35,6 @@ RESTART_FIRST_S, RESTART_MAX_S = 1.0, 30.0
 STABLE_S = 60.0                  # running this long resets the restart pause
 LOG_KEEP = 10 * 1024 * 1024      # at start a longer log is kept as mosquitto.log.1
 CONF, LOG = "mosquitto.conf", "mosquitto.log"
-PR_SET_PDEATHSIG = 1
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 def binary() -> str | None:
@@ -96,10 +92,13 @@ def _user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the hall server's process ends."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _with_parent() -> list[str]:
+    """The command prefix that has the broker sent SIGTERM when the hall server's process
+    ends (util-linux's ``setpriv``, Debian's essential; without it the server still stops its
+    broker whenever it stops in order). Not a ``preexec_fn``: forking with the server's threads
+    running (hashing, SQLite) must exec at once."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM"] if setpriv else []
 
 
 async def answers(address: BrokerAddress) -> bool:
@@ -215,8 +214,8 @@ class Mosquitto:
         seen = os.fstat(fd).st_size                # its own lines start here
         try:
             self._proc = proc = await asyncio.create_subprocess_exec(
-                exe, "-c", str(self.folder / CONF), cwd=self.folder, stdin=asyncio.subprocess.DEVNULL,
-                stdout=fd, stderr=fd, start_new_session=True, preexec_fn=_die_with_parent)
+                *_with_parent(), exe, "-c", str(self.folder / CONF), cwd=self.folder,
+                stdin=asyncio.subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
         finally:
             os.close(fd)
         loop = asyncio.get_running_loop()
