@@ -293,3 +293,31 @@ async def test_a_disabled_screens_open_stream_ends(server, tmp_path, monkeypatch
         await asyncio.sleep(0.1)
         feed_ended = await asyncio.wait_for(stream.content.read(), 8)   # to the end of the stream
     assert b"event: call" not in feed_ended
+
+
+async def test_a_change_whose_client_hangs_up_is_finished_and_audited(tmp_path, clock, monkeypatch):
+    from controller.auth.accounts import Accounts
+
+    token = await bearer(demo_config(), tmp_path, "admin")
+    release = asyncio.Event()
+    made = Accounts.add_token
+
+    async def slow_add_token(self, name, roles):  # noqa: ANN001, ANN202
+        await release.wait()
+        return await made(self, name, roles)
+    monkeypatch.setattr(Accounts, "add_token", slow_add_token)
+    app = create_app(demo_config(), tmp_path, clock=clock, bus=False)
+    async with TestClient(TestServer(app, handler_cancellation=True)) as c:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(c.post("/api/tokens", json={"name": "gone", "roles": ["viewer"]},
+                                          headers=token), 0.3)       # the client hangs up
+        release.set()
+
+        async def audited() -> bool:
+            entries = (await (await c.get("/api/audit", headers=token)).json())["entries"]
+            return any(e["action"] == "token_added" for e in entries)
+        for _ in range(50):
+            if await audited():
+                break
+            await asyncio.sleep(0.05)
+        assert await audited()

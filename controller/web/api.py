@@ -9,7 +9,6 @@ document (``GET /api/openapi.json``, ``controller.web.openapi``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import asdict
@@ -191,14 +190,10 @@ async def run_command(request: web.Request, command: Command) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (key.isascii() and key.isprintable() and 0 < len(key) <= 120):
         raise Refused("bad_request", "请求格式错误", "Idempotency-Key: 1-120 printable ASCII characters")
-    async def execute_and_audit() -> dict[str, Any]:
-        reply = await request.app[ENGINE].execute(
-            command, source(request), key=f"http:{command.name}:{key}" if key else None)
-        await audited(request, command.name, request.path,
-                      {"request": command.model_dump(mode="json"), "reply": reply})
-        return reply
-    # a client that hangs up does not take the command back (it is queued): nor its audit entry
-    reply = await asyncio.shield(execute_and_audit())
+    reply = await request.app[ENGINE].execute(
+        command, source(request), key=f"http:{command.name}:{key}" if key else None)
+    await audited(request, command.name, request.path,
+                  {"request": command.model_dump(mode="json"), "reply": reply})
     return json_response({"ok": True, **reply}, declared(request).status)
 
 

@@ -180,6 +180,8 @@ async def security(request: web.Request, handler) -> web.StreamResponse:  # noqa
         raise Refused("unauthenticated", "请先登录", "sign in (or send an API token) first")
     if needed is None or (needed != SIGNED_IN and not who.may(needed)):
         raise Refused("forbidden", "没有权限", f"{who.actor} may not do this")
+    if changing:       # a change, once begun, is finished and audited even if the client hangs up
+        return await asyncio.shield(handler(request))
     return await handler(request)
 
 
