@@ -321,3 +321,18 @@ async def test_a_change_whose_client_hangs_up_is_finished_and_audited(tmp_path, 
                 break
             await asyncio.sleep(0.05)
         assert await audited()
+
+
+async def test_a_clerks_account_names_one_real_clerk_and_only_one(server):
+    csrf = await sign_in(server)
+    h = {**origin(server), "X-CSRF-Token": csrf}
+
+    async def add(name: str, staff: str) -> tuple[int, dict]:
+        r = await server.post("/api/users", headers=h, json={"name": name, "password": PASSWORD,
+                                                             "roles": ["clerk"], "staff": staff})
+        return r.status, await r.json()
+    assert (await add("wangfang", "1001"))[0] == 201
+    status, body = await add("impostor", "1001")
+    assert status == 409 and body["error"]["code"] == "staff_taken"
+    status, body = await add("nobody", "9999")
+    assert status == 404 and body["error"]["code"] == "unknown_staff"

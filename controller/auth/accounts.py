@@ -107,6 +107,7 @@ class Accounts:
         user = User(check_name(name), display_name or name, _roles(roles), staff, False,
                     hash_password(_password(password)), None, now, now)
         async with self.db.begin() as conn:
+            await self._staff_free(conn, staff, name)
             try:
                 await conn.execute(insert(users).values(hall=self.hall, **_row(user)))
             except IntegrityError:
@@ -147,6 +148,7 @@ class Accounts:
         if "pin" in changes:
             new = replace(new, pin_hash=hash_password(_pin(changes["pin"])) if changes["pin"] else None)
         async with self.db.begin() as conn:
+            await self._staff_free(conn, new.staff, name)
             await conn.execute(update(users).where(users.c.hall == self.hall, users.c.name == name)
                                .values(**_row(new)))
         self._users.pop(name)
@@ -172,6 +174,16 @@ class Accounts:
         user = await self.user(name)
         ok = await verify_password(user.password_hash if user else None, password)
         return user if ok and user is not None and not user.disabled else None
+
+    async def _staff_free(self, conn: Any, staff: str | None, name: str) -> None:
+        """One account per clerk (工号): ``staff`` is not another account's."""
+        if staff is None:
+            return
+        other = (await conn.execute(select(users.c.name).where(
+            users.c.hall == self.hall, users.c.staff == staff, users.c.name != name))).scalar()
+        if other is not None:
+            raise AccountError("staff_taken", f"工号 {staff} 已属于用户 {other}",
+                               f"staff id {staff} already belongs to user {other}")
 
     async def check_pin(self, staff: str, pin: str) -> bool:
         """Whether ``pin`` is the keypad PIN of the enabled account linked to clerk ``staff``."""

@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from controller.auth.accounts import AccountError
 from controller.core.errors import Refused
 from controller.web.access import ACCOUNTS, AUDIT, audited, declared, guarded
-from controller.web.api import Body, json_response, parsed, query
+from controller.web.api import ENGINE, Body, json_response, parsed, query
 
 
 class NewUser(Body):
@@ -65,8 +65,15 @@ async def list_users(request: web.Request) -> web.Response:
     return json_response({"ok": True, "users": [u.public() for u in users]})
 
 
+def _known_clerk(request: web.Request, staff: str | None) -> None:
+    """A clerk's account names one of the hall's clerks (工号)."""
+    if staff and staff not in {c.id for c in request.app[ENGINE].config.clerks}:
+        raise Refused("unknown_staff", f"没有工号 {staff[:16]}", f"the hall has no clerk {staff[:16]!r}")
+
+
 async def add_user(request: web.Request) -> web.Response:
     new = await parsed(request)
+    _known_clerk(request, new.staff)
     try:
         user = await request.app[ACCOUNTS].add_user(new.name, new.roles, new.password, new.display_name,
                                                      new.staff)
@@ -87,6 +94,7 @@ async def change_user(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     change = await parsed(request)
     given = change.model_dump(exclude_unset=True)
+    _known_clerk(request, given.get("staff"))
     accounts = request.app[ACCOUNTS]
     before = await accounts.user(name)
     try:
@@ -146,7 +154,8 @@ def add_users_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/users", guarded("users.manage", list_users, summary="用户列表 / the people"))
     r.add_post("/api/users", guarded(
-        "users.manage", add_user, body=NewUser, status=201, errors=(409,), summary="新增用户 / add a person"))
+        "users.manage", add_user, body=NewUser, status=201, errors=(404, 409),
+        summary="新增用户 / add a person"))
     r.add_get("/api/users/{name}", guarded(
         "users.manage", get_user, errors=(404,), summary="用户 / one person"))
     r.add_patch("/api/users/{name}", guarded(
