@@ -131,6 +131,7 @@ class KioskApp:
         app.router.add_get("/", self._page)
         app.router.add_get("/kiosk", self._page)
         app.router.add_static("/static/", STATIC)
+        app.router.add_get("/favicon.ico", self._icon)
         app.router.add_get("/api/kiosk/services", self._services)
         app.router.add_get("/api/kiosk/state", self._state)
         app.router.add_get("/api/stream", self._stream)
@@ -168,6 +169,9 @@ class KioskApp:
     # ------------------------------------------------------------------ the page's calls
     async def _page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
+
+    async def _icon(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "favicon.svg")
 
     async def _services(self, request: web.Request) -> web.Response:
         return await self._pass(request, "/api/kiosk/services")

@@ -167,8 +167,9 @@ async def test_every_api_error_is_json_with_a_code_and_both_messages(client, mon
     monkeypatch.setattr(client.server.app[ENGINE], "settled", broken)
     r = await client.get("/api/board")                              # a bug: logged, still JSON
     assert r.status == 500 and (await r.json())["error"]["code"] == "internal_error"
-    r = await client.get("/no-such-page")                           # pages keep plain 404s
-    assert r.status == 404 and r.content_type == "text/plain"
+    r = await client.get("/no-such-page")                           # a page's 404 is the page that
+    assert r.status == 404 and r.content_type == "text/html"        # says so (没有这个页面)
+    assert "没有这个页面" in await r.text()
 
 
 async def test_an_idempotency_key_reused_with_another_body_is_refused(client):

@@ -48,7 +48,8 @@ def run_config(headers: dict[str, str], config: HallConfig) -> schemathesis.Conf
         "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
         "dictionaries": {name: {"values": values} for name, values in known.items()},
         "parameters": {key: {"dictionary": name, "probability": 0.5} for key, name in where.items()},
-        "operations": [{"include-path": "/api/stream", "enabled": False}],   # it never ends (its job)
+        "operations": [{"include-path": path, "enabled": False}          # they never end (their job)
+                       for path in ("/api/stream", "/api/windows/{window}/stream")],
     })
 
 

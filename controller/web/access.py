@@ -40,7 +40,9 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/api/auth/login"),
     # page shells: files without data, whose data routes are guarded
     ("GET", "/"), ("GET", "/login"), ("GET", "/kiosk"), ("GET", "/screen"), ("GET", "/window/{window}"),
+    ("GET", "/caller"),
     ("GET", "/static"),                            # the pages' scripts and styles (a folder)
+    ("GET", "/favicon.ico"),                       # the pages' icon
 })
 #: Routes any signed-in principal may use (its own session).
 SIGNED_IN = "signed_in"

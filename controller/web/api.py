@@ -197,7 +197,7 @@ async def run_command(request: web.Request, command: Command) -> web.Response:
     return json_response({"ok": True, **reply}, declared(request).status)
 
 
-async def _own_window(request: web.Request, window: str, operation: Command) -> None:
+async def _own_window(request: web.Request, window: str, operation: Command | None = None) -> None:
     """A clerk works only at their own windows (their clerk record's windows and AB backups),
     logs in only as themselves, and acts only where nobody else is logged in."""
     who = principal(request)

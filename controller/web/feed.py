@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from controller.bus import views
 from controller.bus.calls import CallLog
 from controller.core.errors import EngineStopped, Refused, StorageUnavailable
 from controller.core.hall import HallState
+from controller.core.model import TicketState
 from controller.engine import Committed, Engine
 
 log = logging.getLogger("yimen.web")
@@ -31,6 +33,8 @@ log = logging.getLogger("yimen.web")
 BOARD_EVERY_S = 0.2
 QUEUE = 64
 KEEPALIVE_S = 15.0
+#: how many next numbers per service, and missed numbers (过号), the board lists
+NEXT, MISSED = 5, 12
 
 
 class ScreenFeed:
@@ -97,6 +101,20 @@ class ScreenFeed:
     def board(self, hall: HallState) -> dict[str, Any]:
         out = views.board(hall, list(self.calls.recent), self.engine.clock.now().astimezone(hall.tz))
         out["hall"] = self.engine.config.hall.name
+        out["timezone"] = str(hall.tz)                   # the hall's clock, not the screen's
+        for w in out["windows"]:                         # who serves there, what, and how far
+            view, cfg = hall.window_view(w["window"]), hall.window_cfg[w["window"]]
+            clerk = hall.clerks.get(view["clerk"] or "")
+            w.update(ticket_state=view["ticket_state"], staff=view["clerk"],
+                     clerk_name=clerk.name if clerk else None,
+                     services=[hall.services[s].name for s in cfg.services if s in hall.services])
+        for s in out["services"]:                        # the next few numbers of each line
+            line = hall.queue.lines.get(s["service"], ())
+            s["next"] = [hall.queue.all[key[2]].number for key in itertools.islice(line, NEXT)]
+        missed = [t for t in hall.queue.all.values()    # 过号: today's no-shows, latest first
+                  if t.day == hall.day and t.state is TicketState.NO_SHOW]
+        missed.sort(key=lambda t: t.finished_at or t.called_at or t.issued_at, reverse=True)
+        out["missed"] = [t.number for t in missed[:MISSED]]
         return out
 
     def status(self, hall: HallState, token: str) -> dict[str, Any] | None:

@@ -22,7 +22,9 @@ import kiosk
 from controller.web.access import PUBLIC_ROUTE, guarded
 from controller.web.api import ENGINE, READS, json_response
 from controller.web.auth import still_allowed
+from controller.web.caller import add_caller_routes
 from controller.web.feed import FEED, unknown_ticket
+from controller.web.notfound import not_found_page
 
 DISPLAY_PAGES = Path(display.__file__).parent / "pages"
 KIOSK_PAGES = Path(kiosk.__file__).parent / "pages"
@@ -89,9 +91,13 @@ def add_page_routes(app: web.Application) -> None:
             ("/kiosk", KIOSK_PAGES / "kiosk.html", "取号机 / the kiosk page"),
             ("/screen", DISPLAY_PAGES / "screen.html", "综合屏 / the hall screen"),
             ("/window/{window}", DISPLAY_PAGES / "window.html", "窗口屏 / a window's screen"),
-            ("/t/{id}", DISPLAY_PAGES / "status.html", "票号状态页 / a ticket's status page")):
+            ("/t/{id}", DISPLAY_PAGES / "status.html", "票号状态页 / a ticket's status page"),
+            ("/caller", DISPLAY_PAGES / "caller.html", "软呼叫器 / the clerk's soft caller")):
         r.add_get(path, guarded(PUBLIC_ROUTE, _page(page), summary=summary, media="text/html"))
     r.add_static("/static/", DISPLAY_PAGES / "static")
+    r.add_get("/favicon.ico", guarded(PUBLIC_ROUTE, _page(DISPLAY_PAGES / "static" / "favicon.svg"),
+                                      summary="图标 / the pages' icon", media="image/svg+xml"))
+    app.middlewares.append(not_found_page)          # an unknown page: 没有这个页面
     r.add_get("/api/kiosk/services", guarded("tickets.issue", kiosk_services, errors=READS,
                                              summary="取号机业务 / the kiosk's services"))
     r.add_get("/api/status/{id}", guarded(PUBLIC_ROUTE, ticket_status, errors=(404, 503),
@@ -103,3 +109,4 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/api/status/{id}/stream", guarded(PUBLIC_ROUTE, status_stream, errors=(404, 503),
                                                  media="text/event-stream",
                                                  summary="票号推送 / a ticket's pushes (SSE)"))
+    add_caller_routes(app)                        # the soft caller's reads (/caller)

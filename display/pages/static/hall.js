@@ -3,6 +3,33 @@
 // No inline scripts anywhere: the hall server's Content-Security-Policy allows files only.
 const STATE = { serving: "办理中", idle: "空闲", paused: "暂停", closed: "未开放" };
 
+// A window's state as its screens say it: a ticket called but not yet come is not "serving".
+const WINDOW_STATE = {
+  called: ["已叫号", "Called"], serving: ["办理中", "Serving"], idle: ["空闲", "Free"],
+  paused: ["暂停服务", "Paused"], closed: ["未开放", "Closed"],
+};
+function windowState(w) {
+  return w.state === "serving" && w.ticket_state === "called" ? "called" : w.state;
+}
+
+// The hall's own time (its time zone, from the board), whatever the screen's clock is set to:
+// ``at`` is the hall server's time when the board was made, so a screen's wrong clock does not
+// matter either.
+const hallClock = { tz: undefined, skew: 0 };
+function setHallClock(board) {
+  if (board.timezone) hallClock.tz = board.timezone;
+  const at = Date.parse(board.at);
+  if (!Number.isNaN(at)) hallClock.skew = at - Date.now();
+}
+function hallTime(options) {
+  const now = new Date(Date.now() + hallClock.skew);
+  try {
+    return new Intl.DateTimeFormat("zh-CN", { timeZone: hallClock.tz, hour12: false, ...options }).format(now);
+  } catch (e) {                                   // an unknown zone: the screen's own
+    return new Intl.DateTimeFormat("zh-CN", { hour12: false, ...options }).format(now);
+  }
+}
+
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;

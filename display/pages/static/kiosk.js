@@ -36,6 +36,20 @@ function notEnrolled() {
   showNotEnrolled(SERVICES);
 }
 
+// The services fill the screen below the header, either way up: as many columns as suit the
+// screen's shape and the number of services, up to 12 of them without scrolling.
+function categories(services) { return [...new Set(services.map(s => s.category))]; }
+function layout() {
+  const main = $("services"), n = Math.max(1, main.children.length);
+  const tall = innerHeight > innerWidth;
+  const cols = tall ? (n <= 3 ? 1 : n <= 12 ? 2 : 3)
+                    : (n <= 3 ? n : n <= 4 ? 2 : n <= 6 ? 3 : n <= 12 ? 4 : 5);
+  main.dataset.cols = cols;                    // kiosk.css: the grid (no inline style: CSP)
+  main.dataset.rows = Math.ceil(n / cols);
+  main.dataset.few = String(n <= 6);           // few services: larger type on larger buttons
+}
+addEventListener("resize", layout);
+
 let shown = "";                                // the services the buttons show, as JSON
 async function load() {
   try {
@@ -45,26 +59,18 @@ async function load() {
     const seen = JSON.stringify(data.services);
     if (seen === shown) return;                // unchanged: the buttons (and focus) stay
     shown = seen;
-    const groups = new Map();
-    for (const s of data.services) {
-      if (!groups.has(s.category)) groups.set(s.category, []);
-      groups.get(s.category).push(s);
-    }
-    $("services").replaceChildren(...[...groups].map(([cat, list]) => {
-      const section = el("section", list.length > 2 ? "wide" : "");
-      const grid = el("div", "grid");
-      grid.append(...list.map(s => {
-        const b = el("button", "svc");
-        b.dataset.service = s.service;
-        b.append(el("div", "name", s.name),
-                 el("div", "count", `等候 ${s.waiting} 人 · 约 ${s.est_wait_min} 分钟`));
-        if (!s.available) { b.disabled = true; b.append(el("div", "reason", s.reason)); }
-        b.onclick = () => ask(s);
-        return b;
-      }));
-      section.append(el("h2", "", cat), grid);
-      return section;
+    const list = [...data.services].sort((a, b) =>   // a category's services side by side
+      categories(data.services).indexOf(a.category) - categories(data.services).indexOf(b.category));
+    $("services").replaceChildren(...list.map(s => {
+      const b = el("button", "svc");
+      b.dataset.service = s.service;
+      b.append(el("div", "cat", s.category), el("div", "name", s.name),
+               el("div", "count", `等候 ${s.waiting} 人 · 约 ${s.est_wait_min} 分钟`));
+      if (!s.available) { b.disabled = true; b.append(el("div", "reason", s.reason)); }
+      b.onclick = () => ask(s);
+      return b;
     }));
+    layout();
   } catch (e) {
     if (e instanceof NotEnrolled) return notEnrolled();
     $("offline").classList.add("show");

@@ -102,7 +102,9 @@ function signedIn(who) {
   $("me-name").textContent = who.display_name && who.display_name !== who.name
     ? `${who.display_name}（${who.name}）` : who.name;
   $("me-roles").textContent = "角色 Roles：" + who.roles.map(r => ROLE[r] || r).join("、");
-  $("me-logout").focus();
+  const calls = who.roles.includes("clerk") || who.roles.includes("supervisor");  // windows.operate
+  $("me-caller").hidden = !calls;
+  (calls ? $("me-caller") : $("me-logout")).focus();
 }
 
 async function enrolStep(who) {
@@ -194,6 +196,7 @@ async function logout() {
 }
 $("enrol-logout").addEventListener("click", logout);
 $("me-logout").addEventListener("click", logout);
+$("me-caller").addEventListener("click", () => { location.href = "/caller"; });   // a clerk goes on
 
 // ---------------------------------------------------------------- at load
 async function start() {
