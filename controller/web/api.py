@@ -197,7 +197,7 @@ async def run_command(request: web.Request, command: Command) -> web.Response:
     return json_response({"ok": True, **reply}, declared(request).status)
 
 
-async def _own_window(request: web.Request, window: str, operation: Command | None = None) -> None:
+async def own_window(request: web.Request, window: str, operation: Command | None = None) -> None:
     """A clerk works only at their own windows (their clerk record's windows and AB backups),
     logs in only as themselves, and acts only where nobody else is logged in."""
     who = principal(request)
@@ -224,7 +224,7 @@ async def execute(request: web.Request) -> web.Response:
 
 async def window_command(request: web.Request) -> web.Response:
     operation = await command(request)
-    await _own_window(request, request.match_info["window"], operation)
+    await own_window(request, request.match_info["window"], operation)
     return await run_command(request, operation)
 
 

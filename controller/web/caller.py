@@ -6,7 +6,7 @@ its reads: the windows the signed-in person may work (``GET /api/windows``), one
 there (``GET /api/windows/{window}``) — and the hall's pushes scoped to a window the person
 may work (``GET /api/windows/{window}/stream``, the screens' ``ScreenFeed``), so the page
 follows what the window's hardware keypad does and refetches the view after each change. A
-clerk sees only their own windows (``_own_window``: the clerk record's windows and AB
+clerk sees only their own windows (``own_window``: the clerk record's windows and AB
 backups); a supervisor or administrator any window.
 """
 
@@ -20,7 +20,7 @@ from controller.core.errors import Refused
 from controller.core.hall import HallState
 from controller.core.model import TicketState
 from controller.web.access import guarded, principal
-from controller.web.api import ENGINE, READS, _own_window, json_response
+from controller.web.api import ENGINE, READS, json_response, own_window
 from controller.web.auth import still_allowed
 from controller.web.feed import FEED
 
@@ -92,14 +92,14 @@ def window_detail(hall: HallState, window: str) -> dict[str, Any]:
 
 async def window_state(request: web.Request) -> web.Response:
     window = await _known(request)
-    await _own_window(request, window)
+    await own_window(request, window)
     return json_response({"ok": True, "window": window_detail(await request.app[ENGINE].settled(), window)})
 
 
 async def window_stream(request: web.Request) -> web.StreamResponse:
     """The hall's pushes (``board`` after every change, ``call``) for a soft caller at one of
     the person's windows, while they still may operate windows."""
-    await _own_window(request, await _known(request))
+    await own_window(request, await _known(request))
     return await request.app[FEED].handle(request, allowed=lambda: still_allowed(request, "windows.operate"))
 
 
