@@ -122,3 +122,32 @@ async def test_the_hall_screen_and_the_window_screens_show_the_hall(tmp_path, cl
             assert violations == []
         finally:
             await browser.close()
+
+
+async def test_an_unattended_screen_chimes_when_started_as_the_readme_says(tmp_path, clock):
+    """Started with the README's kiosk-mode flag the hall screen's sound runs with nobody
+    touching it; started without, it says the sound is off, and one touch turns it on."""
+    browser_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    config = unique(demo_config())
+    async with served(config, tmp_path, clock) as (server, base), async_playwright() as p:
+        for flags, unattended in ((["--autoplay-policy=no-user-gesture-required"], True), ([], False)):
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", *flags])
+            try:
+                context = await browser.new_context(viewport=LANDSCAPE)
+                screen = await context.new_page()
+                await screen.goto(base + await enrol(context, base, server, "hall-screen-1"))
+                await expect(screen.locator("#time")).not_to_be_empty()
+                hint = screen.locator(".sound-off")
+                if unattended:
+                    assert await screen.evaluate("audio.state") == "running"
+                    await expect(hint).to_have_count(0)
+                else:
+                    await expect(hint).to_contain_text("声音未开启")
+                    assert await screen.evaluate("audio.state") == "suspended"
+                    await screen.mouse.click(960, 540)
+                    await expect(hint).to_have_count(0)
+                    assert await screen.evaluate("audio.state") == "running"
+            finally:
+                await browser.close()

@@ -134,6 +134,28 @@ function showNotEnrolled(probe) {
 
 // Ding-dong with the Web Audio API (no sound file to load); silent where audio is blocked.
 let audio;
+
+// A screen readies its sound at start. An unattended screen's browser must allow sound without
+// a touch (Chromium: --autoplay-policy=no-user-gesture-required, see the README); where it does
+// not, the screen says so and one touch turns the sound on.
+function prepareSound() {
+  try {
+    audio = audio || new AudioContext();
+  } catch (e) { return; }                      // no sound on this device
+  if (audio.state === "running") return;
+  const hint = document.createElement("div");
+  hint.className = "sound-off";
+  hint.setAttribute("role", "status");
+  hint.textContent = "声音未开启：轻触屏幕开启 · Sound is off: touch the screen";
+  document.body.appendChild(hint);
+  const on = async () => {
+    await audio.resume();
+    if (audio.state === "running") hint.remove();
+  };
+  document.addEventListener("pointerdown", on, { once: true });
+  document.addEventListener("keydown", on, { once: true });
+}
+
 function chime() {
   try {
     audio = audio || new AudioContext();

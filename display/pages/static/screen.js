@@ -57,6 +57,7 @@ function tick() {
   $("date").textContent = hallTime({ month: "long", day: "numeric", weekday: "short" });
   $("time").textContent = hallTime({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
+prepareSound();
 followSession("/api/stream", { board, call }, { refused: () => showNotEnrolled("/api/stream") });
 tick();
 setInterval(tick, 1000);

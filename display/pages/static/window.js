@@ -25,4 +25,5 @@ function call(c) {
   box.classList.remove("flash"); void box.offsetWidth; box.classList.add("flash");
   chime();
 }
+prepareSound();
 followSession("/api/stream", { board, call }, { refused: () => showNotEnrolled("/api/stream") });
