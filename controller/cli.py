@@ -763,17 +763,23 @@ def build_parser() -> argparse.ArgumentParser:
                     "time at 9600 and 115200 baud.")
     b.add_argument("--frames", type=int, default=5000, help="request/answer exchanges")
     b.set_defaults(func=cmd_bench_serial)
-    cli_auth.add_parsers(sub, _Parser, _hall_command)
-    cli_devices.add_parsers(sub, lambda args: _config(args.config), _add_storage, str(DEMO_CONFIG))
+    cli_auth.add_parsers(sub, _hall_command)
+    cli_devices.add_parsers(sub, _hall_command)
     return parser
 
 
 def _hall_command(p: argparse.ArgumentParser, command) -> None:  # noqa: ANN001
-    """--config and the storage options; run ``command(args, hall id, database URL)``."""
+    """--config and the storage options; run ``command(args, hall file)`` with ``args.db``
+    the database's URL (``--db``, else the hall file's; None: the data folder's SQLite)."""
     p.add_argument("--config", default=str(DEMO_CONFIG), metavar="FILE",
                    help="the hall file the server runs with (default: the demo hall)")
     _add_storage(p)
-    p.set_defaults(func=lambda args: command(args, _config(args.config).hall.id, _db_url(args)))
+
+    def run(args: argparse.Namespace) -> int:
+        config = _config(args.config)
+        args.db = args.db or config.storage.url or None
+        return command(args, config)
+    p.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,9 @@ from controller.auth.roles import PERSON_ROLES, ROLES
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-Command = Callable[[argparse.Namespace, str, str | None], int]
+    from controller.config import HallConfig
+
+Command = Callable[[argparse.Namespace, "HallConfig"], int]
 Add = Callable[[argparse.ArgumentParser, Command], None]
 
 
@@ -44,13 +46,14 @@ async def open_hall_db(data: str | Path, db_url: str | None) -> AsyncEngine:
     return db
 
 
-def _run(args: argparse.Namespace, hall: str, db_url: str | None,
+def _run(args: argparse.Namespace, config: HallConfig,
          work: Callable[[Any, Any], Awaitable[int]]) -> int:
     from controller.auth.accounts import AccountError, Accounts
     from controller.auth.audit import Audit
 
     async def go() -> int:
-        db = await open_hall_db(args.data, db_url)
+        db = await open_hall_db(args.data, args.db)
+        hall = config.hall.id
         try:
             return await work(Accounts(db, hall), Audit(db, hall))
         except AccountError as exc:
@@ -75,7 +78,7 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-def cmd_user_add(args: argparse.Namespace, hall: str, db_url: str | None) -> int:
+def cmd_user_add(args: argparse.Namespace, config: HallConfig) -> int:
     password = _password(args)
 
     async def work(accounts: Any, audit: Any) -> int:
@@ -83,10 +86,10 @@ def cmd_user_add(args: argparse.Namespace, hall: str, db_url: str | None) -> int
         await audit.record(cli_actor(), "local", "user_added", f"user:{user.name}", {"after": user.public()})
         print(f"已添加用户 added user {user.name} ({', '.join(user.roles)})")
         return 0
-    return _run(args, hall, db_url, work)
+    return _run(args, config, work)
 
 
-def cmd_user_passwd(args: argparse.Namespace, hall: str, db_url: str | None) -> int:
+def cmd_user_passwd(args: argparse.Namespace, config: HallConfig) -> int:
     password = _password(args)
 
     async def work(accounts: Any, audit: Any) -> int:
@@ -94,19 +97,19 @@ def cmd_user_passwd(args: argparse.Namespace, hall: str, db_url: str | None) -> 
         await audit.record(cli_actor(), "local", "password_set", f"user:{args.name}")
         print(f"已修改密码，{args.name} 的其他登录已结束 / password changed; {args.name}'s sessions ended")
         return 0
-    return _run(args, hall, db_url, work)
+    return _run(args, config, work)
 
 
-def cmd_user_list(args: argparse.Namespace, hall: str, db_url: str | None) -> int:
+def cmd_user_list(args: argparse.Namespace, config: HallConfig) -> int:
     async def work(accounts: Any, audit: Any) -> int:
         for u in await accounts.list_users():
             state = " 已停用 disabled" if u.disabled else ""
             print(f"{u.name}\t{u.display_name}\t{','.join(u.roles)}\t{u.staff or '-'}{state}")
         return 0
-    return _run(args, hall, db_url, work)
+    return _run(args, config, work)
 
 
-def cmd_token_add(args: argparse.Namespace, hall: str, db_url: str | None) -> int:
+def cmd_token_add(args: argparse.Namespace, config: HallConfig) -> int:
     async def work(accounts: Any, audit: Any) -> int:
         token_id, text = await accounts.add_token(args.name, args.role)
         await audit.record(cli_actor(), "local", "token_added", f"token:{token_id}",
@@ -115,34 +118,34 @@ def cmd_token_add(args: argparse.Namespace, hall: str, db_url: str | None) -> in
         print(f"令牌 {token_id} 只显示这一次，请妥善保存 / token {token_id} is shown only this once",
               file=sys.stderr)
         return 0
-    return _run(args, hall, db_url, work)
+    return _run(args, config, work)
 
 
-def cmd_token_revoke(args: argparse.Namespace, hall: str, db_url: str | None) -> int:
+def cmd_token_revoke(args: argparse.Namespace, config: HallConfig) -> int:
     async def work(accounts: Any, audit: Any) -> int:
         await accounts.revoke_token(args.id)
         await audit.record(cli_actor(), "local", "token_revoked", f"token:{args.id}")
         print(f"已撤销 revoked {args.id}")
         return 0
-    return _run(args, hall, db_url, work)
+    return _run(args, config, work)
 
 
-def cmd_token_list(args: argparse.Namespace, hall: str, db_url: str | None) -> int:
+def cmd_token_list(args: argparse.Namespace, config: HallConfig) -> int:
     async def work(accounts: Any, audit: Any) -> int:
         for t in await accounts.list_tokens():
             state = f"已撤销 revoked {t['revoked_at']}" if t["revoked_at"] else "有效 live"
             print(f"{t['id']}\t{t['name']}\t{','.join(t['roles'])}\t{state}")
         return 0
-    return _run(args, hall, db_url, work)
+    return _run(args, config, work)
 
 
-def cmd_audit_verify(args: argparse.Namespace, hall: str, db_url: str | None) -> int:
+def cmd_audit_verify(args: argparse.Namespace, config: HallConfig) -> int:
     from controller.auth.audit import verify
 
     async def go() -> int:
-        db = await open_hall_db(args.data, db_url)
+        db = await open_hall_db(args.data, args.db)
         try:
-            count, problems, head = await verify(db, hall)
+            count, problems, head = await verify(db, config.hall.id)
         finally:
             await db.dispose()
         for problem in problems:
@@ -157,9 +160,9 @@ def cmd_audit_verify(args: argparse.Namespace, hall: str, db_url: str | None) ->
 _ROLE_HELP = "、".join(f"{r} {ROLES[r][0]}" for r in PERSON_ROLES)
 
 
-def add_parsers(sub: Any, parser_class: Any, add_common: Add) -> None:
+def add_parsers(sub: Any, add_common: Add) -> None:
     """The ``user``, ``token`` and ``audit`` subcommands; ``add_common`` adds --config and the
-    storage options, and makes the command run as ``func(args, hall, db_url)``."""
+    storage options, and runs the command as ``command(args, hall file)``."""
     p = sub.add_parser("user", help="人员账号 / people's accounts",
                        description="添加账号、修改密码、列出账号。服务器运行与否均可。 / Add accounts, set "
                                    "passwords, list them; with or without the server running.")

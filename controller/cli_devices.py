@@ -109,8 +109,10 @@ def cmd_device_credentials(args: argparse.Namespace, config: HallConfig) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction, hall_file: Callable[[argparse.Namespace], HallConfig],
-                add_storage: Callable[[argparse.ArgumentParser], None], default_config: str) -> None:
+def add_parsers(sub: argparse._SubParsersAction,
+                add_common: Callable[[argparse.ArgumentParser, Callable[..., int]], None]) -> None:
+    """The ``device`` subcommands; ``add_common`` adds --config and the storage options and
+    runs the command as ``command(args, hall file)``."""
     p = sub.add_parser(
         "device", help="设备凭据 / a device's MQTT credentials",
         description="设备：credentials 为一台设备生成新的 MQTT 密码。 / Devices: credentials makes a "
@@ -126,9 +128,6 @@ def add_parsers(sub: argparse._SubParsersAction, hall_file: Callable[[argparse.N
                     "server runs on the data folder this goes through its API (with the token in "
                     "$YIMEN_TOKEN) and its broker takes the new password at once.")
     c.add_argument("id", help="the device's id, e.g. kiosk-2")
-    c.add_argument("--config", default=default_config, metavar="FILE",
-                   help="the hall file the server runs with (default: the demo hall)")
     c.add_argument("--server", metavar="HOST:PORT",
                    help="the running server's HTTP address (default: the config's server.http)")
-    add_storage(c)
-    c.set_defaults(func=lambda args: cmd_device_credentials(args, hall_file(args)))
+    add_common(c, cmd_device_credentials)
