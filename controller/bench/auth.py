@@ -27,6 +27,7 @@ async def run(calls: int = 3000, logins: int = 20) -> dict[str, Any]:
     from controller.cli import DEMO_CONFIG
     from controller.server import create_app
     from controller.web.access import ACCOUNTS
+    from controller.web.auth import COOKIE
 
     stored = hash_password("bench password 123")
     hashing = []
@@ -46,9 +47,9 @@ async def run(calls: int = 3000, logins: int = 20) -> dict[str, Any]:
             async with aiohttp.ClientSession() as http:
                 r = await http.post(server.make_url("/api/auth/login"),
                                     json={"user": "bench", "password": "bench password 123"})
-                cookie = r.cookies["yimen_session"].value
+                cookie = r.cookies[COOKIE].value
                 kinds = {"none": {}, "bearer": {"Authorization": f"Bearer {token}"},
-                         "session": {"Cookie": f"yimen_session={cookie}"}}
+                         "session": {"Cookie": f"{COOKIE}={cookie}"}}
                 times: dict[str, list[float]] = {k: [] for k in kinds}
                 for i in range(calls + 200):
                     for kind, headers in kinds.items():

@@ -135,6 +135,11 @@ def controller_password(data_dir: str | Path) -> str:
     return private.key(data_dir, CONTROLLER_FILE).decode("ascii")
 
 
+def controller_hash(data_dir: str | Path) -> str:
+    """The controller's password as the broker's password file keeps it."""
+    return mosquitto_hash(controller_password(data_dir))
+
+
 def id_token_key(data_dir: str | Path) -> bytes:
     """The hall's ID secret: the key ID numbers become tokens with, and what the key pair that
     opens sealed ones is derived from (``controller.bus.idcards``); it never leaves the server."""

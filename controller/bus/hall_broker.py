@@ -72,7 +72,7 @@ async def external_files(file: HallConfig, data_dir: str | Path, db_url: str | N
     try:
         await migrate(db)
         config = await stored_config(file, url)
-        controller = credentials.mosquitto_hash(credentials.controller_password(data_dir))
+        controller = credentials.controller_hash(data_dir)
         files = {"passwd": passwd_text(await users(db, config, controller)), "acl": acl_text(config)}
     finally:
         await db.dispose()
@@ -102,7 +102,7 @@ class HallBroker:
         bind = BrokerAddress.parse(listen or config.bus.listen)
         self.address = bind
         self.tls = tls_listener(config)
-        self._controller = credentials.mosquitto_hash(credentials.controller_password(data_dir))
+        self._controller = credentials.controller_hash(data_dir)
         self.extra: dict[str, tuple[str, Grants]] = {}
         self.mosquitto: Mosquitto | None = None
         self.on_cut_off: Callable[[set[str]], Awaitable[None]] | None = None

@@ -25,7 +25,6 @@ from pydantic import BaseModel
 from controller.auth.accounts import Accounts, Session
 from controller.auth.audit import Audit
 from controller.auth.roles import PERMISSIONS, Principal
-from controller.core.errors import Refused
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -130,14 +129,6 @@ def permission_of(method: str, path: str, handler: object) -> str | None:
 def principal(request: web.Request) -> Principal | None:
     """Who sent the request (set by the security middleware), or None on a public route."""
     return request.get(PRINCIPAL)
-
-
-def require(request: web.Request, permission: str) -> Principal:
-    """The request's principal if it may ``permission``; else a 403 refusal."""
-    who = principal(request)
-    if who is None or not who.may(permission):
-        raise Refused("forbidden", "没有权限", f"this needs the {permission} permission")
-    return who
 
 
 async def audited(request: web.Request, action: str, target: str = "",

@@ -17,6 +17,7 @@ from typing import Any, cast
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from controller.bus.hall_broker import BROKER
 from controller.bus.service import HallBus
 from controller.core.commands import (
     WINDOW_KEYS,
@@ -276,7 +277,6 @@ async def health(request: web.Request) -> web.Response:
     is down); to staff also which part is down and why (``checks``: ``broker``, ``bus``), its
     day, the engine's counters, and what it should be warned of: a year (this one or the next)
     whose statutory holidays are not published yet."""
-    from controller.bus.hall_broker import BROKER  # the hall broker's key (api.py is shared)
 
     engine = request.app[ENGINE]
     checks: dict[str, dict[str, object]] = {}

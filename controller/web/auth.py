@@ -40,7 +40,6 @@ from controller.web.access import (
     guarded,
     permission_of,
     principal,
-    require,
 )
 from controller.web.api import ENGINE, Body, error_response, json_response, parsed
 
@@ -71,10 +70,11 @@ def _host_ok(request: web.Request) -> bool:
     return bool(status_url) and host == (urlsplit(status_url).hostname or "").lower()
 
 
-def _origin_ok(request: web.Request, required: bool) -> bool:
+def _origin_ok(request: web.Request) -> bool:
+    """No ``Origin`` (a program), or this hall's own."""
     origin = request.headers.get("Origin")
     if origin is None:
-        return not required
+        return True
     try:
         return urlsplit(origin).netloc.lower() == request.host.lower()
     except ValueError:
@@ -161,12 +161,12 @@ async def security(request: web.Request, handler) -> web.StreamResponse:  # noqa
     path = resource.canonical if resource is not None else request.path
     needed = permission_of(request.method, path, match.handler)
     changing = request.method not in SAFE_METHODS
-    if changing and not _origin_ok(request, required=False):
+    if changing and not _origin_ok(request):
         raise Refused("bad_origin", "请求来源不属于本厅", "the request's Origin is not this hall")
     who, session = await _credentials(request)
     if session is not None:
-        if who is not None and changing and needed != "public":
-            if not _origin_ok(request, required=True):
+        if who is not None and changing and needed != PUBLIC_ROUTE:
+            if "Origin" not in request.headers:     # (a foreign one is refused above)
                 raise Refused("bad_origin", "请求来源不属于本厅",
                               "a signed-in change needs this hall's Origin")
             if not same(request.headers.get("X-CSRF-Token", ""), session.csrf):
@@ -174,7 +174,7 @@ async def security(request: web.Request, handler) -> web.StreamResponse:  # noqa
         request[SESSION] = session
     if who is not None:
         request[PRINCIPAL] = who
-    if needed == "public":
+    if needed == PUBLIC_ROUTE:
         return await handler(request)
     if who is None:
         raise Refused("unauthenticated", "请先登录", "sign in (or send an API token) first")
@@ -300,7 +300,7 @@ async def change_own_password(request: web.Request) -> web.Response:
 async def enrol(request: web.Request) -> web.Response:
     """``{"device"}``: this browser becomes the page device (a kiosk or a screen); the
     administrator's own session on it ends."""
-    who = require(request, "users.manage")
+    who = cast(Principal, principal(request))        # the route needs users.manage
     device_id = (await parsed(request)).device
     device = next((d for d in request.app[ENGINE].config.devices if d.id == device_id), None)
     if device is None:

@@ -63,7 +63,7 @@ async def ticket_status(request: web.Request) -> web.Response:
 async def status_qr(request: web.Request) -> web.Response:
     """The QR code of a ticket's status page (SVG), for the kiosk's result screen."""
     token = request.match_info["id"]
-    if request.app[FEED].status(await request.app[ENGINE].settled(), token) is None:
+    if (await request.app[ENGINE].settled()).ticket_by_token(token) is None:
         raise unknown_ticket()
     base = request.app[ENGINE].config.hall.status_url.rstrip("/") \
         or f"{request.scheme}://{request.host}"

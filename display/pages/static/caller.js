@@ -2,7 +2,6 @@
 // Every key is a POST /api/windows/{window}/{op}; what the page shows is always the server's
 // view (GET /api/windows/{window}), fetched again after each reply and after every push of the
 // window's stream — so a key pressed on the hardware keypad shows here too.
-const $ = id => document.getElementById(id);
 const TICKET = { called: "已呼叫 · Called", serving: "办理中 · Serving" };
 const WINDOW = { closed: "未登录 · Logged out", idle: "空闲 · Idle", serving: "工作中 · Working",
                  paused: "暂停 · Paused" };

@@ -1,7 +1,7 @@
 // Shared by the hall's pages: server-sent events with a reconnect banner, the page's session
 // (an enrolled screen or kiosk, or a signed-in person), the "not enrolled" notice, a chime.
 // No inline scripts anywhere: the hall server's Content-Security-Policy allows files only.
-const STATE = { serving: "办理中", idle: "空闲", paused: "暂停", closed: "未开放" };
+const $ = id => document.getElementById(id);
 
 // A window's state as its screens say it: a ticket called but not yet come is not "serving".
 const WINDOW_STATE = {

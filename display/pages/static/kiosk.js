@@ -2,7 +2,6 @@
 // it with the QR code of its status page. On the hall server the page is an enrolled device:
 // the session's CSRF token goes with each POST, and a screen that is not (or no longer)
 // enrolled says so full-screen. The box's own server has no sign-in (its session answers 404).
-const $ = id => document.getElementById(id);
 const SERVICES = "/api/kiosk/services";
 let chosen = null, back = null;
 

@@ -1,6 +1,5 @@
 // 登录 (/login): a person signs in; an administrator then enrols this browser as one of the
 // hall's page devices (a kiosk, the hall screen or a window screen) and it opens that page.
-const $ = id => document.getElementById(id);
 const ROLE = { admin: "管理员 admin", supervisor: "值班长 supervisor", desk: "总台 desk",
                clerk: "窗口 clerk", viewer: "查询 viewer", kiosk: "取号机 kiosk", screen: "屏幕 screen" };
 const KINDS = [["kiosk", "取号机", "Kiosks"], ["hall_display", "综合屏", "Hall screens"],

@@ -1,7 +1,6 @@
 // 综合屏 (/screen): the board and each call, pushed; the hall's own time; the next numbers of
 // each service, the missed numbers (过号) and the hall's notices, scrolling; a notice when the
 // screen is not enrolled.
-const $ = id => document.getElementById(id);
 let calls = 0, noticesShown = "";
 const flashing = new Map();                      // window → until when its tile flashes (ms)
 const NO_NOTICE = "请留意屏幕和广播叫号，过号请到服务台咨询 · Please watch for your number; "

@@ -1,5 +1,4 @@
 // The ticket status page (/t/{token}): the ticket's state, pushed; a chime when it is called.
-const $ = id => document.getElementById(id);
 const id = decodeURIComponent(location.pathname.split("/").pop());
 const TEXT = { waiting: "等候中", called: "已叫号", serving: "办理中", held: "已挂起",
                done: "已办结", no_show: "已过号", cancelled: "已取消", transferred: "已转办" };

@@ -1,7 +1,6 @@
 // 窗口屏 (/window/{window}): this window's name, services and clerk, and its ticket: called
 // (请 A001 到 1号窗口) or being served (办理中), told apart; a paused window says so in large
 // type. Pushed; flashes on a call.
-const $ = id => document.getElementById(id);
 const mine = decodeURIComponent(location.pathname.split("/").pop());
 const STATES = ["called", "serving", "idle", "paused", "closed"];
 function board(b) {
