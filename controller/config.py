@@ -474,7 +474,8 @@ _ZH = {
 }
 
 
-def _zh(err: Any) -> str:
+def zh_error(err: Any) -> str:
+    """A pydantic error's message in zh-CN (for forms and the hall file alike)."""
     if err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
         return "不能为空"
     try:
@@ -508,7 +509,7 @@ def parse_config(data: dict, source: str = "<config>") -> HallConfig:
             elif isinstance(cause, Invalid):
                 problems.append((where, cause.zh, str(cause)))
             else:
-                problems.append((where, _zh(err), err["msg"].removeprefix("Value error, ")))
+                problems.append((where, zh_error(err), err["msg"].removeprefix("Value error, ")))
         if not across and isinstance(data, Mapping):   # the sections had errors of their own
             problems += [p for p in reference_problems(data) if p not in problems]
         raise ConfigError("\n".join(f"{source}: {where}: {zh} / {en}" if where

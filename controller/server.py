@@ -28,6 +28,7 @@ from controller.storage import private
 from controller.storage.db import database_url, open_database
 from controller.storage.hall_lock import HallInUse
 from controller.web.access import ACCOUNTS, AUDIT
+from controller.web.admin import add_admin_routes
 from controller.web.api import BUS, ENGINE, add_routes
 from controller.web.auth import add_auth_routes
 from controller.web.config_api import IMPORT_LIMIT, add_config_routes
@@ -35,6 +36,7 @@ from controller.web.feed import FEED, ScreenFeed
 from controller.web.headers import add_security_headers
 from controller.web.pages import add_page_routes
 from controller.web.users_api import add_users_routes
+from controller.web.vendor import add_vendor_routes
 from protocol.link import BrokerAddress
 from protocol.tasks import cancel_all
 
@@ -104,6 +106,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     add_config_routes(app)
     add_users_routes(app)
     add_page_routes(app)
+    add_vendor_routes(app)
+    add_admin_routes(app)
     return app
 
 

@@ -92,8 +92,10 @@ class Audit:
 
     async def entries(self, actor: str | None = None, action: str | None = None,
                       since: datetime | None = None, until: datetime | None = None,
-                      limit: int = 200, before_seq: int | None = None) -> list[Entry]:
-        """Newest first, filtered."""
+                      limit: int = 200, before_seq: int | None = None,
+                      target: str | None = None) -> list[Entry]:
+        """Newest first, filtered; ``target`` is a prefix of what was changed (a section's
+        ``/api/config/services``)."""
         q = select(audit_log).where(audit_log.c.hall == self.hall)
         if actor:
             q = q.where(audit_log.c.actor == actor)
@@ -105,6 +107,8 @@ class Audit:
             q = q.where(audit_log.c.at < until)
         if before_seq:
             q = q.where(audit_log.c.seq < before_seq)
+        if target:
+            q = q.where(audit_log.c.target.startswith(target, autoescape=True))
         async with self.db.connect() as conn:
             rows = (await conn.execute(q.order_by(audit_log.c.seq.desc()).limit(limit))).mappings().all()
         return [Entry(**{k: r[k] for k in Entry.__slots__}) for r in rows]

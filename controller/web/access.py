@@ -41,6 +41,8 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/"), ("GET", "/login"), ("GET", "/kiosk"), ("GET", "/screen"), ("GET", "/window/{window}"),
     ("GET", "/caller"),
     ("GET", "/static"),                            # the pages' scripts and styles (a folder)
+    ("GET", "/admin/static"),                      # the admin application's script and style
+    ("GET", "/vendor/{name}"),                     # htmx, ECharts (libraries, no data)
     ("GET", "/favicon.ico"),                       # the pages' icon
 })
 #: Routes any signed-in principal may use (its own session).

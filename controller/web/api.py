@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from controller.bus.hall_broker import BROKER
 from controller.bus.service import HallBus
+from controller.config import zh_error
 from controller.core.commands import (
     WINDOW_KEYS,
     AddAppointment,
@@ -100,7 +101,8 @@ def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = tuple((".".join(map(str, e["loc"])) or "body", "字段有误", e["msg"]) for e in exc.errors())
+        problems = tuple((".".join(map(str, e["loc"])) or "body", zh_error(e), e["msg"])
+                         for e in exc.errors())
         raise Refused("bad_request", "请求字段有误", "; ".join(f"{k}: {en}" for k, _, en in problems),
                       problems) from None
 

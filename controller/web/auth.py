@@ -16,7 +16,7 @@ import base64
 import ipaddress
 import socket
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from pydantic import Field
@@ -40,8 +40,10 @@ from controller.web.access import (
     guarded,
     permission_of,
     principal,
+    route_of,
 )
 from controller.web.api import ENGINE, Body, error_response, json_response, parsed
+from controller.web.notfound import forbidden_page
 
 THROTTLE: web.AppKey[dict[str, Throttle]] = web.AppKey("throttle", dict)
 #: Kiosk boxes' and screen programs' checked credentials: digest of the header → device or None.
@@ -150,6 +152,11 @@ async def still_allowed(request: web.Request, permission: str) -> bool:
     return who is not None and who.may(permission)
 
 
+def _is_page(handler: object) -> bool:
+    route = route_of(handler)
+    return route is not None and route.media == "text/html"
+
+
 @web.middleware
 async def security(request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
     if not _host_ok(request):
@@ -176,9 +183,14 @@ async def security(request: web.Request, handler) -> web.StreamResponse:  # noqa
         request[PRINCIPAL] = who
     if needed == PUBLIC_ROUTE:
         return await handler(request)
+    page = request.method == "GET" and _is_page(match.handler)
     if who is None:
+        if page:                                    # a person's browser: the sign-in page
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
         raise Refused("unauthenticated", "请先登录", "sign in (or send an API token) first")
     if needed is None or (needed != SIGNED_IN and not who.may(needed)):
+        if page:
+            return forbidden_page()
         raise Refused("forbidden", "没有权限", f"{who.actor} may not do this")
     if changing:       # a change, once begun, is finished and audited even if the client hangs up
         return await asyncio.shield(handler(request))

@@ -1,5 +1,6 @@
-"""The page an unknown address answers with (没有这个页面), for a person in a browser; under
-``/api`` an unknown path keeps its JSON 404 (``controller.web.api.errors``)."""
+"""The pages a refusal answers a person's browser with: an unknown address (没有这个页面; under
+``/api`` an unknown path keeps its JSON 404, ``controller.web.api.errors``) and a page the
+person's roles do not reach (没有权限, 403)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from aiohttp import web
 import display
 
 PAGE = Path(display.__file__).parent / "pages" / "404.html"
+FORBIDDEN = Path(display.__file__).parent / "pages" / "403.html"
+
+
+def forbidden_page() -> web.Response:
+    return web.Response(body=FORBIDDEN.read_bytes(), status=403, content_type="text/html",
+                        charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
 @web.middleware

@@ -95,7 +95,15 @@ $("form").addEventListener("submit", async e => {
 });
 
 // ---------------------------------------------------------------- step 2: who, and enrol
+// Where a page sent the person to sign in (``/login?next=/admin/…``): only this hall's paths.
+function nextPage() {
+  const next = new URLSearchParams(location.search).get("next") || "";
+  return /^\/(?![/\\])/.test(next) ? next : null;
+}
+
 function signedIn(who) {
+  const next = nextPage();
+  if (next && who.kind === "user") return location.replace(next);
   if (who.kind === "user" && who.roles.includes("admin")) return enrolStep(who);
   showStep("me");
   $("me-name").textContent = who.display_name && who.display_name !== who.name
@@ -103,6 +111,7 @@ function signedIn(who) {
   $("me-roles").textContent = "角色 Roles：" + who.roles.map(r => ROLE[r] || r).join("、");
   const calls = who.roles.includes("clerk") || who.roles.includes("supervisor");  // windows.operate
   $("me-caller").hidden = !calls;
+  $("me-admin").hidden = who.roles.every(r => r === "clerk");           // others read the hall
   (calls ? $("me-caller") : $("me-logout")).focus();
 }
 
@@ -196,6 +205,7 @@ async function logout() {
 $("enrol-logout").addEventListener("click", logout);
 $("me-logout").addEventListener("click", logout);
 $("me-caller").addEventListener("click", () => { location.href = "/caller"; });   // a clerk goes on
+for (const id of ["me-admin", "enrol-admin"]) $(id).addEventListener("click", () => { location.href = "/admin"; });
 
 // ---------------------------------------------------------------- at load
 async function start() {

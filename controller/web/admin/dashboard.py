@@ -1,0 +1,105 @@
+"""What the duty dashboard (值班看板) shows, read from the hall's state and the device registry.
+
+Every window (who works it, its ticket, called / serving / paused, minutes with the ticket),
+every service's line with its estimated wait and an alert when the wait passes the service's
+threshold (or the hall's), naming the closed windows that could open for it (备用窗口 /
+潮汐窗口); device health (online, offline since, paper, last error); the day's figures so far;
+calendar warnings. Pure reads: nothing here changes the hall.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from controller.bus.service import HallBus
+from controller.core.hall import HallState
+from controller.core.model import TicketState
+
+#: A window's state as the dashboard says it: (zh-CN, English, CSS class).
+WINDOW_STATES = {
+    "closed": ("未登录", "closed", "off"), "idle": ("空闲", "idle", "idle"),
+    "called": ("已呼叫", "called", "called"), "serving": ("办理中", "serving", "busy"),
+    "held": ("挂起", "on hold", "called"), "paused": ("暂停", "paused", "paused"),
+}
+PAPER = {"ok": ("正常", "ok"), "low": ("纸将尽", "low"), "out": ("缺纸", "out")}
+
+
+def _minutes(since: datetime | None, now: datetime) -> int | None:
+    return None if since is None else max(0, int((now - since).total_seconds() // 60))
+
+
+def windows(hall: HallState, now: datetime) -> list[dict[str, Any]]:
+    out = []
+    for w in hall.windows:
+        view, ws = hall.window_view(w), hall.desk.windows[w]
+        ticket = hall.queue.all.get(ws.current) if ws.current else None
+        state = view["state"]
+        if state == "serving" and ticket is not None and ticket.state is not TicketState.SERVING:
+            state = "called" if ticket.state is TicketState.CALLED else "held"
+        clerk = hall.clerks.get(ws.clerk or "")
+        out.append({"window": w, "name": view["name"], "state": state, "label": WINDOW_STATES[state],
+                    "staff": ws.clerk, "clerk": clerk.name if clerk else None,
+                    "ticket": ticket.number if ticket else None,
+                    "minutes": _minutes(ticket.served_at or ticket.called_at, now) if ticket else None,
+                    "waiting": view["waiting"]})
+    return out
+
+
+def lines(hall: HallState, dash_windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each service's line; ``alert`` when its estimated wait passes its threshold, with the
+    windows that serve it but are closed or paused now (they could open for it)."""
+    by_id = {w["window"]: w for w in dash_windows}
+    out = []
+    for view in hall.services_view():
+        service = hall.services[view["service"]]
+        threshold = service.wait_alert_min or hall.config.hall.wait_alert_min
+        could_open = [by_id[w]["name"] for w in hall.windows_for.get(service.code, ())
+                      if w in by_id and by_id[w]["state"] in ("closed", "paused")]
+        alert = bool(threshold) and view["waiting"] > 0 and (
+            view["est_wait_min"] >= threshold or view["open_windows"] == 0)
+        out.append({**view, "threshold": threshold, "alert": alert, "could_open": could_open})
+    return out
+
+
+def devices(bus: HallBus | None, hall: HallState) -> list[dict[str, Any]]:
+    """Every configured device with what the registry knows of it (none without a bus)."""
+    registry = bus.registry if bus is not None else {}
+    out = []
+    for d in hall.config.devices:
+        r = registry.get(d.id)
+        paper = (r.state or {}).get("paper") if r is not None else None
+        out.append({"id": d.id, "kind": d.kind, "window": d.window, "enabled": d.enabled,
+                    "online": bool(r and r.online), "seen": r.last_seen if r else None,
+                    "paper": PAPER.get(paper) if isinstance(paper, str) else None,
+                    "paper_bad": paper in ("low", "out"), "last_error": r.last_error if r else None,
+                    "errors": r.errors if r else 0})
+    return out
+
+
+def figures(hall: HallState, now: datetime) -> dict[str, Any]:
+    """The day's figures so far: tickets taken, served, no-shows, waiting, the mean wait."""
+    today = [t for t in hall.queue.all.values() if t.day == hall.day]
+    states = Counter(t.state for t in today)
+    waits = [(t.first_called_at - t.issued_at).total_seconds() / 60 for t in today if t.first_called_at]
+    return {"issued": len(today), "done": states[TicketState.DONE], "no_show": states[TicketState.NO_SHOW],
+            "waiting": states[TicketState.WAITING],
+            "mean_wait": round(sum(waits) / len(waits), 1) if waits else None}
+
+
+def warnings(hall: HallState) -> list[tuple[str, str]]:
+    """Calendar warnings (zh-CN, English): a year whose statutory holidays are not known."""
+    return [(f"{year}年法定节假日尚未发布：该年暂按周末和本厅设置的休息日计算，请在日历中补充",
+             f"no statutory holidays published for {year}: set the hall's own days in the calendar")
+            for year in hall.calendar.unpublished([hall.day.year, hall.day.year + 1])]
+
+
+def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, Any]:
+    dash_windows = windows(hall, now)
+    dash_devices = devices(bus, hall)
+    return {"windows": dash_windows, "lines": lines(hall, dash_windows), "devices": dash_devices,
+            "figures": figures(hall, now), "warnings": warnings(hall),
+            "device_problems": sum(1 for d in dash_devices if d["enabled"] and
+                                   (not d["online"] or d["paper_bad"])),
+            "at": hall.local(now)}

@@ -1,0 +1,176 @@
+// The admin application's forms and buttons: each sends JSON to the API route it names
+// (data-api, data-method) with the session's CSRF token; the API validates it with the hall
+// file's own models and its answer names each wrong field, shown beside that field. On
+// success the page is read again (what changed shows at once) and says so.
+"use strict";
+const CSRF = document.querySelector("meta[name=csrf]").content;
+const EN = document.documentElement.lang === "en";
+const t = (zh, en) => (EN ? en : zh);
+
+async function send(method, path, body) {
+  const init = { method, headers: { "X-CSRF-Token": CSRF }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let r;
+  try {
+    r = await fetch(path, init);
+  } catch (e) {
+    return { ok: false, status: 0, data: { error: { message: "网络不通，请稍后重试", message_en: "network problem, retry" } } };
+  }
+  const type = r.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await r.json().catch(() => ({})) : { html: await r.text() };
+  if (r.status === 401) location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+  return { ok: r.ok, status: r.status, data };
+}
+
+const message = e => (e ? (EN && e.message_en ? e.message_en : e.message) || e.code : t("操作失败", "failed"));
+
+// A field's value as JSON, by the kind the page declared for it.
+function value(form, name, kind) {
+  const inputs = [...form.querySelectorAll(`[name="${name}"]`)];
+  const raw = inputs[0].value.trim();
+  const list = text => text.split(/[,，、\s]+/).filter(Boolean);
+  switch (kind) {
+    case "bool": return inputs[0].checked;
+    case "refs": return inputs.filter(i => i.checked).map(i => i.value);
+    case "int": return raw === "" ? undefined : (/^-?\d+$/.test(raw) ? Number(raw) : raw);
+    case "float": return raw === "" ? undefined : (Number.isFinite(Number(raw)) ? Number(raw) : raw);
+    case "select": return raw === "" ? null : raw;
+    case "spans": return list(raw);
+    case "ints": return list(raw).map(x => (/^-?\d+$/.test(x) ? Number(x) : x));
+    case "quotas": return list(raw).map(q => {
+      const [span, cap] = q.split("=");
+      return { span, cap: /^\d+$/.test(cap || "") ? Number(cap) : cap };
+    });
+    default: return raw;
+  }
+}
+
+function formBody(form) {
+  const body = {}, seen = new Set();
+  for (const input of form.querySelectorAll("[name][data-kind]")) {
+    if (seen.has(input.name) || input.readOnly || input.disabled) continue;
+    seen.add(input.name);
+    const v = value(form, input.name, input.dataset.kind);
+    if (v !== undefined) body[input.name] = v;
+  }
+  return body;
+}
+
+function clearErrors(scope) {
+  for (const p of scope.querySelectorAll(".field-error, .form-error")) p.textContent = "";
+  for (const i of scope.querySelectorAll("[aria-invalid]")) i.removeAttribute("aria-invalid");
+}
+
+// The API's problems by field: "services[7].name" or "hall.max_recalls" is the form's "name".
+function showErrors(scope, error) {
+  const general = [];
+  for (const p of (error && error.problems) || []) {
+    const field = p.key.replace(/^(services|windows|clerks|devices|notices)\[\d+\]\.?/, "")
+      .replace(/^hall\./, "").split(/[.[]/)[0];
+    const slot = field && scope.querySelector(`[data-error-for="${field}"]`);
+    if (slot) {
+      slot.textContent = message(p);
+      const input = scope.querySelector(`[name="${field}"]`);
+      if (input) input.setAttribute("aria-invalid", "true");
+    } else {
+      general.push(`${p.key}：${message(p)}`);
+    }
+  }
+  const top = scope.querySelector(".form-error") || scope.parentElement.querySelector(".form-error");
+  if (top) top.textContent = [message(error), ...general].join("；");
+  const first = scope.querySelector("[aria-invalid]");
+  if (first) first.focus();
+}
+
+function done(text) {
+  sessionStorage.setItem("yimen-toast", text || t("已保存", "Saved"));
+  location.reload();
+}
+
+document.addEventListener("submit", async e => {
+  const form = e.target.closest("form[data-api]");
+  if (!form) return;
+  e.preventDefault();
+  clearErrors(form);
+  const button = form.querySelector("[type=submit]");
+  button.disabled = true;
+  const r = await send(form.dataset.method, form.dataset.api, formBody(form));
+  button.disabled = false;
+  if (!r.ok) return showErrors(form, r.data.error);
+  if (form.dataset.after === "token") {
+    document.getElementById("new-token-text").textContent = r.data.token;
+    document.getElementById("new-token").hidden = false;
+    form.reset();
+    return;
+  }
+  done();
+});
+
+document.addEventListener("click", async e => {
+  const button = e.target.closest("button[data-api], button[data-sheet], button[data-enrol]");
+  if (!button) return;
+  if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
+  const scope = button.closest("details, section, main");
+  clearErrors(scope);
+  button.disabled = true;
+  let r;
+  if (button.dataset.sheet) {
+    r = await send("POST", button.dataset.sheet);
+    button.disabled = false;
+    if (!r.ok) return showErrors(scope, r.data.error);
+    document.getElementById("sheet-body").innerHTML = r.data.html;   // our own server's sheet
+    document.getElementById("sheet-dialog").showModal();
+    return;
+  }
+  if (button.dataset.enrol) {
+    r = await send("POST", "/api/auth/enrol", { device: button.dataset.enrol });
+    if (r.ok) return location.assign(r.data.page);
+  } else {
+    r = await send(button.dataset.method, button.dataset.api,
+                   button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
+  }
+  button.disabled = false;
+  if (!r.ok) return showErrors(scope, r.data.error);
+  done(t("已完成", "Done"));
+});
+
+const dialog = document.getElementById("sheet-dialog");
+if (dialog) {
+  document.getElementById("sheet-print").addEventListener("click", () => window.print());
+  document.getElementById("sheet-close").addEventListener("click", () => {
+    dialog.close();
+    document.getElementById("sheet-body").replaceChildren();   // the password is not kept
+  });
+}
+
+document.getElementById("lang").addEventListener("click", e => {
+  document.cookie = `yimen_lang=${e.target.dataset.lang}; path=/; SameSite=Strict; max-age=31536000`;
+  location.reload();
+});
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await send("POST", "/api/auth/logout");
+  location.assign("/login");
+});
+
+// The dashboard's live part: read again after the hall's pushes (Server-Sent Events), at most
+// once a second and always after the last one; EventSource reconnects by itself.
+const live = document.getElementById("live");
+if (live) {
+  let timer = null, last = 0;
+  const refresh = () => { timer = null; last = Date.now(); htmx.trigger(live, "refresh"); };
+  new EventSource(live.dataset.stream).addEventListener("board", () => {
+    if (!timer) timer = setTimeout(refresh, Math.max(0, last + 1000 - Date.now()));
+  });
+}
+
+const toast = sessionStorage.getItem("yimen-toast");
+if (toast) {
+  sessionStorage.removeItem("yimen-toast");
+  const p = document.getElementById("toast");
+  p.textContent = toast;
+  p.hidden = false;
+  setTimeout(() => { p.hidden = true; }, 4000);
+}
