@@ -98,7 +98,7 @@ async def test_an_administrator_configures_the_hall_from_the_browser(tmp_path, c
             await expect(page.locator("#item-Z summary")).to_contain_text("出入境")
             assert (await srv.engine.settled()).services["Z"].daily_cap == 80
             await expect(kiosk.locator("body")).to_contain_text("出入境")     # no reload there
-            await expect(page.locator(".changes")).to_contain_text("user:admin 新增 /api/config/services")
+            await expect(page.locator(".changes")).to_contain_text("user:admin 新增 Z")
             await page.screenshot(path=shots / "page-admin-services.png", full_page=False)
 
             # rebind the keypad of window 1 to window 3, and call from it there

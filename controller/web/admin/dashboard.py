@@ -79,13 +79,22 @@ def devices(bus: HallBus | None, hall: HallState) -> list[dict[str, Any]]:
 
 
 def figures(hall: HallState, now: datetime) -> dict[str, Any]:
-    """The day's figures so far: tickets taken, served, no-shows, waiting, the mean wait."""
+    """The day's figures so far: tickets taken, served, no-shows, waiting, the mean wait, and
+    the tickets taken in each hour of the hall's opening (for the chart)."""
     today = [t for t in hall.queue.all.values() if t.day == hall.day]
     states = Counter(t.state for t in today)
     waits = [(t.first_called_at - t.issued_at).total_seconds() / 60 for t in today if t.first_called_at]
+    hours = Counter(hall.local(t.issued_at).hour for t in today)
+    spans = hall.config.hall.hours
+    first = min([s.start // 60 for s in spans] + list(hours)) if spans or hours else 0
+    last = max([(s.end - 1) // 60 for s in spans] + list(hours)) if spans or hours else 23
+    if first == 0 and last == 23 and hours:           # open all day: the hours with tickets
+        first, last = min(hours), max(max(hours), hall.local(now).hour)
     return {"issued": len(today), "done": states[TicketState.DONE], "no_show": states[TicketState.NO_SHOW],
             "waiting": states[TicketState.WAITING],
-            "mean_wait": round(sum(waits) / len(waits), 1) if waits else None}
+            "mean_wait": round(sum(waits) / len(waits), 1) if waits else None,
+            "by_hour": {"hours": [f"{h}:00" for h in range(first, last + 1)],
+                        "tickets": [hours[h] for h in range(first, last + 1)]}}
 
 
 def warnings(hall: HallState) -> list[tuple[str, str]]:
@@ -96,10 +105,13 @@ def warnings(hall: HallState) -> list[tuple[str, str]]:
 
 
 def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, Any]:
+    """Everything the dashboard shows; of the devices, those with a problem (offline, paper
+    low or out, an error), the longest-offline first, and how many are well."""
     dash_windows = windows(hall, now)
-    dash_devices = devices(bus, hall)
-    return {"windows": dash_windows, "lines": lines(hall, dash_windows), "devices": dash_devices,
-            "figures": figures(hall, now), "warnings": warnings(hall),
-            "device_problems": sum(1 for d in dash_devices if d["enabled"] and
-                                   (not d["online"] or d["paper_bad"])),
+    enabled = [d for d in devices(bus, hall) if d["enabled"]]
+    problems = [d for d in enabled if not d["online"] or d["paper_bad"] or d["last_error"]]
+    problems.sort(key=lambda d: (d["online"], d["seen"] is not None, d["seen"] or now, d["id"]))
+    return {"windows": dash_windows, "lines": lines(hall, dash_windows), "device_problems": problems,
+            "devices_online": sum(1 for d in enabled if d["online"]), "devices_enabled": len(enabled),
+            "bus": bus is not None, "figures": figures(hall, now), "warnings": warnings(hall),
             "at": hall.local(now)}

@@ -49,8 +49,13 @@ SECTION_TITLES = {"services": ("业务", "Services"), "windows": ("窗口", "Win
                   "notices": ("公告", "Notices")}
 #: The audit log's words for what was done, in Chinese.
 ACTIONS = {"config_add": "新增", "config_change": "修改", "config_remove": "删除",
-           "config_settings": "修改设置", "calendar_set": "设置日历", "config_import": "导入配置",
-           "device_credentials": "重置设备密码", "screen_enrolled": "登记屏幕"}
+           "settings_change": "修改设置", "calendar_set": "设置日历", "config_import": "导入配置",
+           "config_exported": "导出配置", "device_credentials": "重置设备密码",
+           "screen_enrolled": "登记屏幕", "login": "登录", "login_failed": "登录失败", "logout": "退出",
+           "password_changed": "修改本人密码", "password_change_failed": "修改密码失败",
+           "user_added": "新增用户", "user_changed": "修改用户", "password_set": "重设密码",
+           "token_added": "新增令牌", "token_revoked": "撤销令牌",
+           "add_appointment": "新增预约", "cancel_appointment": "取消预约"}
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:
@@ -76,9 +81,17 @@ def _render(template: str, request: web.Request, context: dict[str, Any]) -> web
     return response
 
 
-async def _last_changes(request: web.Request, target: str, limit: int = 5) -> list[Any]:
-    """Who changed what last (from the audit log)."""
-    return await request.app[AUDIT].entries(limit=limit, target=target)
+async def _last_changes(request: web.Request, target: str, limit: int = 5) -> list[dict[str, Any]]:
+    """Who changed what last (from the audit log): when, who, what was done, and to which item
+    (a new item's key from the request; a change's from its address)."""
+    out = []
+    for e in await request.app[AUDIT].entries(limit=limit, target=target):
+        request_body = e.detail.get("request") or {}
+        item = request_body.get("item") or {}
+        name = next((str(item[k]) for k in ("code", "id") if k in item), None) \
+            or request_body.get("id") or request_body.get("day") or e.target.rsplit("/", 1)[-1]
+        out.append({"at": e.at, "actor": e.actor, "action": ACTIONS.get(e.action, e.action), "item": name})
+    return out
 
 
 # ---------------------------------------------------------------- the dashboard

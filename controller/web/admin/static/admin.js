@@ -155,6 +155,26 @@ document.getElementById("sign-out").addEventListener("click", async () => {
   location.assign("/login");
 });
 
+// Charts (ECharts, where the page loads it): each .chart's data in its data-chart attribute,
+// drawn again whenever htmx puts a new panel in.
+function drawCharts(root) {
+  if (typeof echarts === "undefined") return;
+  for (const box of root.querySelectorAll(".chart[data-chart]")) {
+    const data = JSON.parse(box.dataset.chart);
+    const chart = echarts.getInstanceByDom(box) || echarts.init(box, null, { renderer: "svg" });
+    chart.setOption({
+      animation: false, grid: { left: 36, right: 8, top: 12, bottom: 24 },
+      xAxis: { type: "category", data: data.hours, axisLabel: { color: "#1b1f24" } },
+      yAxis: { type: "value", minInterval: 1, axisLabel: { color: "#1b1f24" } },
+      series: [{ type: "bar", data: data.tickets, barMaxWidth: 36, itemStyle: { color: "#0b57a4" },
+                 name: t("取号", "tickets") }],
+      tooltip: { trigger: "axis" },
+    });
+  }
+}
+drawCharts(document);
+document.body.addEventListener("htmx:afterSwap", e => drawCharts(e.target));
+
 // The dashboard's live part: read again after the hall's pushes (Server-Sent Events), at most
 // once a second and always after the last one; EventSource reconnects by itself.
 const live = document.getElementById("live");
