@@ -371,6 +371,13 @@ def cmd_bench_screens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_admin(args: argparse.Namespace) -> int:
+    from controller.bench import admin as bench
+
+    print(bench.report(asyncio.run(bench.run(args.requests, args.dashboards, args.rate, args.seconds))))
+    return 0
+
+
 def cmd_kiosk(args: argparse.Namespace) -> int:
     """The program on a kiosk box: its device identity, printer, card reader and page."""
     from aiohttp import web
@@ -403,6 +410,13 @@ def cmd_bench_auth(args: argparse.Namespace) -> int:
     from controller.bench import auth as bench
 
     print(bench.main(args.calls, args.logins))
+    return 0
+
+
+def cmd_bench_estimates(args: argparse.Namespace) -> int:
+    from controller.bench import estimates as bench
+
+    print(bench.report(bench.run(tuple(args.loads), args.days, args.seed), args.days))
     return 0
 
 
@@ -726,6 +740,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--interval", type=float, default=0.2, help="seconds between calls")
     b.set_defaults(func=cmd_bench_screens)
     b = bsub.add_parser(
+        "admin", help="60 个窗口、300 台设备的值班看板 / the duty dashboard of a hall with 60 windows "
+                      "and 300 devices",
+        description="测量值班看板页面的渲染时间（p50/p99），以及看板实时更新占用的服务器 CPU。 / "
+                    "The dashboard's render time (p50/p99) and the server's CPU for its live updates.")
+    b.add_argument("--requests", type=int, default=300, help="page requests, one after another")
+    b.add_argument("--dashboards", type=int, default=10, help="dashboards open during the load")
+    b.add_argument("--rate", type=float, default=4.0, help="commands a second (take, call)")
+    b.add_argument("--seconds", type=float, default=15.0, help="how long the load runs")
+    b.set_defaults(func=cmd_bench_admin)
+    b = bsub.add_parser(
         "poison", help="大量异常消息下的服务器 / server memory, log and service under a flood of "
                        "malformed device events",
         description="一台取号机向大厅发送大量格式错误的事件：测量服务器前后的内存和日志行数，以及同时"
@@ -763,6 +787,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "time at 9600 and 115200 baud.")
     b.add_argument("--frames", type=int, default=5000, help="request/answer exchanges")
     b.set_defaults(func=cmd_bench_serial)
+    b = bsub.add_parser(
+        "estimates", help="预计等候的准确度 / how often the real wait falls within the estimated range",
+        description="在进程内模拟大厅的一天（泊松到达、多个窗口、指数型办理时间、工作人员不时暂停），"
+                    "记录每张号取号时给出的预计等候范围和叫号时的实际等候，统计落在范围内的比例。 / "
+                    "A simulated hall day in-process (Poisson arrivals, several windows, "
+                    "exponential-ish service times, clerks pausing now and then): the share of "
+                    "tickets whose real wait fell within the range stated at their issue.")
+    b.add_argument("--loads", type=float, nargs="+", default=[0.6, 0.8, 0.95, 1.1],
+                   help="arrivals as a share of the windows' nominal capacity")
+    b.add_argument("--days", type=int, default=10, help="simulated days per load")
+    b.add_argument("--seed", type=int, default=1)
+    b.set_defaults(func=cmd_bench_estimates)
     cli_auth.add_parsers(sub, _hall_command)
     cli_devices.add_parsers(sub, _hall_command)
     return parser
