@@ -51,6 +51,11 @@ class Invalid(ValueError):
         self.zh = zh
         self.problems = problems
 
+    @classmethod
+    def at(cls, key: str, en: str, zh: str) -> "Invalid":
+        """A whole item's check that one of its fields fails (``weights``): said at that key."""
+        return cls(en, zh, ((key, zh, en),))
+
 
 def _parse_hhmm(text: str) -> int:
     """'08:30' -> minutes after midnight; '24:00' is allowed as an end."""
@@ -143,8 +148,8 @@ class Service(_Model):
     def _default_prefix(self) -> "Service":
         if not self.prefix:
             if not re.fullmatch(r"[A-Z]{1,2}", self.code):
-                raise Invalid("prefix is required when code is not one or two capital letters",
-                              "code 不是一两个大写字母时，需要写 prefix（号码前缀）")
+                raise Invalid.at("prefix", "prefix is required when code is not one or two capital letters",
+                                 "code 不是一两个大写字母时，需要写 prefix（号码前缀）")
             object.__setattr__(self, "prefix", self.code)
         return self
 
@@ -170,13 +175,15 @@ class Window(_Model):
     @model_validator(mode="after")
     def _check(self) -> "Window":
         if len(set(self.services)) != len(self.services):
-            raise Invalid("services are listed twice", "services 中有重复的业务")
+            raise Invalid.at("services", "services are listed twice", "services 中有重复的业务")
         if self.weights and len(self.weights) != len(self.services):
-            raise Invalid("weights must have one entry per service", "weights 的个数应与 services 相同")
+            raise Invalid.at("weights", "weights must have one entry per service",
+                             "weights 的个数应与 services 相同")
         if any(w < 1 for w in self.weights):
-            raise Invalid("weights must be ≥ 1", "weights 应不小于 1")
+            raise Invalid.at("weights", "weights must be ≥ 1", "weights 应不小于 1")
         if self.policy == "weighted" and not self.weights:
-            raise Invalid("policy 'weighted' needs weights", "policy 为 'weighted' 时需要 weights")
+            raise Invalid.at("weights", "policy 'weighted' needs weights",
+                             "policy 为 'weighted' 时需要 weights")
         if not self.name:
             object.__setattr__(self, "name", f"{self.id}号窗口")
         return self
@@ -224,7 +231,8 @@ class Device(_Model):
     @model_validator(mode="after")
     def _bound(self) -> "Device":
         if self.kind in WINDOW_BOUND_KINDS and self.window is None:
-            raise Invalid(f"a {self.kind} must name its window", f"{self.kind} 需要写明所属窗口（window）")
+            raise Invalid.at("window", f"a {self.kind} must name its window",
+                             f"{self.kind} 需要写明所属窗口（window）")
         return self
 
 
@@ -504,7 +512,7 @@ def parse_config(data: dict, source: str = "<config>") -> HallConfig:
             cause = err.get("ctx", {}).get("error")
             where = _loc(err["loc"])
             if isinstance(cause, Invalid) and cause.problems:
-                across = True
+                across = across or not where      # the hall's own check across sections
                 problems += [(_at(where, key), zh, en) for key, zh, en in cause.problems]
             elif isinstance(cause, Invalid):
                 problems.append((where, cause.zh, str(cause)))

@@ -268,3 +268,71 @@ async def test_the_dashboard_follows_the_hall_live_and_warns_of_long_waits(tmp_p
             await expect(page.locator("h1")).to_have_text("值班看板")
         finally:
             await browser.close()
+
+
+async def test_notices_clerks_windows_and_appointments_from_their_pages(tmp_path, clock):
+    browser_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    config = unique(demo_config())
+    async with served(config, tmp_path, clock) as (srv, base), async_playwright() as p:
+        await add_person(srv)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        shots = _shots(tmp_path)
+        try:
+            screen_context = await browser.new_context(viewport=WIDE)
+            screen = await screen_context.new_page()
+            await screen.goto(base + await enrol(screen_context, base, srv, "hall-screen-1"))
+            page = await _signed_in(browser, base, path="/admin/config/notices")
+
+            # a notice: on the hall screen at once
+            new = page.locator("section.new form")
+            await new.locator("[name=id]").fill("winter")
+            await new.locator("[name=text]").fill("冬季办公时间：下午 13:30 开始受理")
+            await new.get_by_role("button", name="新增").click()
+            await expect(page.locator("#item-winter summary")).to_contain_text("冬季办公时间")
+            await expect(screen.locator("#notices")).to_contain_text("冬季办公时间")
+            await assert_accessible(page)
+
+            # a window's services (several of a list) and a clerk's windows, by ticking them
+            await page.goto(base + "/admin/config/windows")
+            row = page.locator("#item-4")
+            await row.locator("summary").click()
+            await row.get_by_label("C 社保医保").check()
+            await row.locator("[name=weights]").fill("3")             # one weight for two services
+            await row.get_by_role("button", name="保存修改").click()
+            await expect(row.locator("[data-error-for=weights]")).to_contain_text(
+                "weights 的个数应与 services 相同")
+            await row.locator("[name=weights]").fill("3,1")
+            await row.get_by_role("button", name="保存修改").click()
+            await expect(page.locator("#item-4 summary")).to_contain_text("B 不动产登记、C 社保医保")
+            assert (await srv.engine.settled()).config.window_by_id["4"].weights == (3, 1)
+            await assert_accessible(page)
+            await page.screenshot(path=shots / "page-admin-windows.png")
+
+            await page.goto(base + "/admin/config/clerks")
+            row = page.locator("#item-1004")
+            await row.locator("summary").click()
+            await row.locator("fieldset", has_text="备岗窗口").get_by_label("6号窗口").check()
+            await row.get_by_role("button", name="保存修改").click()
+            await expect(page.locator("#item-1004 summary")).to_contain_text("备岗：5号窗口、6号窗口")
+            assert "6" in (await srv.engine.settled()).clerks["1004"].backup_windows
+            await assert_accessible(page)
+
+            # an appointment booked and cancelled
+            await page.goto(base + "/admin/appointments")
+            day = (await srv.engine.settled()).day
+            await page.locator("#a-code").fill("YY0001")
+            await page.locator("#a-service").select_option("C")
+            await page.get_by_role("button", name="添加").click()
+            await expect(page.locator("table")).to_contain_text("YY0001")
+            await expect(page.locator("tr", has_text="YY0001")).to_contain_text("待签到")
+            page.once("dialog", lambda d: d.accept())
+            await page.locator("tr", has_text="YY0001").get_by_role("button", name="取消").click()
+            await expect(page.locator("tr", has_text="YY0001")).to_contain_text("已取消")
+            assert (await srv.engine.settled()).queue.appointments["YY0001"].cancelled
+            assert day.isoformat() in await page.locator("tr", has_text="YY0001").inner_text()
+            await assert_accessible(page)
+            await page.screenshot(path=shots / "page-admin-appointments.png")
+        finally:
+            await browser.close()

@@ -58,7 +58,7 @@ def test_demo_hall_is_as_promised():
      '[[windows]]\nid = "1"\nservices = ["A"]\n', "hall.id: 格式不对"),
     ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n[[windows]]\n'
      'id = "1"\nservices = ["A"]\n[[devices]]\nid = "caller-1"\nkind = "caller"\n',
-     "devices[0]: caller 需要写明所属窗口（window） / a caller must name its window"),
+     "devices[0].window: caller 需要写明所属窗口（window） / a caller must name its window"),
     ('[hall\nid = ', "不是有效的 TOML / not valid TOML"),
 ])
 def test_broken_config_names_the_file_and_the_key(tmp_path, toml, where):

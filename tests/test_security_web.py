@@ -14,7 +14,7 @@ from controller.auth.accounts import Accounts
 from controller.auth.roles import PERSON_ROLES, ROLES
 from controller.cli_auth import open_hall_db
 from controller.server import create_app
-from controller.web.access import PUBLIC, SIGNED_IN, permission_of
+from controller.web.access import PUBLIC, SIGNED_IN, permission_of, route_of
 from protocol.credentials import basic_auth
 from tests.helpers import bearer, demo_config
 
@@ -92,11 +92,16 @@ async def test_without_credentials_401_and_with_a_role_that_may_not_403(server, 
             r = await server.request(method, concrete, headers=origin(server))
             assert r.status != 401, (method, path)
             continue
-        r = await server.request(method, concrete, headers=origin(server))
-        assert r.status == 401, (method, path, r.status)
-        assert (await r.json())["error"]["code"] == "unauthenticated"
+        r = await server.request(method, concrete, headers=origin(server), allow_redirects=False)
         route = next(x for x in server.app.router.routes()
                      if x.method == method and x.resource and x.resource.canonical == path)
+        declared = route_of(route.handler)
+        if method == "GET" and declared is not None and declared.media == "text/html":
+            # a page: a person's browser is sent to sign in, and comes back here after
+            assert r.status == 303 and r.headers["Location"] == f"/login?next={concrete}", (path, r.status)
+        else:
+            assert r.status == 401, (method, path, r.status)
+            assert (await r.json())["error"]["code"] == "unauthenticated"
         needed = permission_of(method, path, route.handler)
         lacking = [role for role in PERSON_ROLES if needed != SIGNED_IN and needed not in ROLES[role][2]]
         if lacking:

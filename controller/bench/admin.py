@@ -150,7 +150,8 @@ async def run(requests: int = 300, dashboards: int = 10, rate: float = 4.0,
         person = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         async with api, person:
             for i in range(600):                          # a busy morning: lines at every service
-                async with api.post(f"{base}/api/tickets", json={"service": services[i % len(services)]}) as r:
+                take = {"service": services[i % len(services)]}
+                async with api.post(f"{base}/api/tickets", json=take) as r:
                     await r.read()
             for w, clerk in zip(windows, data["clerks"], strict=True):
                 for op, body in (("login", {"staff": clerk["id"]}), ("next", {})):

@@ -125,6 +125,8 @@ async def section_page(request: web.Request) -> web.Response:
     health = {d["id"]: d for d in dash.devices(request.app.get(BUS), hall)} if section == "devices" else {}
     return _render("section.html", request, {
         "section": section, "title": SECTION_TITLES[section], "key": key,
+        "service_names": {s.code: s.name for s in hall.config.services},
+        "window_names": {w.id: w.name for w in hall.config.windows},
         "new": fields(model, hall),
         "rows": [(item, fields(model, hall, item, fixed=(key,)), health.get(item[key])) for item in items],
         "last_changes": await _last_changes(request, f"/api/config/{section}"),
