@@ -166,12 +166,12 @@ async def run(requests: int = 300, dashboards: int = 10, rate: float = 4.0,
                 for _ in range(requests):
                     t0 = time.perf_counter()
                     async with person.get(base + path) as r:
-                        body = await r.read()
+                        page = await r.read()
                         if r.status != 200:
                             raise RuntimeError(f"{path}: {r.status}")
                     times.append((time.perf_counter() - t0) * 1000)
                 out[path] = times
-                out[f"{path} bytes"] = len(body)
+                out[f"{path} bytes"] = len(page)
             for label, count in (("unwatched", 0), ("watched", dashboards)):
                 reads = [0]
                 tasks = [asyncio.create_task(_dashboard(person, base, reads)) for _ in range(count)]
