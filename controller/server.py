@@ -193,6 +193,7 @@ async def run(app: web.Application, listen: str, banner: str = "") -> None:
             print(f"{banner}listening on http://{host}:{bound}{mqtt}", flush=True)
             url = f"http://{host}:{bound}"
             print(f"  登录 sign in:       {url}/login (then enrol this screen as a kiosk or a screen)\n"
+                  f"  管理后台 admin:     {url}/admin\n"
                   f"  取号机 kiosk:       {url}/kiosk\n  综合屏 hall screen: {url}/screen\n"
                   f"  窗口屏 window 1:    {url}/window/1\n  接口 API:           {url}/api/openapi.json",
                   flush=True)
