@@ -122,6 +122,12 @@ def document(router: web.UrlDispatcher) -> dict[str, Any]:
     }
 
 
+_PAGE_404 = {"description": "不存在：页面地址答以“没有这个页面”网页，否则同接口 / unknown: the 404 page "
+                             "for a page's address, else the API's error",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+                         "text/html": {"schema": {"type": "string"}}}}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
@@ -207,6 +213,8 @@ class _Builder:
             operation["requestBody"] = {"required": False, "content": {"application/json": {
                 "schema": {"type": "object"}}}}
         operation["responses"] = self._responses(method, route, permission, model is not None)
+        if method == "GET" and not path.startswith("/api/") and "404" in operation["responses"]:
+            operation["responses"]["404"] = _PAGE_404      # a browser's unknown page: the 404 page
         if permission == PUBLIC_ROUTE:
             operation["security"] = []
         else:

@@ -221,5 +221,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/admin/appointments", guarded(
         "appointments.read", appointments_page, summary="预约 / appointments", **html))
     r.add_post("/admin/devices/{id}/sheet", guarded(
-        "config.write", provisioning_sheet, errors=(404, 503), status=201,
+        "config.write", provisioning_sheet, errors=(404, 503),
         summary="设备配置单 / a device's new password and provisioning sheet", **html))
