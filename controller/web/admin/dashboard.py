@@ -109,7 +109,8 @@ def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, 
     low or out, an error), the longest-offline first, and how many are well."""
     dash_windows = windows(hall, now)
     enabled = [d for d in devices(bus, hall) if d["enabled"]]
-    problems = [d for d in enabled if not d["online"] or d["paper_bad"] or d["last_error"]]
+    problems = [d for d in enabled if not d["online"] or d["paper_bad"] or d["last_error"]] \
+        if bus is not None else []                   # no bus: nothing is known of them
     problems.sort(key=lambda d: (d["online"], d["seen"] is not None, d["seen"] or now, d["id"]))
     return {"windows": dash_windows, "lines": lines(hall, dash_windows), "device_problems": problems,
             "devices_online": sum(1 for d in enabled if d["online"]), "devices_enabled": len(enabled),

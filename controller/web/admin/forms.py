@@ -18,43 +18,53 @@ from pydantic.fields import FieldInfo
 from controller.config import DEVICE_KINDS, WEEKDAYS, Quota, Span
 from controller.core.hall import HallState
 
-#: (section or model, field) → (zh-CN, English, hint); a field not named here shows its key.
-LABELS: dict[str, tuple[str, str, str]] = {
-    "code": ("编号", "Code", "1–8 位字母或数字"),
-    "prefix": ("号码前缀", "Number prefix", "一两个大写字母；留空时同编号"),
-    "name": ("名称", "Name", ""),
-    "name_en": ("英文名称", "English name", ""),
-    "category": ("类别", "Category", "取号机按类别分组"),
-    "daily_cap": ("每日限号", "Daily cap", ""),
-    "avg_service_min": ("平均办理时长（分钟）", "Mean service time (min)", "尚无实测时用于估算等候"),
-    "hours": ("取号时段", "Hours", "如 08:30-12:00, 13:30-17:00；留空为全天"),
-    "quotas": ("分时段限号", "Quotas", "如 08:30-10:00=50"),
-    "wait_alert_min": ("等候预警（分钟）", "Wait alert (min)", "0 表示用大厅设置"),
-    "enabled": ("启用", "Enabled", ""),
-    "id": ("编号", "Id", ""),
-    "services": ("业务", "Services", "主办在前，兼办在后"),
-    "weights": ("权重", "Weights", "与业务一一对应，如 3,1"),
-    "policy": ("叫号策略", "Policy", ""),
-    "green_first": ("绿色通道优先", "Green channel first", ""),
-    "windows": ("本岗窗口（A角）", "Own windows (A)", ""),
-    "backup_windows": ("备岗窗口（B角）", "Backup windows (B)", ""),
-    "kind": ("类型", "Kind", ""),
-    "window": ("所属窗口", "Window", "呼叫器、评价器、窗口屏须绑定窗口"),
-    "text": ("公告内容", "Text", "最多 200 字"),
-    "text_en": ("英文内容", "English text", ""),
-    "days": ("开放日", "Open days", ""),
-    "max_recalls": ("最多重呼次数", "Most recalls", ""),
-    "recent_samples": ("估算样本数", "Samples for estimates", ""),
-    "evaluation_timeout_s": ("评价等待（秒）", "Rating time-out (s)", "超时记为未评价"),
-    "status_url": ("状态页地址", "Status page address", "票面二维码指向的外部地址，可留空"),
-    "keypad_pin": ("呼叫器登录需 PIN", "Keypad PIN", "窗口人员在硬件呼叫器上登录时输入 PIN"),
+#: field → (zh-CN, English, hint in zh-CN, hint in English); a field not named here shows its key.
+LABELS: dict[str, tuple[str, str, str, str]] = {
+    "code": ("编号", "Code", "1–8 位字母或数字", "1–8 letters or digits"),
+    "prefix": ("号码前缀", "Number prefix",
+               "一两个大写字母；留空时同编号", "one or two capitals; empty: as the code"),
+    "name": ("名称", "Name", "", ""),
+    "name_en": ("英文名称", "English name", "", ""),
+    "category": ("类别", "Category", "取号机按类别分组", "kiosks group services by it"),
+    "daily_cap": ("每日限号", "Daily cap", "", ""),
+    "avg_service_min": ("平均办理时长（分钟）", "Mean service time (min)",
+                        "尚无实测时用于估算等候", "for wait estimates until measured"),
+    "hours": ("取号时段", "Hours",
+              "如 08:30-12:00, 13:30-17:00；留空为全天", "e.g. 08:30-12:00, 13:30-17:00; empty: all day"),
+    "quotas": ("分时段限号", "Quotas", "如 08:30-10:00=50", "e.g. 08:30-10:00=50"),
+    "wait_alert_min": ("等候预警（分钟）", "Wait alert (min)", "0 表示用大厅设置", "0: the hall's setting"),
+    "enabled": ("启用", "Enabled", "", ""),
+    "id": ("编号", "Id", "", ""),
+    "services": ("业务", "Services", "主办在前，兼办在后", "own services first"),
+    "weights": ("权重", "Weights", "与业务一一对应，如 3,1", "one per service, e.g. 3,1"),
+    "policy": ("叫号策略", "Policy", "", ""),
+    "green_first": ("绿色通道优先", "Green channel first", "", ""),
+    "windows": ("本岗窗口（A角）", "Own windows (A)", "", ""),
+    "backup_windows": ("备岗窗口（B角）", "Backup windows (B)", "", ""),
+    "kind": ("类型", "Kind", "", ""),
+    "window": ("所属窗口", "Window",
+               "呼叫器、评价器、窗口屏须绑定窗口", "keypads, evaluators and window screens need one"),
+    "text": ("公告内容", "Text", "最多 200 字", "at most 200 characters"),
+    "text_en": ("英文内容", "English text", "", ""),
+    "days": ("开放日", "Open days", "", ""),
+    "max_recalls": ("最多重呼次数", "Most recalls", "", ""),
+    "recent_samples": ("估算样本数", "Samples for estimates", "", ""),
+    "evaluation_timeout_s": ("评价等待（秒）", "Rating time-out (s)",
+                             "超时记为未评价", "then recorded as not rated"),
+    "status_url": ("状态页地址", "Status page address",
+                   "票面二维码指向的外部地址，可留空", "where tickets' QR codes lead; may be empty"),
+    "keypad_pin": ("呼叫器登录需 PIN", "Keypad PIN",
+                   "窗口人员在硬件呼叫器上登录时输入 PIN", "clerks enter a PIN when logging in at a keypad"),
 }
-#: The choices of a ``Literal`` field, in Chinese.
-CHOICE_NAMES: dict[str, str] = {
-    "order": "按顺序（主办优先）", "weighted": "按权重轮询", "fifo": "先到先叫",
-    "kiosk": "取号机", "caller": "呼叫器", "evaluator": "评价器", "window_display": "窗口屏",
-    "hall_display": "综合屏", "announcer": "语音播报", "printer": "打印机", "terminal": "自助终端",
-    "mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五", "sat": "周六", "sun": "周日",
+#: The choices of a ``Literal`` field: (zh-CN, English).
+CHOICE_NAMES: dict[str, tuple[str, str]] = {
+    "order": ("按顺序（主办优先）", "in order (own first)"), "weighted": ("按权重轮询", "weighted"),
+    "fifo": ("先到先叫", "first come"), "kiosk": ("取号机", "kiosk"), "caller": ("呼叫器", "keypad"),
+    "evaluator": ("评价器", "evaluator"), "window_display": ("窗口屏", "window screen"),
+    "hall_display": ("综合屏", "hall screen"), "announcer": ("语音播报", "announcer"),
+    "printer": ("打印机", "printer"), "terminal": ("自助终端", "self-service terminal"),
+    "mon": ("周一", "Mon"), "tue": ("周二", "Tue"), "wed": ("周三", "Wed"), "thu": ("周四", "Thu"),
+    "fri": ("周五", "Fri"), "sat": ("周六", "Sat"), "sun": ("周日", "Sun"),
 }
 #: Fields another page edits (the calendar) or that cannot change while the hall runs.
 NOT_ON_FORMS = {"holidays", "workdays", "national_calendar", "timezone"}
@@ -68,10 +78,11 @@ class FormField:
     spans, quotas or ints (comma-separated numbers)."""
 
     name: str
-    label: tuple[str, str, str]
+    label: tuple[str, str, str, str]
     kind: str
     required: bool = False
-    choices: list[tuple[str, str]] = field(default_factory=list)
+    #: (value, zh-CN, English)
+    choices: list[tuple[str, str, str]] = field(default_factory=list)
     pattern: str | None = None
     minimum: float | None = None
     maximum: float | None = None
@@ -90,6 +101,8 @@ class FormField:
                              f"{q['cap'] if isinstance(q, dict) else q.cap}" for q in v)
         if self.kind == "ints":
             return ",".join(str(i) for i in v)
+        if self.kind == "refs":
+            return "、".join(str(i) for i in v)
         return str(v)
 
 
@@ -139,13 +152,14 @@ def _bounds(info: FieldInfo) -> dict[str, Any]:
     return out
 
 
-def _choices(name: str, fixed: list[str], hall: HallState) -> list[tuple[str, str]]:
+def _choices(name: str, fixed: list[str], hall: HallState) -> list[tuple[str, str, str]]:
     if fixed:
-        return [(c, CHOICE_NAMES.get(c, c)) for c in fixed]
+        return [(c, *CHOICE_NAMES.get(c, (c, c))) for c in fixed]
     if REFERENCES.get(name) == "services":
-        return [(s.code, f"{s.code} {s.name}") for s in hall.config.services]
+        return [(s.code, f"{s.code} {s.name}", f"{s.code} {s.name_en or s.name}")
+                for s in hall.config.services]
     if REFERENCES.get(name) == "windows" or name == "window":
-        return [(w.id, w.name) for w in hall.config.windows]
+        return [(w.id, w.name, w.name) for w in hall.config.windows]
     return []
 
 
@@ -166,7 +180,7 @@ def fields(model: type[BaseModel], hall: HallState, item: dict[str, Any] | None 
             fixed_choices = list(WEEKDAYS)
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         out.append(FormField(
-            name=name, label=LABELS.get(name, (name, name, "")), kind=kind, required=info.is_required(),
+            name=name, label=LABELS.get(name, (name, name, "", "")), kind=kind, required=info.is_required(),
             choices=_choices(name, fixed_choices, hall), value=(item or {}).get(name, default),
             readonly=name in fixed and item is not None, **_bounds(info)))
     return out
