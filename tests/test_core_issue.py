@@ -22,6 +22,7 @@ from controller.core.commands import (
     decode,
 )
 from controller.core.errors import Refused
+from controller.core.estimate import estimate
 from controller.core.hall import HallState
 from tests.helpers import (
     CST,
@@ -72,11 +73,17 @@ def test_people_ahead_and_estimated_wait_are_shown_on_the_ticket():
         take(hall, "A")
     t = take(hall, "A")
     assert t["ahead"] == 3
-    # 3 ahead × 6 min (configured service time) ÷ 1 (no window open counts as one)
-    assert t["est_wait_min"] == 18
+    # no window serves A: no range (the page says so); the one number is as if one window did
+    one = estimate(3, [], 1, 6)                                     # 6 min: the configured time
+    assert one is not None
+    assert t["est_wait_range"] is None and t["est_wait_min"] == one.midpoint
     hall.apply(Login(window="1", staff="1001"), MONDAY_9)
     hall.apply(Login(window="3", staff="1003"), MONDAY_9)
-    assert hall.public(hall.ticket("A004"))["est_wait_min"] == 9  # two windows serve A
+    two = estimate(3, [], 2, 6, free=2)            # two windows serve A, both free to call
+    assert two is not None
+    shown = hall.public(hall.ticket("A004"))
+    assert shown["est_wait_range"] == two.as_list() and shown["est_wait_min"] == two.midpoint
+    assert two.high < one.high
 
 
 def test_estimate_follows_recent_service_times():
@@ -87,7 +94,10 @@ def test_estimate_follows_recent_service_times():
     hall.apply(CallNext(window="1"), MONDAY_9)
     hall.apply(CallNext(window="1"), MONDAY_9 + timedelta(minutes=2))   # A001 took 2 minutes
     assert hall.avg_service_min("A") == pytest.approx(2.0)
-    assert hall.estimate_min("A", 5) == 10
+    measured = estimate(5, [2.0], 1, 6)
+    assert measured is not None
+    assert hall.wait_range("A", 5) == measured
+    assert hall.estimate_min("A", 5) == measured.midpoint
 
 
 def test_unknown_service_is_refused_without_change():

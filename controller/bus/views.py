@@ -70,6 +70,7 @@ def board(hall: HallState, recent_calls: list[dict[str, Any]], local_at: datetim
         windows.append({"window": w, "name": view["name"], "state": view["state"],
                         "ticket": view["ticket"]})
     services = [{"service": s["service"], "name": s["name"], "waiting": s["waiting"],
-                 "est_wait_min": s["est_wait_min"]} for s in hall.services_view()]
+                 "est_wait_min": s["est_wait_min"], "est_wait_range": s["est_wait_range"]}
+                for s in hall.services_view()]
     return {"windows": windows, "services": services, "recent_calls": recent_calls[-10:],
             "notices": hall.notices(), "at": local_at.isoformat()}

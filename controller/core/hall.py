@@ -5,7 +5,6 @@ changed. Everything that changed is collected in ``changes`` for the engine to p
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections import deque
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from controller.config import HallConfig, Window
-from controller.core import calendar, configuration, ratings, tickets, windows
+from controller.core import calendar, configuration, estimate, ratings, tickets, windows
 from controller.core.calendar import WorkCalendar
 from controller.core.changes import Changes
 from controller.core.commands import COMMANDS, SYSTEM, Command, ExpireEvaluation, Rollover, Source
@@ -188,15 +187,46 @@ class HallState:
     def open_windows(self, service: str) -> int:
         return self.desk.open_count(self.windows_for[service])
 
+    def serving(self, service: str) -> list[str]:
+        """The windows really serving ``service`` now: enabled, a clerk logged in, not paused."""
+        return [w for w in self.windows_for[service]
+                if self.window_cfg[w].enabled and (ws := self.desk.windows[w]).clerk is not None
+                and not ws.paused]
+
+    def serving_capacity(self, service: str) -> float:
+        """The windows really serving ``service`` now, each counted for its share of
+        ``service`` when it serves several (``estimate.window_share``)."""
+        waiting = {s: len(line) for s, line in self.queue.lines.items()}
+        return estimate.capacity(
+            estimate.window_share(service, (cfg := self.window_cfg[w]).services, cfg.weights,
+                                  cfg.policy, waiting)
+            for w in self.serving(service))
+
     def avg_service_min(self, service: str) -> float:
         samples = self.queue.durations[service]
         return sum(samples) / len(samples) if samples else self.services[service].avg_service_min
 
+    def wait_range(self, service: str, ahead: int) -> estimate.WaitRange | None:
+        """Estimated wait (预计等候) as a stated range of minutes on the hall's clock, or None
+        when no window serves ``service`` now (see ``core/estimate.py``)."""
+        free = sum(1 for w in self.serving(service) if self.desk.windows[w].current is None)
+        return estimate.estimate(ahead, self.queue.durations[service], self.serving_capacity(service),
+                                 self.services[service].avg_service_min, free)
+
+    def wait_fields(self, service: str, ahead: int) -> dict[str, Any]:
+        """``est_wait_min`` (the range's midpoint; with no window serving, the midpoint were one
+        window to serve, as devices of protocol v1 expect a number) and ``est_wait_range``
+        (``[low, high]`` minutes, or None: no window serves it now)."""
+        stated = self.wait_range(service, ahead)
+        if stated is None:
+            one = estimate.estimate(ahead, self.queue.durations[service], 1.0,
+                                    self.services[service].avg_service_min)
+            return {"est_wait_min": one.midpoint if one else 0, "est_wait_range": None}
+        return {"est_wait_min": stated.midpoint, "est_wait_range": stated.as_list()}
+
     def estimate_min(self, service: str, ahead: int) -> int:
-        """Estimated wait (预计等候): people ahead × recent service time ÷ open windows."""
-        if ahead == 0:
-            return 0
-        return math.ceil(ahead * self.avg_service_min(service) / max(1, self.open_windows(service)))
+        """Estimated wait (预计等候) as one number: ``est_wait_min`` of ``wait_fields``."""
+        return int(self.wait_fields(service, ahead)["est_wait_min"])
 
     def waiting(self, service: str) -> int:
         return len(self.queue.lines[service])
@@ -212,7 +242,9 @@ class HallState:
             "number": ticket.number, "service": ticket.service,
             "service_name": self.services[ticket.service].name,
             "state": ticket.state.value, "priority": ticket.priority.value,
-            "ahead": ahead, "est_wait_min": self.estimate_min(ticket.service, ahead),
+            "ahead": ahead,
+            **(self.wait_fields(ticket.service, ahead) if ticket.state is TicketState.WAITING
+               else {"est_wait_min": 0, "est_wait_range": [0, 0]}),
             "issued_at": self.local(ticket.issued_at).isoformat(timespec="seconds"),
             "day": ticket.day.isoformat(),
             "window": (ticket.target_window if ticket.state is TicketState.WAITING
@@ -249,7 +281,7 @@ class HallState:
 
     def services_view(self) -> list[dict[str, Any]]:
         return [{"service": s.code, "name": s.name, "waiting": self.waiting(s.code),
-                 "est_wait_min": self.estimate_min(s.code, self.waiting(s.code)),
+                 **self.wait_fields(s.code, self.waiting(s.code)),
                  "issued": self.queue.seq[s.code], "daily_cap": s.daily_cap,
                  "open_windows": self.open_windows(s.code)}
                 for s in self.config.services if s.enabled]

@@ -47,7 +47,8 @@ async def kiosk_services(request: web.Request) -> web.Response:
         refusal = hall.unavailable(s.code, now)
         out.append({"service": s.code, "name": s.name, "name_en": s.name_en,
                     "category": s.category or "综合业务", "waiting": view["waiting"],
-                    "est_wait_min": view["est_wait_min"], "available": refusal is None,
+                    "est_wait_min": view["est_wait_min"], "est_wait_range": view["est_wait_range"],
+                    "available": refusal is None,
                     "reason": refusal.message if refusal else ""})
     return json_response({"ok": True, "hall": hall.config.hall.name, "services": out,
                           "notices": hall.notices()})

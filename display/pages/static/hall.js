@@ -170,3 +170,18 @@ function chime() {
     });
   } catch (e) { /* no sound on this device */ }
 }
+
+// The estimated wait (预计等候) as the hall states it (controller/core/estimate.py): a range of
+// minutes on the hall's clock, a started minute counting as one, or none while no window
+// serves the service. [Chinese, English].
+function waitText(range, minutes) {
+  if (range === null) return ["暂无窗口办理", "no window open now"];
+  if (!range) return [`约 ${minutes} 分钟`, `about ${minutes} min`];   // a server without ranges
+  const [low, high] = range;
+  if (low === 0 || high <= 1) {
+    const n = Math.max(high, 1);
+    return [`${n} 分钟内`, `within ${n} min`];
+  }
+  const span = low === high ? `${low}` : `${low}–${high}`;
+  return [`约 ${span} 分钟`, `about ${span} min`];
+}

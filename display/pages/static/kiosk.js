@@ -35,6 +35,7 @@ function notEnrolled() {
   showNotEnrolled(SERVICES);
 }
 
+
 // The services fill the screen below the header, either way up: as many columns as suit the
 // screen's shape and the number of services, up to 12 of them without scrolling.
 function categories(services) { return [...new Set(services.map(s => s.category))]; }
@@ -64,7 +65,7 @@ async function load() {
       const b = el("button", "svc");
       b.dataset.service = s.service;
       b.append(el("div", "cat", s.category), el("div", "name", s.name),
-               el("div", "count", `等候 ${s.waiting} 人 · 约 ${s.est_wait_min} 分钟`));
+               el("div", "count", `等候 ${s.waiting} 人 · ${waitText(s.est_wait_range, s.est_wait_min)[0]}`));
       if (!s.available) { b.disabled = true; b.append(el("div", "reason", s.reason)); }
       b.onclick = () => ask(s);
       return b;
@@ -109,7 +110,9 @@ function show(t) {
   $("ask").classList.remove("show");
   $("r-number").textContent = t.number;
   $("r-service").textContent = t.service_name;
-  $("r-ahead").textContent = `前面还有 ${t.ahead} 人，预计等待约 ${t.est_wait_min} 分钟`;
+  const [zh, en] = waitText(t.est_wait_range, t.est_wait_min);
+  $("r-ahead").replaceChildren(`前面还有 ${t.ahead} 人，${t.est_wait_range === null ? zh : `预计等待${zh}`}`,
+                               el("span", "en", `${t.ahead} ahead · ${en}`));
   $("r-qr").src = `${t.status_path}/qr.svg`;
   $("result").classList.add("show");
   $("r-done").focus();

@@ -9,7 +9,12 @@ function status(t) {
   $("state").textContent = TEXT[t.state] || t.state;
   const waiting = t.state === "waiting";
   $("ahead").textContent = waiting ? `${t.ahead} 人` : "—";
-  $("wait").textContent = waiting ? `约 ${t.est_wait_min} 分钟` : "—";
+  if (waiting) {
+    const [zh, en] = waitText(t.est_wait_range, t.est_wait_min);
+    $("wait").replaceChildren(zh, el("span", "en", en));
+  } else {
+    $("wait").textContent = "—";
+  }
   $("issued").textContent = t.issued_at.slice(11, 16);
   const called = (t.state === "called" || t.state === "serving") && t.window;
   $("called").classList.toggle("show", !!called);
