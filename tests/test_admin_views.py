@@ -3,6 +3,8 @@ the dashboard's rules (a wait alert with the windows that could open, the day's 
 
 from __future__ import annotations
 
+import pytest
+
 from controller.core.commands import CallNext, Login, Take
 from controller.web.admin import dashboard
 from tests.helpers import MONDAY_9, demo_config, new_hall
@@ -54,3 +56,16 @@ def test_a_long_wait_alerts_and_names_the_windows_that_could_open():
     assert d["figures"]["issued"] == 12 and d["figures"]["waiting"] == 11
     assert sum(d["figures"]["by_hour"]["tickets"]) == 12
     assert not d["bus"] and d["device_problems"] == []
+
+
+@pytest.mark.slow
+def test_bench_admin_measures_the_dashboard_of_a_big_hall():
+    from tests.test_cli import yimen
+
+    r = yimen("bench", "admin", "--requests", "20", "--dashboards", "3", "--seconds", "2")
+    assert r.returncode == 0, r.stderr
+    assert "60 windows and 300 devices" in r.stdout
+    assert "/admin: p50" in r.stdout and "/admin/dashboard/panel: p50" in r.stdout
+    assert "3 dashboards open" in r.stdout
+    reads = int(r.stdout.split("commands, ")[1].split(" panel reads")[0])
+    assert reads >= 3                                  # each open dashboard read its panel again

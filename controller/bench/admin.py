@@ -27,7 +27,8 @@ from typing import Any
 import aiohttp
 import tomli_w
 
-from controller.bench.procs import pct, recv, start, stop
+from controller.bench.procs import pct, recv, serve_cpu, server_cpu, start, stop
+from protocol.tasks import cancel_all
 
 PASSWORD = "bench-admin-password-2026"
 
@@ -90,8 +91,7 @@ async def _serve_async(config_path: str, folder: str, conn) -> None:  # noqa: AN
                 last_error="printer: paper jam" if rng.random() < 0.03 else None,
                 state={"paper": rng.choice(["ok", "ok", "ok", "low", "out"])} if d.kind == "kiosk" else None)
         conn.send((runner.addresses[0][1], token))
-        while await recv(conn, None) != "stop":
-            conn.send(time.process_time())
+        await serve_cpu(conn)
     finally:
         await runner.cleanup()
 
@@ -177,15 +177,11 @@ async def run(requests: int = 300, dashboards: int = 10, rate: float = 4.0,
                 tasks = [asyncio.create_task(_dashboard(person, base, reads)) for _ in range(count)]
                 await asyncio.sleep(1.5)                 # connected, first panel read
                 reads[0] = 0
-                conn.send("cpu")
-                cpu0 = await recv(conn)
+                cpu0 = await server_cpu(conn)
                 commands = await _load(api, base, windows, rate, seconds, rng, services)
-                conn.send("cpu")
-                cpu1 = await recv(conn)
+                cpu1 = await server_cpu(conn)
                 out[label] = {"cpu_s": cpu1 - cpu0, "commands": commands, "panel_reads": reads[0]}
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await cancel_all(tasks)
     finally:
         stop(server, conn)
         shutil.rmtree(folder, ignore_errors=True)

@@ -23,6 +23,21 @@ async def recv(conn: Connection, timeout: float | None = 60) -> Any:
     return conn.recv()
 
 
+async def serve_cpu(conn: Connection) -> None:
+    """In a bench's server process: answer each request with the process's CPU time so far,
+    until told to stop."""
+    import time
+
+    while await recv(conn, None) != "stop":
+        conn.send(time.process_time())
+
+
+async def server_cpu(conn: Connection) -> float:
+    """The CPU seconds the bench's server process has used so far (it runs ``serve_cpu``)."""
+    conn.send("cpu")
+    return float(await recv(conn))
+
+
 def start(target, *args: Any) -> tuple[Any, Connection]:  # noqa: ANN001
     """``target(*args, conn)`` in a fresh (spawned) process; not a daemon, as the hall
     server it may run starts a broker child of its own."""

@@ -19,8 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from controller.bench.procs import pct, recv, start, stop
+from controller.bench.procs import pct, recv, serve_cpu, server_cpu, start, stop
 from controller.config import load_config
+from protocol.tasks import cancel_all
 
 DEMO = str(files("controller") / "halls" / "demo.toml")     # shipped in the package
 
@@ -44,8 +45,7 @@ async def _serve_async(config_path: str, folder: str, conn) -> None:  # noqa: AN
     try:       # the bench's screens and clerks act as a supervisor's program would
         _, token = await app[ACCOUNTS].add_token("bench screens", ["supervisor"])
         conn.send((runner.addresses[0][1], token))
-        while await recv(conn, None) != "stop":
-            conn.send(time.process_time())
+        await serve_cpu(conn)
     finally:
         await runner.cleanup()
 
@@ -95,8 +95,7 @@ async def run(clients: int = 200, calls: int = 100, interval_s: float = 0.2,
             tasks = [asyncio.create_task(_client(http, f"{base}/api/stream", arrivals, ready,
                                                  count, clients)) for _ in range(clients)]
             await asyncio.wait_for(ready.wait(), 60)
-            conn.send("cpu")
-            cpu0 = await recv(conn)
+            cpu0 = await server_cpu(conn)
             latencies = []
             for i in range(calls):
                 before = set(arrivals)
@@ -113,14 +112,11 @@ async def run(clients: int = 200, calls: int = 100, interval_s: float = 0.2,
                         break
                     await asyncio.sleep(0.001)
                 await asyncio.sleep(interval_s)
-            conn.send("cpu")
-            cpu1 = await recv(conn)
+            cpu1 = await server_cpu(conn)
             out["latency_ms"] = latencies
             out["missed"] = calls - len(latencies)
             out["server_cpu_ms_per_call"] = (cpu1 - cpu0) * 1000 / calls
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
     finally:
         stop(server, conn)
         shutil.rmtree(folder, ignore_errors=True)
