@@ -256,6 +256,10 @@ class Hall(_Model):
     wait_alert_min: int = Field(default=30, ge=0, le=1440)
     #: clerks log in at hardware keypads with their staff id and their PIN (set on their account)
     keypad_pin: bool = False
+    #: the region code (行政区划代码) that begins the hall's case numbers
+    region: str = Field(default="000000", pattern=r"^[0-9]{6}$")
+    #: working days before a case's due day from which it is shown yellow (预警)
+    case_warn_days: int = Field(default=2, ge=0, le=30)
 
     @field_validator("timezone")
     @classmethod

@@ -13,6 +13,11 @@ from sqlalchemy import select
 
 from controller.core.commands import (
     COMMANDS,
+    CaseClock,
+    CaseStep,
+    OpenCase,
+    RemoveMatter,
+    SetMatters,
     AddAppointment,
     AddItem,
     CallNext,
@@ -50,6 +55,7 @@ from controller.storage import schema
 from tests.helpers import ROOT, demo_config
 
 KIOSK = Source("device:kiosk-1", Origin.MQTT)
+CASE = "000000-demo-20261123-0001"                 # the demo hall's first case on MONDAY_9
 CLERK = Source("user:clerk-1001", Origin.HTTP)
 
 
@@ -152,6 +158,11 @@ def every_command() -> list[tuple[object, Source]]:
         (Transfer(window="1", to_service="B"), CLERK),
         (CallNext(window="1"), CLERK),
         (Done(window="1"), CLERK),
+        (SetMatters(matters=[{"code": "M1", "name": "个体工商户登记", "department": "市场监管局"}]), admin),
+        (OpenCase(matter="M1", applicant="张三丰", ticket="A001"), Source("user:desk", Origin.HTTP)),
+        (CaseStep(number=CASE, action="hand_off"), Source("user:desk", Origin.HTTP)),
+        (CaseClock(number=CASE), Source("system", Origin.SCHEDULER)),
+        (RemoveMatter(code="M1"), admin),
         (Rollover(), Source("system", Origin.SCHEDULER)),
     ]
 

@@ -33,7 +33,7 @@ async def started(db, clock, **kw) -> Engine:
 
 async def test_migrations_are_idempotent(db):
     await upgrade(db)
-    assert await current_revision(db) == "0005"
+    assert await current_revision(db) == "0006"
 
 
 async def test_state_is_rebuilt_after_a_restart(db, clock):
@@ -425,12 +425,12 @@ async def test_a_new_kind_of_record_gets_its_migration_written(tmp_path, monkeyp
     try:
         path = await storage_db.write_revision("hall notices")
         text = path.read_text()
-        assert path.name == "0006_hall_notices.py" and "op.create_table('notices'" in text
+        assert path.name == "0007_hall_notices.py" and "op.create_table('notices'" in text
         assert "UTCDateTime()" in text and "sa.String(length=16)" in text
         db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
         try:
             await upgrade(db)
-            assert await current_revision(db) == "0006"
+            assert await current_revision(db) == "0007"
             async with db.connect() as conn:
                 diff = await conn.run_sync(
                     lambda c: compare_metadata(MigrationContext.configure(c), schema.metadata))

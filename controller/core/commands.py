@@ -302,6 +302,79 @@ class ImportConfig(Command):
     data: dict[str, Any]
 
 
+# ---------------------------------------------------------------------- matters and cases
+MatterCode = Annotated[str, _text(r"^[A-Za-z0-9._-]{1,40}$", 40)]
+#: a case number: ``{region}-{hall}-{YYYYMMDD}-{serial}``
+CaseNumber = Annotated[str, _text(r"^[0-9]{6}-[a-z0-9-]{1,32}-[0-9]{8}-[0-9]{4,6}$", 64)]
+Text = Annotated[str, StringConstraints(max_length=500)]
+Material = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Sealed = Annotated[str, StringConstraints(max_length=200)]
+IdMasked = Annotated[str, _text(r"^[0-9]{6}\*{8}[0-9]{3}[0-9X]$", 18)]
+Phone = Annotated[str, _text(r"^[0-9+ -]{5,20}$", 20)]
+TaskRef = Annotated[str, StringConstraints(max_length=80)]
+
+
+class SetMatters(Command):
+    """事项清单: add or replace matters — one, or a whole imported file (all or nothing); with
+    ``replace`` the catalogue becomes exactly these."""
+
+    name = "matters_set"
+    matters: list[dict[str, Any]]
+    replace: bool = False
+
+
+class RemoveMatter(Command):
+    name = "matter_remove"
+    code: MatterCode
+
+
+class OpenCase(Command):
+    """受理: open a case at the desk. ``id_sealed`` is the applicant's ID number as the door
+    encrypted it with the hall's key and ``id_masked`` its masked form (the core never sees
+    the number); ``accepted_on`` before today enters a case after the fact (补录)."""
+
+    name = "case_open"
+    matter: MatterCode
+    applicant: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    ticket: Annotated[TicketNumber | None, Optional] = None
+    id_sealed: Annotated[Sealed | None, Optional] = None
+    id_masked: Annotated[IdMasked | None, Optional] = None
+    phone: Annotated[Phone | None, Optional] = None
+    materials: tuple[Material, ...] = ()
+    missing: tuple[Material, ...] = ()
+    tolerated: bool = False
+    notes: Text = ""
+    accepted_on: Annotated[Day | None, Optional] = None
+    window: Annotated[WindowId | None, Optional] = None
+
+
+CaseAction = Literal["hand_off", "review", "supplement", "supplemented", "decide", "complete_task",
+                     "ready", "hand_over", "reject", "return", "escalate"]
+
+
+class CaseStep(Command):
+    """A step of a case (``controller.core.cases.TRANSITIONS``): hand off, review, ask for
+    materials (补正), decide, mark ready, hand over, reject, return, send up."""
+
+    name = "case_step"
+    number: CaseNumber
+    action: CaseAction
+    decision: Annotated[Literal["approved", "refused"] | None, Optional] = None
+    reasons: Text = ""
+    note: Text = ""
+    missing: tuple[Material, ...] = ()
+    window: Annotated[WindowId | None, Optional] = None
+    departments: tuple[Annotated[str, StringConstraints(min_length=1, max_length=60)], ...] = ()
+    task: Annotated[TaskRef | None, Optional] = None
+
+
+class CaseClock(Command):
+    """The scheduler re-reads a case's warning colour on the day it may change."""
+
+    name = "case_clock"
+    number: CaseNumber
+
+
 class ExpireEvaluation(Command):
     """A rating session nobody answered closes as unrated (未评价); the scheduler sends it."""
 
@@ -318,7 +391,8 @@ class Rollover(Command):
 COMMANDS: dict[str, type[Command]] = {c.name: c for c in (
     Take, Cancel, AddAppointment, CancelAppointment, Login, Logout, Pause, Resume, CallNext,
     CallNumber, Recall, NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation,
-    Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay, ImportConfig)}
+    Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay, ImportConfig,
+    SetMatters, RemoveMatter, OpenCase, CaseStep, CaseClock)}
 
 #: Window operations by their key name: the keypad's ``key`` on MQTT and the last part of
 #: ``POST /api/windows/{window}/{key}``.

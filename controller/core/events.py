@@ -41,6 +41,10 @@ class EventKind(StrEnum):
     UNRATED = "unrated"                      # 未评价 (time-out)
     APPOINTMENT_CANCELLED = "appointment_cancelled"  # 取消预约
     CONFIG_CHANGED = "config_changed"        # 配置变更 (services, windows, … settings, calendar)
+    MATTERS_CHANGED = "matters_changed"      # 事项清单变更
+    CASE_OPENED = "case_opened"              # 受理 (a case; its ticket, if any, on the event)
+    CASE_STEP = "case_step"                  # 办件流转 (hand off, review, 补正, decide, …)
+    CASE_WARNING = "case_warning"            # 预警 (yellow, red)
 
 
 # ---------------------------------------------------------------------- payloads, one per kind
@@ -115,6 +119,47 @@ class ConfigChanged(TypedDict):
     revision: int               # the configuration's revision after the change
 
 
+class MattersChanged(TypedDict):
+    added: int
+    changed: int
+    removed: int
+    codes: list[str]             # the first 20 of them
+
+
+class CaseOpened(TypedDict):
+    case: str                    # its number
+    matter: str
+    form: str
+    state: str                   # accepted, or supplement (materials missing)
+    accepted_on: str
+    due: str
+    late_entry: bool             # 补录
+    tolerated: bool              # 容缺受理
+    missing: int
+
+
+class CaseStepped(TypedDict, total=False):
+    case: str
+    action: str
+    before: str
+    after: str
+    due: str
+    decision: str
+    on_time: bool | None
+    to: list[str | None]
+    task: str
+    department: str
+    result: str
+    open_tasks: int
+
+
+class CaseWarning(TypedDict):
+    case: str
+    before: str
+    colour: str                  # yellow, red
+    due: str
+
+
 class Empty(TypedDict):
     pass
 
@@ -130,6 +175,8 @@ PAYLOADS: dict[EventKind, type] = {
     EventKind.ROLLOVER: RolledOver, EventKind.EVALUATION_OPENED: EvaluationOpened,
     EventKind.RATED: Rated, EventKind.UNRATED: Unrated,
     EventKind.APPOINTMENT_CANCELLED: AppointmentCancelled, EventKind.CONFIG_CHANGED: ConfigChanged,
+    EventKind.MATTERS_CHANGED: MattersChanged, EventKind.CASE_OPENED: CaseOpened,
+    EventKind.CASE_STEP: CaseStepped, EventKind.CASE_WARNING: CaseWarning,
 }
 
 

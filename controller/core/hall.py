@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from controller.config import HallConfig, Window
-from controller.core import calendar, configuration, estimate, ratings, tickets, windows
+from controller.core import calendar, cases, configuration, estimate, matters, ratings, tickets, windows
 from controller.core.calendar import WorkCalendar
 from controller.core.changes import Changes
 from controller.core.commands import COMMANDS, SYSTEM, Command, ExpireEvaluation, Rollover, Source
@@ -33,7 +33,7 @@ def _rollover(hall: HallState, cmd: Rollover, now: datetime) -> dict[str, Any]:
 
 HANDLERS: dict[type[Command], Handler] = {
     **tickets.HANDLERS, **windows.HANDLERS, **ratings.HANDLERS, **configuration.HANDLERS,
-    Rollover: _rollover}
+    **matters.HANDLERS, **cases.HANDLERS, Rollover: _rollover}
 assert set(HANDLERS) == set(COMMANDS.values()), "every command needs exactly one handler"
 
 
@@ -46,6 +46,8 @@ class HallState:
         self.queue = Tickets()
         self.desk = Windows()
         self.ratings = Ratings()
+        self.catalogue = matters.Catalogue()
+        self.cases = cases.Cases()
         self.changes = Changes()
         self._source = SYSTEM
         #: the status pages' addresses: a key of this state's own until the engine gives it
@@ -153,19 +155,27 @@ class HallState:
             tickets.finish(self, t, TicketState.NOT_SERVED, now)
             self.emit(EventKind.CLOSED, now, t, window=t.window, reason="rollover")
         self.queue.forget_finished()
+        self.cases.forget_finished(new_day)
         self.day = new_day
         self.changes.day = new_day
         self.emit(EventKind.ROLLOVER, now, from_day=old_day.isoformat(), to_day=new_day.isoformat(),
                   closed=len(left))
 
     def deadlines(self) -> dict[str, tuple[datetime, Command]]:
-        """The timers this state needs, by name: the next local midnight's rollover and each
-        open rating session's time-out. The engine's scheduler follows them."""
+        """The timers this state needs, by name: the next local midnight's rollover, each
+        open rating session's time-out and each open case's next warning colour. The engine's
+        scheduler follows them."""
         midnight = datetime.combine(self.day + timedelta(days=1), time(0), self.tz)
         out: dict[str, tuple[datetime, Command]] = {"rollover": (midnight, Rollover())}
         for ev in self.ratings.open.values():
             out[f"rating:{ev.id}"] = (ev.deadline, ExpireEvaluation(session=ev.id))
+        out.update(cases.timers(self))
         return out
+
+    @property
+    def actor(self) -> str:
+        """Who sends the command being applied (``user:li``, ``device:kiosk-1``, ``system``)."""
+        return self._source.actor
 
     # ------------------------------------------------------------------ reading
     @property

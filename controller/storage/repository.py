@@ -20,11 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from controller.config import HallConfig
+from controller.core.cases import TERMINAL, Case, CaseTask
 from controller.core.changes import Changes
 from controller.core.commands import SYSTEM
 from controller.core.configuration import with_live
 from controller.core.events import SCHEMA_VERSION, Event, EventKind
 from controller.core.hall import HallState
+from controller.core.matters import Matter, StoredMatter
 from controller.core.model import Appointment, Attendance, Ticket, WindowState
 from controller.core.ratings import Evaluation
 from controller.storage import schema
@@ -208,6 +210,7 @@ class Repository:
             state.queue.appointments[booking.code] = booking
         for ev in self._select(conn, Evaluation, schema.evaluations.c.closed_at.is_(None)):
             state.ratings.open[ev.id] = ev
+        self._load_cases(conn, state)
         latest = [conn.execute(select(func.max(column)).where(column.table.c.hall == self.hall)).scalar()
                   for column in (schema.evaluations.c.opened_at, schema.attendance.c.login_at)]
         state.last_stamp = max((int(t.timestamp() * 1_000_000) for t in latest if t), default=0)
@@ -245,6 +248,28 @@ class Repository:
                 continue
             state.queue.restore(ticket, state.day)
         state.recount()
+
+    def _load_cases(self, conn: Connection, state: HallState) -> None:
+        """The matter catalogue, every open case and those finished on the stored day, the
+        parts of joint cases, and each acceptance day's last serial."""
+        for stored in self._select(conn, StoredMatter, schema.matters.c.removed.is_(False)):
+            try:
+                state.catalogue.put(Matter.model_validate(stored.data))
+            except ValueError as exc:       # the catalogue's rules tightened since: left out, said
+                log.error("matter %s no longer valid, left out: %s", stored.code, exc)
+        c = schema.cases
+        start = datetime.combine(state.day, datetime.min.time(), state.tz)
+        for case in self._select(conn, Case, c.c.state.not_in(TERMINAL) | (c.c.finished_at >= start)):
+            state.cases.add(case)
+        numbers = set(state.cases.by_number)
+        for task in self._select(conn, CaseTask):
+            if task.case in numbers:
+                state.cases.tasks.setdefault(task.case, []).append(task)
+        for tasks in state.cases.tasks.values():
+            tasks.sort(key=lambda t: t.id)
+        rows = conn.execute(select(c.c.accepted_on, func.max(c.c.serial)).where(c.c.hall == self.hall)
+                            .group_by(c.c.accepted_on))
+        state.cases.serials = {day: serial for day, serial in rows}
 
     def _load_windows(self, conn: Connection, state: HallState) -> None:
         desk = state.desk

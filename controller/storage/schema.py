@@ -29,7 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from controller.core.cases import Case, CaseTask
 from controller.core.configuration import StoredConfig
+from controller.core.matters import StoredMatter
 from controller.core.model import Appointment, Attendance, Priority, Ticket, TicketState, WindowState
 from controller.core.ratings import Evaluation
 
@@ -115,6 +117,19 @@ class JSONDoc(TypeDecorator):
 
     def process_result_value(self, value: str | None, dialect) -> dict[str, Any]:  # noqa: ANN001
         return json.loads(value) if value else {}
+
+
+class JSONPairs(TypeDecorator):
+    """A short tuple of pairs of strings kept as JSON text (a case's 补正 periods)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> str:  # noqa: ANN001
+        return json.dumps([list(p) for p in value or ()], ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect) -> tuple[tuple[str, ...], ...]:  # noqa: ANN001
+        return tuple(tuple(p) for p in json.loads(value)) if value else ()
 
 
 #: Columns fixed when a row is first written; an upsert leaves them (and their indexes) alone.
@@ -316,8 +331,77 @@ audit_log = Table(
 Index("ix_audit_hall_at", audit_log.c.hall, audit_log.c.at)
 Index("ix_audit_hall_actor", audit_log.c.hall, audit_log.c.actor)
 
+#: The matter catalogue (事项清单): each matter as a document with the hall file's keys; a
+#: removed one is kept marked so a later import can tell it was there.
+matters = Table(
+    "matters", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("code", String(40), primary_key=True),
+    Column("data", JSONDoc(), nullable=False),
+    Column("removed", Boolean, nullable=False, default=False),
+)
+
+#: Cases (办件): one row each, its history in the event log. ``id_sealed`` is the applicant's
+#: ID number encrypted with the hall's key (never in clear).
+cases = Table(
+    "cases", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("number", String(64), primary_key=True),
+    Column("serial", Integer, nullable=False, info=FIXED),
+    Column("matter", String(40), nullable=False, info=FIXED),
+    Column("matter_name", String(100), nullable=False),
+    Column("form", String(16), nullable=False),
+    Column("department", String(60), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("accepted_on", Date, nullable=False, info=FIXED),
+    Column("accepted_at", UTCDateTime(), nullable=False, info=FIXED),
+    Column("limit_days", Integer, nullable=False),
+    Column("due", Date, nullable=False),
+    Column("token", String(32), nullable=False, info=FIXED),
+    Column("query_code", String(8), nullable=False, info=FIXED),
+    Column("applicant", String(60), nullable=False),
+    Column("id_sealed", String(200)),
+    Column("id_masked", String(18)),
+    Column("phone", String(20)),
+    Column("ticket", String(32)),
+    Column("ticket_number", String(16)),
+    Column("window", String(16)),
+    Column("handler", String(96)),
+    Column("materials", JSONList(), nullable=False),
+    Column("missing", JSONList(), nullable=False),
+    Column("tolerated", Boolean, nullable=False),
+    Column("late_entry", Boolean, nullable=False),
+    Column("notes", Text, nullable=False),
+    Column("pauses", JSONPairs(), nullable=False),
+    Column("paused_from", String(10)),
+    Column("back_to", String(16)),
+    Column("decision", String(16)),
+    Column("reasons", Text, nullable=False),
+    Column("decided_on", Date),
+    Column("finished_at", UTCDateTime()),
+    Column("colour", String(8), nullable=False),
+)
+Index("ix_cases_hall_state", cases.c.hall, cases.c.state)
+Index("ix_cases_hall_token", cases.c.hall, cases.c.token)
+Index("ix_cases_hall_accepted", cases.c.hall, cases.c.accepted_on)
+
+#: The parts of a 联办件, one per department (协办).
+case_tasks = Table(
+    "case_tasks", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("id", String(80), primary_key=True),
+    Column("case", String(64), nullable=False),
+    Column("department", String(60), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("result", String(16)),
+    Column("note", Text, nullable=False),
+    Column("done_at", UTCDateTime()),
+)
+Index("ix_case_tasks_hall_case", case_tasks.c.hall, case_tasks.c.case)
+
 #: Each kind of record the core keeps, and its table.
 RECORDS: dict[type, Table] = {
     Ticket: tickets, WindowState: windows, Attendance: attendance, Appointment: appointments,
-    Evaluation: evaluations, StoredConfig: hall_config,
+    Evaluation: evaluations, StoredConfig: hall_config, StoredMatter: matters, Case: cases,
+    CaseTask: case_tasks,
 }
