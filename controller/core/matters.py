@@ -144,9 +144,9 @@ def validate(rows: Iterable[Mapping[str, Any]], start: int = 1) -> tuple[list[Ma
         except ValidationError as exc:
             for err in exc.errors():
                 cause = (err.get("ctx") or {}).get("error")
-                key = ".".join(str(p) for p in err["loc"]) or (cause.problems[0][0] if getattr(
-                    cause, "problems", None) else "")
-                zh = getattr(cause, "zh", None) or zh_error(err)
+                at = cause.problems[0][0] if isinstance(cause, Invalid) and cause.problems else ""
+                key = ".".join(str(p) for p in err["loc"]) or at
+                zh = cause.zh if isinstance(cause, Invalid) else zh_error(err)
                 problems.append((f"row {n}: {key}".rstrip(": "), f"第 {n} 行 {key}：{zh}",
                                  err["msg"].removeprefix("Value error, ")))
             continue
