@@ -15,6 +15,7 @@ from aiohttp import web
 
 from controller.auth.accounts import Accounts
 from controller.auth.audit import Audit
+from controller.auth.sealbox import CASE_KEY, Sealbox
 from controller.bus import credentials
 from controller.bus.calls import CallLog
 from controller.bus.hall_broker import BROKER, HallBroker
@@ -31,6 +32,7 @@ from controller.web.access import ACCOUNTS, AUDIT
 from controller.web.admin import add_admin_routes
 from controller.web.api import BUS, ENGINE, add_routes
 from controller.web.auth import add_auth_routes
+from controller.web.cases_api import SEALBOX, add_cases_routes
 from controller.web.config_api import IMPORT_LIMIT, add_config_routes
 from controller.web.feed import FEED, ScreenFeed
 from controller.web.headers import add_security_headers
@@ -72,6 +74,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             app[ENGINE] = engine
             app[ACCOUNTS] = Accounts(db, config.hall.id, engine.clock)
             app[AUDIT] = Audit(db, config.hall.id, engine.clock)
+            app[SEALBOX] = Sealbox(private.key(data_dir, CASE_KEY))
             calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
             feed = app[FEED] = ScreenFeed(engine, calls)
             feed.start()
@@ -105,6 +108,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     add_security_headers(app)
     add_config_routes(app)
     add_users_routes(app)
+    add_cases_routes(app)
     add_page_routes(app)
     add_vendor_routes(app)
     add_admin_routes(app)

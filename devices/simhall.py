@@ -20,7 +20,7 @@ from typing import Any
 
 from controller.config import HallConfig
 from devices.simulators import SIMULATORS, Caller, Evaluator, Kiosk, Refusal
-from protocol import idseal
+from protocol import idnumber, idseal
 from protocol.client import DeviceClient, DeviceTimeout
 from protocol.link import BrokerAddress
 from protocol.tasks import cancel_all
@@ -29,14 +29,13 @@ log = logging.getLogger("yimen.sim")
 
 IDLE_POLL_S = 2.0        # a clerk with nobody waiting presses next again after this (real s)
 CARD_SHARE = 0.3         # citizens who put their ID card on the kiosk's reader
-_CHECK_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)   # GB 11643
 
 
 def made_up_id(rng: random.Random) -> str:
     """A made-up resident ID number with a right check digit (东城区, born 1940–2005)."""
     body = f"110101{rng.randint(1940, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}" \
            f"{rng.randint(0, 999):03d}"
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _CHECK_WEIGHTS, strict=True)) % 11]
+    return body + idnumber.check_digit(body)
 
 
 def simulated(config: HallConfig) -> list[str]:

@@ -25,6 +25,12 @@ PERMISSIONS: dict[str, str] = {
     "users.manage": "people, roles, API tokens and enrolled screens",
     "audit.read": "the audit log",
     "reports.read": "statistics and reports",
+    "cases.read": "the matter catalogue and the hall's cases (the applicant's ID number masked)",
+    "cases.write": "open cases at the desk, hand them on, print their notices",
+    "cases.review": "work cases in the back office: review, finish a part, mark ready, hand over",
+    "cases.step": "ask for materials (补正), note them received, decide: the desk and the back office",
+    "cases.id": "see an applicant's whole ID number (each view audited)",
+    "matters.write": "change the matter catalogue (import, add, change, remove)",
 }
 
 ROLES: dict[str, tuple[str, str, frozenset[str]]] = {
@@ -32,10 +38,13 @@ ROLES: dict[str, tuple[str, str, frozenset[str]]] = {
     "admin": ("管理员", "administrator", frozenset(PERMISSIONS)),
     "supervisor": ("值班长", "supervisor", frozenset({
         "hall.read", "screen.read", "tickets.issue", "tickets.manage", "windows.operate",
-        "appointments.read", "appointments.write", "config.read", "devices.read", "reports.read"})),
+        "appointments.read", "appointments.write", "config.read", "devices.read", "reports.read",
+        "cases.read"})),
     "desk": ("总台", "reception desk", frozenset({
-        "hall.read", "tickets.issue", "appointments.read", "appointments.write"})),
-    "clerk": ("窗口", "window clerk", frozenset({"hall.read", "windows.operate"})),
+        "hall.read", "tickets.issue", "appointments.read", "appointments.write", "windows.operate",
+        "cases.read", "cases.write", "cases.step", "cases.id"})),
+    "clerk": ("窗口", "window clerk", frozenset({"hall.read", "windows.operate", "cases.read",
+                                                 "cases.review", "cases.step"})),
     "viewer": ("查询", "viewer", frozenset({"hall.read", "reports.read"})),
     "kiosk": ("取号机", "kiosk page", frozenset({"tickets.issue", "screen.read"})),
     "screen": ("屏幕", "screen page", frozenset({"screen.read"})),

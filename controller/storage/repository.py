@@ -57,7 +57,8 @@ def _row(hall: str, record: object) -> dict[str, Any]:
     return row
 
 
-def _record(kind: type, row: Any) -> Any:
+def record(kind: type, row: Any) -> Any:
+    """A record of ``kind`` from its table's row."""
     return kind(**{name: row[name] for name in _COLUMNS[kind]})
 
 
@@ -231,7 +232,7 @@ class Repository:
     def _select(self, conn: Connection, kind: type, *where: Any) -> list[Any]:
         table = schema.RECORDS[kind]
         rows = conn.execute(select(table).where(table.c.hall == self.hall, *where))
-        return [_record(kind, row) for row in rows.mappings()]
+        return [record(kind, row) for row in rows.mappings()]
 
     def _load_tickets(self, conn: Connection, state: HallState) -> None:
         t = schema.tickets
@@ -240,7 +241,7 @@ class Repository:
                                   t.c.day < state.day).order_by(t.c.day, t.c.ordinal)
         today = select(t).where(t.c.hall == self.hall, t.c.day == state.day).order_by(t.c.ordinal)
         for row in [*conn.execute(earlier).mappings(), *conn.execute(today).mappings()]:
-            ticket: Ticket = _record(Ticket, row)
+            ticket: Ticket = record(Ticket, row)
             if not ticket.state.terminal and (ticket.service not in state.services or (
                     ticket.target_window and ticket.target_window not in state.window_cfg)):
                 log.error("ticket %s: its service or window is no longer configured; left out",

@@ -34,6 +34,10 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/t/{id}"), ("GET", "/t/{id}/qr.svg"), ("GET", "/api/status/{id}"),
     ("GET", "/api/status/{id}/stream"),
     ("GET", "/api/board"),                         # the hall screen's public board
+    # a case's status page from its notice's QR code (an unguessable token), and the terminal's
+    # or a phone's query by case number and the query code printed on the notice (throttled)
+    ("GET", "/c/{token}"), ("GET", "/case"), ("GET", "/api/case-status/{token}"),
+    ("POST", "/api/case-status"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/health"),                        # ok or not; the details need hall.read
     ("POST", "/api/auth/login"),

@@ -22,7 +22,7 @@ HEADERS = {
 
 
 async def _add(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith(("/t/", "/api/status/")):
+    if request.path.startswith(("/t/", "/api/status/", "/c/", "/api/case-status/")):
         response.headers["Referrer-Policy"] = "no-referrer"
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
