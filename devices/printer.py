@@ -2,8 +2,10 @@
 
 ``TicketPrinter`` takes any python-escpos printer (``Serial``, ``Network`` on port 9100,
 ``Usb``, or ``Dummy`` for a file), prints the ticket laid out by ``display.ticket`` as one
-raster image (``GS v 0``) and cuts. ``paper()`` asks the roll sensor (``DLE EOT 4``) between
-jobs. Calls block; the kiosk program runs them on a thread.
+raster image (``GS v 0``) and cuts; ``print_notice`` does the same for the desk's notices
+(``display.notices``: 受理通知书 and the others), ``print_image`` for any image. ``paper()``
+asks the roll sensor (``DLE EOT 4``) between jobs. Calls block; the kiosk program runs them
+on a thread.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.codecs.escpos import ANSWERS, STATUS_QUERY, paper_status
+from display import notices
 from display.ticket import WIDTH_80MM, TicketContent, render
 
 
@@ -22,7 +25,16 @@ class TicketPrinter:
         self.width = width
 
     def print_ticket(self, content: TicketContent) -> None:
-        self.printer.image(render(content, self.width), center=False)
+        self.print_image(render(content, self.width))
+
+    def print_notice(self, kind: str, content: notices.NoticeContent) -> None:
+        """A notice (``acceptance_notice``, ``supplement_notice``, ``rejection_notice``) at this
+        printer's width."""
+        self.print_image(notices.thermal(kind, content, self.width))
+
+    def print_image(self, image: Any) -> None:
+        """Any PIL image as one raster job, then a cut; it should be the paper's width."""
+        self.printer.image(image, center=False)
         self.printer.cut()
 
     def paper(self) -> str | None:
@@ -44,8 +56,8 @@ def serial_printer(port: str, baud: int) -> Callable[[], Any]:
 
 class FilePrinter:
     """A printer that keeps each job: the ESC/POS bytes (``NNNN.bin``, as a printer would get
-    them, through python-escpos's ``Dummy``) and the ticket as a PNG (``NNNN.png``). For tests
-    and for a kiosk whose printer is set up later; ``paper`` is what it reports."""
+    them, through python-escpos's ``Dummy``) and the ticket or notice as a PNG (``NNNN.png``).
+    For tests and for a kiosk whose printer is set up later; ``paper`` is what it reports."""
 
     def __init__(self, folder: str | Path) -> None:
         from escpos.printer import Dummy
