@@ -187,6 +187,40 @@ class Announcer(DeviceClient):
             await asyncio.sleep(self.seconds_per_char * len(item.text))
 
 
+class Printer(DeviceClient):
+    """总台打印机: prints each job it is sent once (a repeated ``job_id`` is not printed
+    again), rendering the notice itself (``display.notices``) as raster ESC/POS; here into a
+    ``FilePrinter`` folder when ``folder`` is given, else it remembers the jobs."""
+
+    kind = "printer"
+
+    def __init__(self, *args: Any, folder: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.folder = folder
+        self.printed: dict[str, str] = {}           # job_id → doc
+        self._printer: Any = None
+
+    async def on_cmd(self, body: dict[str, Any]) -> None:
+        if body.get("op") != "print" or not isinstance(body.get("job_id"), str):
+            return
+        if body["job_id"] in self.printed:
+            return
+        from devices.printer import FilePrinter, TicketPrinter
+        from display import notices
+
+        try:
+            content = notices.content_from_dict(str(body.get("doc")), dict(body.get("content") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("%s: cannot print job %s: %s", self.id, body["job_id"], exc)
+            return
+        if self.folder is not None:
+            if self._printer is None:
+                self._printer = TicketPrinter(FilePrinter(self.folder))
+            await asyncio.to_thread(self._printer.print_notice, str(body["doc"]), content)
+        self.printed[body["job_id"]] = str(body["doc"])
+        await self.changed()
+
+
 @dataclass(frozen=True)
 class Announcement:
     text: str
@@ -201,4 +235,4 @@ class Announcement:
 
 
 SIMULATORS: dict[str, type[DeviceClient]] = {
-    cls.kind: cls for cls in (Kiosk, Caller, Evaluator, WindowDisplay, HallDisplay, Announcer)}
+    cls.kind: cls for cls in (Kiosk, Caller, Evaluator, WindowDisplay, HallDisplay, Announcer, Printer)}

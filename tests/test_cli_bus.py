@@ -41,7 +41,7 @@ async def test_demo_runs_the_hall_with_simulated_devices_and_citizens(tmp_path):
     proc, url, line = await start_yimen("demo", "--data", str(tmp_path), "--http", "127.0.0.1:0",
                                         "--mqtt", "127.0.0.1:0")
     try:
-        assert "mqtt://127.0.0.1:" in line and "40 devices" in line
+        assert "mqtt://127.0.0.1:" in line and "41 devices" in line
         token = await api_token(load_config(DEMO), tmp_path)
         await wait_for(lambda: sum(1 for w in get(url + "/api/board")["windows"] if w["ticket"]) >= 2,
                        20, "simulated citizens and clerks to bring two windows a ticket", interval=0.2)

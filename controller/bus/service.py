@@ -277,6 +277,11 @@ class HallBus:
                 record.online = False
             await self.link.publish(self.topics.device(device, "availability"), b"offline", retain=True)
 
+    async def command(self, device: str, body: dict[str, Any]) -> None:
+        """Send ``body`` to ``device``'s ``cmd`` topic (a printer's print job, an announcer's
+        text), QoS 1."""
+        await self.link.publish(self.topics.device(device, "cmd"), protocol.encode(body))
+
     def _reply(self, device: str, out: dict[str, Any]) -> None:
         self._spawn(self.link.publish(self.topics.device(device, "cmd"), protocol.encode(out)))
 

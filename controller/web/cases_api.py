@@ -136,7 +136,8 @@ async def _stored(request: web.Request, **where: Any) -> core.Case | None:
     return record(core.Case, row) if row is not None else None
 
 
-async def _find(request: web.Request, number: str) -> core.Case:
+async def find_case(request: web.Request, number: str) -> core.Case:
+    """The case numbered ``number``, in memory or stored; ``unknown_case`` if none."""
     hall = await request.app[ENGINE].settled()
     case = hall.cases.by_number.get(number) or await _stored(request, number=number)
     if case is None:
@@ -164,13 +165,13 @@ URGENCY = {"red": 0, "yellow": 1, "green": 2, "paused": 3, "none": 4}
 async def get_case(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     hall = await engine.settled()
-    case = await _find(request, request.match_info["number"])
+    case = await find_case(request, request.match_info["number"])
     return json_response({"ok": True, "case": core.view(hall, case, hall.local(engine.clock.now()).date())})
 
 
 async def applicant(request: web.Request) -> web.Response:
     """The applicant's whole ID number, opened for a role that may see it; audited."""
-    case = await _find(request, request.match_info["number"])
+    case = await find_case(request, request.match_info["number"])
     number = request.app[SEALBOX].open(case.id_sealed, request.app[ENGINE].config.hall.id) \
         if case.id_sealed else None
     await audited(request, "case_id_viewed", f"case:{case.number}")
