@@ -32,10 +32,13 @@ from controller.web.access import ACCOUNTS, AUDIT
 from controller.web.admin import add_admin_routes
 from controller.web.api import BUS, ENGINE, add_routes
 from controller.web.auth import add_auth_routes
+from controller.web.case_notices import add_notice_routes
 from controller.web.cases_api import SEALBOX, add_cases_routes
 from controller.web.config_api import IMPORT_LIMIT, add_config_routes
 from controller.web.feed import FEED, ScreenFeed
 from controller.web.headers import add_security_headers
+from controller.web.matters_api import IMPORT_LIMIT as MATTERS_LIMIT
+from controller.web.matters_api import add_matters_routes
 from controller.web.pages import add_page_routes
 from controller.web.users_api import add_users_routes
 from controller.web.vendor import add_vendor_routes
@@ -54,7 +57,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     hall's own Mosquitto (unless ``broker`` or the config's ``bus.broker`` names one, on
     ``broker_listen`` or the config's ``bus.listen``) and the device bus, and closes all of it
     in reverse order."""
-    app = web.Application(client_max_size=IMPORT_LIMIT)   # each route has its own, smaller limit
+    # each route has its own, smaller limit
+    app = web.Application(client_max_size=max(IMPORT_LIMIT, MATTERS_LIMIT))
 
     async def hall(app: web.Application) -> AsyncIterator[None]:
         own = None
@@ -109,6 +113,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     add_config_routes(app)
     add_users_routes(app)
     add_cases_routes(app)
+    add_notice_routes(app)
+    add_matters_routes(app)
     add_page_routes(app)
     add_vendor_routes(app)
     add_admin_routes(app)

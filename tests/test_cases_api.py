@@ -9,8 +9,9 @@ import json
 
 from sqlalchemy import select
 
-from controller.core.commands import Origin, SetMatters, Source
+from controller.core.commands import CaseStep, Origin, SetMatters, Source
 from controller.storage import schema
+from controller.storage.case_figures import on_time
 from controller.web.api import ENGINE
 from tests.test_security_web import add_user, origin, server, sign_in  # noqa: F401 - the fixture
 
@@ -117,3 +118,25 @@ async def test_wrong_query_codes_are_throttled_and_bad_input_changes_nothing(ser
                               headers=origin(server))
         statuses.append(r.status)
     assert statuses[:10] == [404] * 10 and 429 in statuses[10:]
+
+
+async def test_the_on_time_rate_counts_cases_decided_by_their_due_day(server, tmp_path):  # noqa: F811
+    await _catalogue(server)
+    desk = await _as(server, "zongtai", "desk", tmp_path=tmp_path)
+    numbers = []
+    for accepted_on in (None, "2026-11-02", "2026-11-03"):      # today; two entered after the fact
+        body = {"matter": "GT01", "applicant": "王五", "accepted_on": accepted_on}
+        opened = await server.post("/api/cases", json=body, headers=desk)
+        numbers.append((await opened.json())["case"]["number"])
+    engine = server.app[ENGINE]
+    for number in numbers[:2]:
+        for action in ("hand_off", "review"):
+            await engine.execute(CaseStep(number=number, action=action), Source("user:lina", Origin.HTTP))
+    clerk = await _as(server, "lina", "clerk", tmp_path=tmp_path, staff="1002")
+    for number in numbers[:2]:                                   # decided today: on time, and late
+        r = await server.post(f"/api/cases/{number}/decide", json={"decision": "approved"}, headers=clerk)
+        assert r.status == 200, await r.text()
+    today = engine.hall.day
+    rates = await on_time(engine.db, engine.config.hall.id, today.replace(day=1), today)
+    row = next(r for r in rates["window"] if r["key"] == "2")
+    assert (row["decided"], row["on_time"], row["rate"], row["overdue"]) == (2, 1, 0.5, 1)

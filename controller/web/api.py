@@ -44,7 +44,7 @@ _NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_st
               "unknown_command", "unknown_user", "unknown_token", "unknown_matter", "unknown_case",
               "unknown_task"}
 _BAD_REQUEST = {"bad_arguments", "bad_transfer", "bad_request"}
-_UNPROCESSABLE = {"idempotency_key_reused", "invalid_config"}
+_UNPROCESSABLE = {"idempotency_key_reused", "invalid_config", "invalid_matters"}
 #: The door's own refusals: who may ask, and how.
 _DOOR = {"unauthenticated": 401, "bad_login": 401, "forbidden": 403, "bad_origin": 403, "bad_csrf": 403,
          "bad_host": 421, "unsupported_media_type": 415}

@@ -30,6 +30,7 @@ from controller.storage import schema
 from controller.storage.repository import record
 from controller.web.access import PUBLIC_ROUTE, address, audited, guarded
 from controller.web.api import (
+    BUS,
     ENGINE,
     READS,
     REFUSALS,
@@ -211,6 +212,27 @@ async def status_by_code(request: web.Request) -> web.Response:
     return json_response({"ok": True, "case": core.public(case)})
 
 
+async def call_for_pickup(request: web.Request) -> web.Response:
+    """叫号取件: the hall's announcers ask the citizen to the window, by ticket number when the
+    case has one, else by the case number's last digits (never by name)."""
+    engine = request.app[ENGINE]
+    hall = await engine.settled()
+    case = await find_case(request, request.match_info["number"])
+    if case.state != "ready":
+        raise Refused("bad_transition", "办件尚未待取件", "the case is not ready for pick-up")
+    window = hall.window_cfg[case.window].name if case.window in hall.window_cfg else "出件窗口"
+    who = f"{case.ticket_number}号" if case.ticket_number else f"办件尾号{case.number[-4:]}的申请人"
+    text = f"请{who}到{window}取件"
+    announcers = [d.id for d in hall.config.devices if d.kind == "announcer" and d.enabled]
+    bus = request.app.get(BUS)
+    if bus is None or not announcers:
+        raise Refused("no_announcer", "没有可用的语音播报设备", "no announcer on the device bus")
+    for device in announcers:
+        await bus.command(device, {"op": "say", "text": text, "repeat": 2})
+    await audited(request, "case_called", f"case:{case.number}", {"text": text})
+    return json_response({"ok": True, "text": text, "announcers": announcers})
+
+
 def add_cases_routes(app: web.Application) -> None:
     app[QUERIES] = Throttle(FREE_QUERIES)
     r = app.router
@@ -227,6 +249,8 @@ def add_cases_routes(app: web.Application) -> None:
         r.add_post(f"/api/cases/{{number}}/{action}", guarded(
             permission, step, body=Step, errors=REFUSALS,
             summary=f"{core.ACTIONS[action][0]} / {core.ACTIONS[action][1]}"))
+    r.add_post("/api/cases/{number}/call", guarded(
+        "cases.review", call_for_pickup, errors=(404, 409), summary="叫号取件 / call the citizen to pick up"))
     r.add_get("/api/case-status/{token}", guarded(PUBLIC_ROUTE, status_by_token, errors=(404, 503),
                                                   summary="办件进度 / a case's status, by its token"))
     r.add_post("/api/case-status", guarded(PUBLIC_ROUTE, status_by_code, body=StatusQuery, errors=(404, 429),

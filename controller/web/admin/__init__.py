@@ -1,5 +1,5 @@
 """The administrator's web application (管理后台) at ``/admin``: the duty dashboard, the
-hall's configuration, appointments, people, API tokens and the audit log.
+hall's configuration, the matter catalogue, appointments, people, API tokens and the audit log.
 
 Pages are rendered on the server (``aiohttp-jinja2``) and kept live with htmx over the
 screens' Server-Sent Events; changes are sent as JSON to the same API routes programs use,
@@ -16,7 +16,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from controller.web.admin import people, views
+from controller.web.admin import desk, matters, people, views
 
 HERE = Path(__file__).parent
 
@@ -30,3 +30,5 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_static("/admin/static/", HERE / "static")
     views.add_routes(app)
     people.add_routes(app)
+    matters.add_routes(app)
+    desk.add_routes(app)

@@ -104,6 +104,17 @@ def warnings(hall: HallState) -> list[tuple[str, str]]:
             for year in hall.calendar.unpublished([hall.day.year, hall.day.year + 1])]
 
 
+def case_summary(hall: HallState) -> dict[str, Any]:
+    """The open cases by warning colour (电子监察) and the most urgent ones."""
+    colours = ("red", "yellow", "green", "paused")
+    open_cases = [c for c in hall.cases.by_number.values() if c.open and c.colour in colours]
+    urgent = sorted((c for c in open_cases if c.colour in ("red", "yellow")),
+                    key=lambda c: (c.colour != "red", c.due, c.number))
+    return {"counts": {k: sum(1 for c in open_cases if c.colour == k) for k in colours},
+            "urgent": [{"number": c.number, "matter": c.matter_name, "due": c.due, "colour": c.colour,
+                        "window": c.window, "department": c.department} for c in urgent[:10]]}
+
+
 def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, Any]:
     """Everything the dashboard shows; of the devices, those with a problem (offline, paper
     low or out, an error), the longest-offline first, and how many are well."""
@@ -115,4 +126,5 @@ def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, 
     return {"windows": dash_windows, "lines": lines(hall, dash_windows), "device_problems": problems,
             "devices_online": sum(1 for d in enabled if d["online"]), "devices_enabled": len(enabled),
             "bus": bus is not None, "figures": figures(hall, now), "warnings": warnings(hall),
+            "cases": case_summary(hall),
             "at": hall.local(now)}

@@ -65,17 +65,39 @@ CHOICE_NAMES: dict[str, tuple[str, str]] = {
     "printer": ("打印机", "printer"), "terminal": ("自助终端", "self-service terminal"),
     "mon": ("周一", "Mon"), "tue": ("周二", "Tue"), "wed": ("周三", "Wed"), "thu": ("周四", "Thu"),
     "fri": ("周五", "Fri"), "sat": ("周六", "Sat"), "sun": ("周日", "Sun"),
+    "licensing": ("行政许可", "licensing"), "approval": ("非行政许可审批", "other approval"),
+    "public_service": ("公共服务", "public service"), "other": ("其他", "other"),
+    "instant": ("即办件", "instant"), "promised": ("承诺件", "promised"), "joint": ("联办件", "joint"),
+    "upper": ("上报件", "sent up"),
+}
+#: The matter catalogue's fields (事项), where the same key means something else elsewhere.
+MATTER_LABELS: dict[str, tuple[str, str, str, str]] = {
+    "code": ("事项编码", "Code", "字母、数字、点、横线，最多 40 位", "letters, digits, . - _; up to 40"),
+    "name": ("事项名称", "Name", "", ""),
+    "category": ("事项类别", "Category", "", ""),
+    "department": ("实施部门", "Department", "", ""),
+    "form": ("办理形式", "Handling form", "即办件承诺时限为 0", "an instant matter's promised limit is 0"),
+    "statutory_days": ("法定时限（工作日）", "Statutory limit (working days)", "0 表示未规定", "0: none set"),
+    "promised_days": ("承诺时限（工作日）", "Promised limit (working days)", "不超过法定时限",
+                      "at most the statutory limit"),
+    "fees": ("收费标准", "Fees", "", ""),
+    "materials": ("申请材料", "Materials", "每行一项，用于一次性告知", "one a line, for the one-time notice"),
+    "service": ("对应业务", "Queue service", "留空表示任意业务", "empty: any service"),
+    "windows": ("办理窗口", "Windows", "总台分送到这些窗口", "the desk hands its cases there"),
+    "partners": ("协办部门", "Partner departments", "联办件必填，每行一个", "for a joint matter; one a line"),
+    "enabled": ("启用", "Enabled", "停用后总台查不到", "disabled: not found at the desk"),
 }
 #: Fields another page edits (the calendar) or that cannot change while the hall runs.
 NOT_ON_FORMS = {"holidays", "workdays", "national_calendar", "timezone"}
 #: A list field whose values are the items of another section (or fixed choices).
-REFERENCES = {"services": "services", "windows": "windows", "backup_windows": "windows"}
+REFERENCES = {"services": "services", "windows": "windows", "backup_windows": "windows",
+              "service": "services"}
 
 
 @dataclass(slots=True)
 class FormField:
     """One input: ``kind`` is text, int, float, bool, select, refs (several of a list),
-    spans, quotas or ints (comma-separated numbers)."""
+    spans, quotas, ints (comma-separated numbers) or lines (free texts, one a line)."""
 
     name: str
     label: tuple[str, str, str, str]
@@ -88,6 +110,8 @@ class FormField:
     maximum: float | None = None
     value: Any = None
     readonly: bool = False
+    #: what an empty select sends: None (null), or "" for a text field left empty
+    blank: Any = None
 
     def shown(self) -> str:
         """The value as the input holds it."""
@@ -103,6 +127,8 @@ class FormField:
             return ",".join(str(i) for i in v)
         if self.kind == "refs":
             return "、".join(str(i) for i in v)
+        if self.kind == "lines":
+            return "\n".join(str(i) for i in v)
         return str(v)
 
 
@@ -137,6 +163,8 @@ def _kind(name: str, annotation: Any) -> tuple[str, list[str]]:
             return "ints", []
         if get_origin(inner) is Literal:
             return "refs", list(get_args(inner))
+        if inner is str and name not in REFERENCES:
+            return "lines", []
         return "refs", []
     return "text", []
 
@@ -164,15 +192,17 @@ def _choices(name: str, fixed: list[str], hall: HallState) -> list[tuple[str, st
 
 
 def fields(model: type[BaseModel], hall: HallState, item: dict[str, Any] | None = None,
-           fixed: tuple[str, ...] = ()) -> list[FormField]:
+           fixed: tuple[str, ...] = (), labels: dict[str, tuple[str, str, str, str]] | None = None,
+           ) -> list[FormField]:
     """The form of ``model`` (a new item, or ``item`` to change); ``fixed`` fields are shown
-    but not changed (an item's id)."""
+    but not changed (an item's id); ``labels`` over the usual ones (``LABELS``)."""
+    labels = {**LABELS, **(labels or {})}
     out = []
     for name, info in model.model_fields.items():
         if name in NOT_ON_FORMS:
             continue
         kind, fixed_choices = _kind(name, info.annotation)
-        if name == "window":
+        if name in ("window", "service"):
             kind = "select"
         if name == "kind":
             fixed_choices = list(DEVICE_KINDS)
@@ -180,7 +210,8 @@ def fields(model: type[BaseModel], hall: HallState, item: dict[str, Any] | None 
             fixed_choices = list(WEEKDAYS)
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         out.append(FormField(
-            name=name, label=LABELS.get(name, (name, name, "", "")), kind=kind, required=info.is_required(),
+            name=name, label=labels.get(name, (name, name, "", "")), kind=kind, required=info.is_required(),
             choices=_choices(name, fixed_choices, hall), value=(item or {}).get(name, default),
-            readonly=name in fixed and item is not None, **_bounds(info)))
+            readonly=name in fixed and item is not None,
+            blank="" if kind == "select" and default == "" else None, **_bounds(info)))
     return out

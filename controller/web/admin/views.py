@@ -15,11 +15,13 @@ import qrcode
 import qrcode.image.svg
 from aiohttp import web
 
+from controller.auth.cache import TtlCache
 from controller.bus import credentials
 from controller.bus.hall_broker import BROKER
 from controller.config import Hall
 from controller.core.configuration import SECTIONS, live_data
 from controller.core.errors import Refused
+from controller.storage import case_figures
 from controller.web.access import AUDIT, SESSION, audited, guarded, principal
 from controller.web.admin import dashboard as dash
 from controller.web.admin.forms import CHOICE_NAMES, fields
@@ -32,6 +34,8 @@ LANG_COOKIE = "yimen_lang"
 #: The application's pages: (path, zh-CN, English, the permission that shows it in the menu).
 NAV = (
     ("/admin", "值班看板", "Dashboard", "hall.read"),
+    ("/desk", "总台受理", "Desk", "cases.write"),
+    ("/office", "办件审批", "Back office", "cases.review"),
     ("/admin/config/services", "业务", "Services", "config.read"),
     ("/admin/config/windows", "窗口", "Windows", "config.read"),
     ("/admin/config/clerks", "窗口人员", "Clerks", "config.read"),
@@ -39,6 +43,7 @@ NAV = (
     ("/admin/config/notices", "公告", "Notices", "config.read"),
     ("/admin/calendar", "日历", "Calendar", "config.read"),
     ("/admin/settings", "大厅设置", "Settings", "config.read"),
+    ("/admin/matters", "事项清单", "Matters", "cases.read"),
     ("/admin/appointments", "预约", "Appointments", "appointments.read"),
     ("/admin/users", "用户", "Users", "users.manage"),
     ("/admin/tokens", "接口令牌", "API tokens", "users.manage"),
@@ -55,7 +60,10 @@ ACTIONS = {"config_add": "新增", "config_change": "修改", "config_remove": "
            "password_changed": "修改本人密码", "password_change_failed": "修改密码失败",
            "user_added": "新增用户", "user_changed": "修改用户", "password_set": "重设密码",
            "token_added": "新增令牌", "token_revoked": "撤销令牌",
-           "add_appointment": "新增预约", "cancel_appointment": "取消预约"}
+           "add_appointment": "新增预约", "cancel_appointment": "取消预约",
+           "case_open": "受理办件", "case_step": "办件流转", "case_id_viewed": "查看身份证号",
+           "notice_printed": "打印通知书", "case_called": "叫号取件",
+           "matters_set": "修改事项", "matter_remove": "删除事项", "matters_import": "导入事项清单"}
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:
@@ -95,10 +103,22 @@ async def _last_changes(request: web.Request, target: str, limit: int = 5) -> li
 
 
 # ---------------------------------------------------------------- the dashboard
+#: The month's on-time rates, read again at most once a minute however many dashboards are open.
+ON_TIME: web.AppKey[TtlCache[dict[str, Any]]] = web.AppKey("on_time", TtlCache)
+
+
 async def _dashboard(request: web.Request) -> dict[str, Any]:
     engine = request.app[ENGINE]
     hall = await engine.settled()
-    return dash.dashboard(hall, request.app.get(BUS), engine.clock.now())
+    out = dash.dashboard(hall, request.app.get(BUS), engine.clock.now())
+    cache = request.app[ON_TIME]
+    rates = cache.get("month", None)
+    if rates is None:
+        today = hall.local(engine.clock.now()).date()
+        rates = await case_figures.on_time(engine.db, hall.config.hall.id, today.replace(day=1), today)
+        cache.put("month", rates)
+    out["on_time"] = rates
+    return out
 
 
 async def dashboard_page(request: web.Request) -> web.Response:
@@ -207,6 +227,7 @@ async def provisioning_sheet(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app[ON_TIME] = TtlCache(60.0, size=4)
     r = app.router
     html = {"media": "text/html"}
     r.add_get("/admin", guarded("hall.read", dashboard_page, summary="值班看板 / the duty dashboard", **html))

@@ -37,7 +37,8 @@ function value(form, name, kind) {
     case "refs": return inputs.filter(i => i.checked).map(i => i.value);
     case "int": return raw === "" ? undefined : (/^-?\d+$/.test(raw) ? Number(raw) : raw);
     case "float": return raw === "" ? undefined : (Number.isFinite(Number(raw)) ? Number(raw) : raw);
-    case "select": return raw === "" ? null : raw;
+    case "select": return raw === "" ? (inputs[0].dataset.blank === "text" ? "" : null) : raw;
+    case "lines": return inputs[0].value.split("\n").map(x => x.trim()).filter(Boolean);
     case "spans": return list(raw);
     case "ints": return list(raw).map(x => (/^-?\d+$/.test(x) ? Number(x) : x));
     case "quotas": return list(raw).map(q => {
@@ -85,9 +86,24 @@ function showErrors(scope, error) {
   if (first) first.focus();
 }
 
-function done(text) {
+// After a change: the part of the page that shows it is read again where it says how
+// (data-refresh, e.g. a case's card), else the page; either way the page says it was done.
+function done(text, scope) {
+  const box = scope && scope.closest("[data-refresh]");
+  if (box) {
+    htmx.ajax("GET", box.dataset.refresh, { target: box, swap: "outerHTML" });
+    htmx.trigger(document.body, "refresh-cases");
+    return toast(text || t("已完成", "Done"));
+  }
   sessionStorage.setItem("yimen-toast", text || t("已保存", "Saved"));
   location.reload();
+}
+
+function toast(text) {
+  const p = document.getElementById("toast");
+  p.textContent = text;
+  p.hidden = false;
+  setTimeout(() => { p.hidden = true; }, 4000);
 }
 
 document.addEventListener("submit", async e => {
@@ -106,7 +122,7 @@ document.addEventListener("submit", async e => {
     form.reset();
     return;
   }
-  done();
+  done(undefined, form);
 });
 
 document.addEventListener("click", async e => {
@@ -134,8 +150,59 @@ document.addEventListener("click", async e => {
   }
   button.disabled = false;
   if (!r.ok) return showErrors(scope, r.data.error);
-  done(t("已完成", "Done"));
+  done(t("已完成", "Done"), button);
 });
+
+// The matter catalogue's import: the file read here as base64 and sent as JSON; every problem
+// (by row and column) listed, or the counts (a check only changes nothing).
+const importForm = document.getElementById("matters-import");
+if (importForm) {
+  importForm.addEventListener("submit", async e => {
+    e.preventDefault();
+    const dryRun = Boolean(e.submitter && e.submitter.dataset.dryRun);
+    const input = importForm.querySelector("input[type=file]");
+    const result = document.getElementById("import-result"), list = document.getElementById("import-problems");
+    clearErrors(importForm);
+    result.textContent = "";
+    list.replaceChildren();
+    const file = input.files[0];
+    if (!file) {
+      importForm.querySelector(".form-error").textContent = t("请选择文件", "choose a file");
+      return input.focus();
+    }
+    const content = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(file);
+    }).catch(() => null);
+    if (content === null) {
+      importForm.querySelector(".form-error").textContent = t("无法读取文件", "the file cannot be read");
+      return;
+    }
+    for (const b of importForm.querySelectorAll("button")) b.disabled = true;
+    const r = await send("POST", "/api/matters/import", {
+      filename: file.name, content, dry_run: dryRun, replace: importForm.querySelector("[name=replace]").checked });
+    for (const b of importForm.querySelectorAll("button")) b.disabled = false;
+    if (!r.ok) {
+      importForm.querySelector(".form-error").textContent = message(r.data.error);
+      for (const p of (r.data.error && r.data.error.problems) || []) {
+        const li = document.createElement("li");
+        li.textContent = message(p);
+        list.append(li);
+      }
+      return;
+    }
+    const d = r.data;
+    const counts = t(`新增 ${d.added} 项，修改 ${d.changed} 项，删除 ${d.removed} 项；共 ${d.matters} 项`,
+                     `${d.added} added, ${d.changed} changed, ${d.removed} removed; ${d.matters} in all`);
+    if (dryRun) {
+      result.textContent = t("检查通过，可以导入：", "No problems; importing would make: ") + counts;
+      return;
+    }
+    done(t("已导入：", "Imported: ") + counts);
+  });
+}
 
 const dialog = document.getElementById("sheet-dialog");
 if (dialog) {
@@ -186,11 +253,8 @@ if (live) {
   });
 }
 
-const toast = sessionStorage.getItem("yimen-toast");
-if (toast) {
+const saved = sessionStorage.getItem("yimen-toast");
+if (saved) {
   sessionStorage.removeItem("yimen-toast");
-  const p = document.getElementById("toast");
-  p.textContent = toast;
-  p.hidden = false;
-  setTimeout(() => { p.hidden = true; }, 4000);
+  toast(saved);
 }
