@@ -12,7 +12,7 @@ function show(c) {
   $("unknown").hidden = true;
   $("case").hidden = false;
   $("matter").textContent = c.matter_name;
-  $("state").textContent = `${c.state_name} · ${c.state_en}`;
+  $("state").replaceChildren(c.state_name, el("span", "en", c.state_en));
   $("case-number").textContent = c.number;
   $("applicant").textContent = c.applicant;
   $("accepted").textContent = c.accepted_on;
