@@ -107,7 +107,7 @@ def test_serve_refuses_a_broken_config(tmp_path):
 @pytest.mark.slow                               # a yimen process migrating a database: ~2 s
 def test_db_upgrade_creates_the_schema(tmp_path):
     run = yimen("db", "upgrade", "--data", str(tmp_path))
-    assert run.returncode == 0 and "revision 0005" in run.stdout
+    assert run.returncode == 0 and "revision 0006" in run.stdout
     assert (tmp_path / "yimen.db").exists()
 
 

@@ -46,7 +46,7 @@ async def test_demo_runs_the_hall_with_simulated_devices_and_citizens(tmp_path):
         await wait_for(lambda: sum(1 for w in get(url + "/api/board")["windows"] if w["ticket"]) >= 2,
                        20, "simulated citizens and clerks to bring two windows a ticket", interval=0.2)
         devices = get(url + "/api/devices", token)
-        assert devices["ok"] and devices["connected"] and len(devices["devices"]) == 40
+        assert devices["ok"] and devices["connected"] and len(devices["devices"]) == 41
         assert all(d["online"] for d in devices["devices"]) and devices["errors"] == {}
 
         made = subprocess.run([sys.executable, "-m", "controller.cli", "device", "credentials", "kiosk-2",

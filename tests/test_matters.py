@@ -66,6 +66,8 @@ def test_the_catalogue_goes_out_and_comes_back_the_same_as_xlsx_and_csv(tmp_path
     joint = next(m for m in matters if m.form == "joint")
     row = next(r for r in ws.iter_rows(min_row=2, values_only=True) if r[0] == joint.code)
     assert row[4] == "联办件" and "\n" in row[8] and "、" in row[11]   # materials a line each
+    odd = Matter(code="C1", name="控制\x01字符", department="d")     # not allowed in a worksheet
+    assert matters_io.load("o.xlsx", matters_io.to_xlsx([odd]))[0].name == "控制字符"
     matters_io.write(tmp_path / "out.csv", matters)
     assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbf")   # Excel reads it as UTF-8
 
@@ -204,6 +206,7 @@ async def test_the_api_lists_finds_adds_changes_removes_and_imports(server, tmp_
     assert (await server.delete("/api/matters/T-1", headers=h)).status == 200
     assert (await server.get("/api/matters/T-1")).status == 404
     assert (await server.delete("/api/matters/T-1", headers=h)).status == 404
+    assert (await server.delete("/api/matters/%11j", headers=h)).status == 400
 
     # a broken file: every problem by row and column, nothing changed; a dry run counts only
     bad = await server.post("/api/matters/import", headers=h, json={
@@ -223,7 +226,7 @@ async def test_the_api_lists_finds_adds_changes_removes_and_imports(server, tmp_
     assert xlsx.status == 200 and xlsx.content_type == matters_io_media("xlsx")
     assert matters_io.load("x.xlsx", await xlsx.read()) == _demo()
     csv = await server.get("/api/matters/export.csv")
-    assert "attachment" in csv.headers["Content-Disposition"]
+    assert csv.headers["Content-Disposition"].startswith('attachment; filename="matters-demo-')
     assert matters_io.load("x.csv", await csv.read()) == _demo()
     entries = (await (await server.get("/api/audit?action=matters_import")).json())["entries"]
     assert len(entries) == 1 and entries[0]["detail"]["filename"] == "demo.csv"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -177,21 +176,22 @@ async def import_matters(request: web.Request) -> web.Response:
     return json_response({"ok": True, "dry_run": False, **reply})
 
 
-def _attachment(request: web.Request, data: bytes, suffix: str, media: str) -> web.Response:
-    hall = request.app[ENGINE].config.hall.id
-    name = f"matters-{hall}-{date.today():%Y%m%d}.{suffix}"
+async def _attachment(request: web.Request, data: bytes, suffix: str, media: str) -> web.Response:
+    engine = request.app[ENGINE]
+    hall = await engine.settled()
+    name = f"matters-{hall.config.hall.id}-{hall.local(engine.clock.now()):%Y%m%d}.{suffix}"
     return web.Response(body=data, content_type=media, headers={
         "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
 
 async def export_xlsx(request: web.Request) -> web.Response:
     cat = (await request.app[ENGINE].settled()).catalogue
-    return _attachment(request, matters_io.to_xlsx(cat.matters.values()), "xlsx", XLSX)
+    return await _attachment(request, matters_io.to_xlsx(cat.matters.values()), "xlsx", XLSX)
 
 
 async def export_csv(request: web.Request) -> web.Response:
     cat = (await request.app[ENGINE].settled()).catalogue
-    return _attachment(request, matters_io.to_csv(cat.matters.values()), "csv", CSV)
+    return await _attachment(request, matters_io.to_csv(cat.matters.values()), "csv", CSV)
 
 
 def add_matters_routes(app: web.Application) -> None:
