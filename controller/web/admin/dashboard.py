@@ -59,7 +59,8 @@ def lines(hall: HallState, dash_windows: list[dict[str, Any]]) -> list[dict[str,
                       if w in by_id and by_id[w]["state"] in ("closed", "paused")]
         alert = bool(threshold) and view["waiting"] > 0 and (
             view["est_wait_min"] >= threshold or view["open_windows"] == 0)
-        out.append({**view, "threshold": threshold, "alert": alert, "could_open": could_open})
+        out.append({**view, "name_en": service.name_en or service.name, "threshold": threshold,
+                    "alert": alert, "could_open": could_open})
     return out
 
 
@@ -125,6 +126,7 @@ def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, 
     problems.sort(key=lambda d: (d["online"], d["seen"] is not None, d["seen"] or now, d["id"]))
     return {"windows": dash_windows, "lines": lines(hall, dash_windows), "device_problems": problems,
             "devices_online": sum(1 for d in enabled if d["online"]), "devices_enabled": len(enabled),
+            "devices_disabled": len(hall.config.devices) - len(enabled),
             "bus": bus is not None, "figures": figures(hall, now), "warnings": warnings(hall),
             "cases": case_summary(hall),
             "at": hall.local(now)}

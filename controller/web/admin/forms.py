@@ -53,6 +53,10 @@ LABELS: dict[str, tuple[str, str, str, str]] = {
                              "超时记为未评价", "then recorded as not rated"),
     "status_url": ("状态页地址", "Status page address",
                    "票面二维码指向的外部地址，可留空", "where tickets' QR codes lead; may be empty"),
+    "region": ("行政区划代码", "Region code",
+               "6 位数字，办件编号以它开头", "6 digits; case numbers begin with it"),
+    "case_warn_days": ("办件预警（工作日）", "Case warning (working days)",
+                       "到期前几个工作日起标黄", "working days before the due day a case turns yellow"),
     "keypad_pin": ("呼叫器登录需 PIN", "Keypad PIN",
                    "窗口人员在硬件呼叫器上登录时输入 PIN", "clerks enter a PIN when logging in at a keypad"),
 }

@@ -36,8 +36,10 @@ async def users_page(request: web.Request) -> web.Response:
 
 
 async def tokens_page(request: web.Request) -> web.Response:
-    return _render("tokens.html", request, {
-        "tokens": await request.app[ACCOUNTS].list_tokens(), "roles": _roles(), "role_names": ROLES})
+    tz = request.app[ENGINE].config.hall.tz
+    tokens = [{**k, "created_at": f"{datetime.fromisoformat(k['created_at']).astimezone(tz):%Y-%m-%d %H:%M}"}
+              for k in await request.app[ACCOUNTS].list_tokens()]
+    return _render("tokens.html", request, {"tokens": tokens, "roles": _roles(), "role_names": ROLES})
 
 
 def _day(text: str | None) -> datetime | None:
@@ -54,9 +56,12 @@ async def audit_page(request: web.Request) -> web.Response:
     q = request.query
     tz = request.app[ENGINE].config.hall.tz
     since, until = _day(q.get("since")), _day(q.get("until"))
+    actor = (q.get("actor") or "").strip()
+    if actor and ":" not in actor:            # a person's user name: their actor name
+        actor = f"user:{actor}"
     before = int(q["before"]) if q.get("before", "").isdigit() else None
     entries = await request.app[AUDIT].entries(
-        q.get("actor") or None, q.get("action") or None,
+        actor or None, q.get("action") or None,
         since.replace(tzinfo=tz) if since else None,
         (until.replace(tzinfo=tz) + timedelta(days=1)) if until else None, PAGE, before)
     bad = [k for k in ("since", "until") if q.get(k) and _day(q.get(k)) is None]

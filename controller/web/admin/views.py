@@ -49,9 +49,9 @@ NAV = (
     ("/admin/tokens", "接口令牌", "API tokens", "users.manage"),
     ("/admin/audit", "审计日志", "Audit log", "audit.read"),
 )
-SECTION_TITLES = {"services": ("业务", "Services"), "windows": ("窗口", "Windows"),
-                  "clerks": ("窗口人员", "Clerks"), "devices": ("设备", "Devices"),
-                  "notices": ("公告", "Notices")}
+SECTION_TITLES = {"services": ("业务", "Services", "a service"), "windows": ("窗口", "Windows", "a window"),
+                  "clerks": ("窗口人员", "Clerks", "a clerk"), "devices": ("设备", "Devices", "a device"),
+                  "notices": ("公告", "Notices", "a notice")}
 #: The audit log's words for what was done, in Chinese.
 ACTIONS = {"config_add": "新增", "config_change": "修改", "config_remove": "删除",
            "settings_change": "修改设置", "calendar_set": "设置日历", "config_import": "导入配置",
@@ -146,6 +146,8 @@ async def section_page(request: web.Request) -> web.Response:
     return _render("section.html", request, {
         "section": section, "title": SECTION_TITLES[section], "key": key,
         "service_names": {s.code: s.name for s in hall.config.services},
+        "unserved": {s.code for s in hall.config.services} - {
+            code for w in hall.config.windows if w.enabled for code in w.services},
         "window_names": {w.id: w.name for w in hall.config.windows},
         "new": fields(model, hall),
         "rows": [(item, fields(model, hall, item, fixed=(key,)), health.get(item[key])) for item in items],

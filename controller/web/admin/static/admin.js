@@ -73,7 +73,9 @@ function showErrors(scope, error) {
       .replace(/^hall\./, "").split(/[.[]/)[0];
     const slot = field && scope.querySelector(`[data-error-for="${field}"]`);
     if (slot) {
-      slot.textContent = message(p);
+      // a pattern the field's own note explains in words: say so, not the pattern
+      const hinted = slot.parentElement.querySelector(".hint") && /\^.*\$/.test(message(p));
+      slot.textContent = hinted ? t("格式不对，请按下方说明填写", "Wrong format: see the note below") : message(p);
       const input = scope.querySelector(`[name="${field}"]`);
       if (input) input.setAttribute("aria-invalid", "true");
     } else {
@@ -81,7 +83,11 @@ function showErrors(scope, error) {
     }
   }
   const top = scope.querySelector(".form-error") || scope.parentElement.querySelector(".form-error");
-  if (top) top.textContent = [message(error), ...general].join("；");
+  const placed = ((error && error.problems) || []).length && !general.length;
+  if (top) {
+    top.textContent = placed ? t("请修改标红的项目，未作任何更改", "Please fix the fields marked in red; nothing was changed")
+      : [message(error), ...general].join("；");
+  }
   const first = scope.querySelector("[aria-invalid]");
   if (first) first.focus();
 }
@@ -120,6 +126,8 @@ document.addEventListener("submit", async e => {
     document.getElementById("new-token-text").textContent = r.data.token;
     document.getElementById("new-token").hidden = false;
     form.reset();
+    // the list above gains the new token (its text is never in it)
+    htmx.ajax("GET", location.pathname, { target: "#token-list", select: "#token-list", swap: "outerHTML" });
     return;
   }
   done(undefined, form);
