@@ -69,3 +69,10 @@ def test_bench_admin_measures_the_dashboard_of_a_big_hall():
     assert "3 dashboards open" in r.stdout
     reads = int(r.stdout.split("commands, ")[1].split(" panel reads")[0])
     assert reads >= 3                                  # each open dashboard read its panel again
+
+
+async def test_the_audit_log_is_found_by_a_persons_user_name(server):  # noqa: F811
+    await sign_in(server)
+    page = await (await server.get("/admin/audit?actor=admin")).text()
+    assert "user:admin" in page and "没有符合条件的记录" not in page       # the sign-in itself
+    assert "没有符合条件的记录" in await (await server.get("/admin/audit?actor=nobody")).text()
