@@ -17,8 +17,6 @@ import getpass
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 from controller import matters_io
 from controller.config import HallConfig
+from controller.config_io import server_request
 from controller.core.commands import Origin, SetMatters, Source
 from controller.core.errors import Refused
 from controller.core.matters import Matter
@@ -73,31 +72,6 @@ async def _on_database(file: HallConfig, db_url: str | None, data_dir: str,
         await db.dispose()
 
 
-def _request(server: str, method: str, path: str, data: Any = None) -> bytes:
-    """The running server's answer (``server``: HOST:PORT or a URL), as the program whose
-    API token is in ``$YIMEN_TOKEN``; a refusal as ``Refused``."""
-    from controller.startup import StartupError
-
-    base = server if "://" in server else f"http://{server}"
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    if os.environ.get("YIMEN_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['YIMEN_TOKEN']}"
-    body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(f"{base.rstrip('/')}{path}", data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        error = json.loads(exc.read() or b"{}").get("error", {})
-        raise Refused(error.get("code", f"http_{exc.code}"), error.get("message", str(exc)),
-                      error.get("message_en", ""),
-                      tuple((p["key"], p["message"], p["message_en"]) for p in error.get("problems", ()))) \
-            from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise StartupError(f"连接不上运行中的服务器 {base}：{exc}",
-                           f"cannot reach the running server at {base}: {exc}") from None
-
-
 def import_file(file: HallConfig, path: str, db_url: str | None, data_dir: str, server: str,
                 replace: bool, dry_run: bool) -> dict[str, Any]:
     """The file's matters into the hall (or only counted): on the database when the data
@@ -110,7 +84,7 @@ def import_file(file: HallConfig, path: str, db_url: str | None, data_dir: str, 
         try:
             held.enter_context(data_folder_lock(data_dir))
         except FolderInUse:
-            answer = _request(server, "POST", "/api/matters/import", {
+            answer = server_request(server, "POST", "/api/matters/import", {
                 "filename": Path(path).name, "content": base64.b64encode(data).decode(),
                 "replace": replace, "dry_run": dry_run})
             return dict(json.loads(answer))
@@ -136,7 +110,7 @@ def export_file(file: HallConfig, path: str, db_url: str | None, data_dir: str, 
         try:
             held.enter_context(data_folder_lock(data_dir))
         except FolderInUse:
-            data = _request(server, "GET", f"/api/matters/export{suffix}")
+            data = server_request(server, "GET", f"/api/matters/export{suffix}")
             Path(path).write_bytes(data)
             try:
                 return len(matters_io.read(Path(path).name, data).rows)

@@ -95,18 +95,24 @@ async def import_offline(file: HallConfig, new: HallConfig, db_url: str | None, 
 
 
 def post_to_server(server: str, path: str, data: Any) -> dict[str, Any]:
-    """POST ``data`` as JSON to the running server's API (``server``: HOST:PORT or a URL), as
-    the program whose API token is in ``$YIMEN_TOKEN`` (``yimen token add``), if any; its
-    refusal as a ``Refused``, no answer as a ``StartupError``."""
+    """POST ``data`` as JSON to the running server's API; its JSON answer (``server_request``)."""
+    return dict(json.loads(server_request(server, "POST", path, data)))
+
+
+def server_request(server: str, method: str, path: str, data: Any = None, timeout: float = 60) -> bytes:
+    """The running server's answer to ``method path`` with ``data`` as JSON, if any
+    (``server``: HOST:PORT or a URL), as the program whose API token is in ``$YIMEN_TOKEN``
+    (``yimen token add``), if any; its refusal as a ``Refused``, no answer as a
+    ``StartupError``."""
     base = server if "://" in server else f"http://{server}"
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"} if data is not None else {}
     if os.environ.get("YIMEN_TOKEN"):
         headers["Authorization"] = f"Bearer {os.environ['YIMEN_TOKEN']}"
-    request = urllib.request.Request(f"{base.rstrip('/')}{path}", data=json.dumps(data).encode(),
-                                     method="POST", headers=headers)
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(f"{base.rstrip('/')}{path}", data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return dict(json.loads(response.read()))
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return bytes(response.read())
     except urllib.error.HTTPError as exc:
         error = json.loads(exc.read() or b"{}").get("error", {})
         raise Refused(error.get("code", f"http_{exc.code}"), error.get("message", str(exc)),

@@ -9,8 +9,10 @@ beyond their roles. axe-core finds no serious or critical problem on any admin p
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -39,6 +41,21 @@ async def _take(base: str, headers: dict[str, str], count: int, service: str = "
                 assert r.status == 201, await r.text()
                 numbers.append((await r.json())["ticket"]["number"])
     return numbers
+
+
+@asynccontextmanager
+async def _admin_hall(tmp_path: Path, clock: Any):  # noqa: ANN202
+    """The demo hall served (under an id of its own), its administrator, and a Chromium."""
+    from playwright.async_api import async_playwright
+
+    config = unique(demo_config())
+    async with served(config, tmp_path, clock) as (srv, base), async_playwright() as p:
+        await add_person(srv)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield config, srv, base, browser
+        finally:
+            await browser.close()
 
 
 async def _signed_in(browser, base: str, name: str = ADMIN, path: str = "/admin",  # noqa: ANN001, ANN202
@@ -171,183 +188,165 @@ async def test_an_administrator_configures_the_hall_from_the_browser(tmp_path, c
 
 async def test_people_tokens_audit_enrolment_and_roles(tmp_path, clock):
     browser_or_skip()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    config = unique(demo_config())
-    async with served(config, tmp_path, clock) as (srv, base), async_playwright() as p:
-        await add_person(srv)
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    async with _admin_hall(tmp_path, clock) as (config, srv, base, browser):
         shots = _shots(tmp_path)
-        try:
-            violations: list[str] = []
-            page = await _signed_in(browser, base, path="/admin/users", violations=violations)
-            new = page.locator("section.new form")
-            await new.locator("[name=name]").fill("zhaoli")
-            await new.locator("[name=display_name]").fill("赵丽")
-            await new.locator("[name=password]").fill(PASSWORD)
-            await new.get_by_role("button", name="新增").click()
-            await expect(new.locator("[data-error-for=roles]")).not_to_be_empty()   # no role chosen
-            await new.get_by_label("查询").check()
-            await new.get_by_role("button", name="新增").click()
-            await expect(page.locator("#user-zhaoli summary")).to_contain_text("赵丽")
-            assert (await srv.runner.app[ACCOUNTS].user("zhaoli")).roles == ("viewer",)
-            # a clerk's account gets a keypad PIN (kept hashed; the page says only that it is set)
-            await srv.runner.app[ACCOUNTS].add_user("wangfang", ["clerk"], PASSWORD, "王芳", staff="1001")
-            await page.reload()
-            row = page.locator("#user-wangfang")
-            await row.locator("summary").click()
-            await row.locator("[name=pin]").fill("12")
-            await row.get_by_role("button", name="设置 PIN").click()
-            await expect(row.locator("form:has([name=pin]) .form-error")).to_contain_text("PIN")
-            await row.locator("[name=pin]").fill("482913")
-            await row.get_by_role("button", name="设置 PIN").click()
-            await expect(page.locator("#toast")).to_have_text("已保存")
-            await page.locator("#user-wangfang summary").click()
-            pin_label = page.locator("#user-wangfang label[for=pin-wangfang]")
-            await expect(pin_label).to_have_text("呼叫器 PIN （已设置）")
-            assert await srv.runner.app[ACCOUNTS].check_pin("1001", "482913")
-            await assert_accessible(page)
-            await page.screenshot(path=shots / "page-admin-users.png")
+        violations: list[str] = []
+        page = await _signed_in(browser, base, path="/admin/users", violations=violations)
+        new = page.locator("section.new form")
+        await new.locator("[name=name]").fill("zhaoli")
+        await new.locator("[name=display_name]").fill("赵丽")
+        await new.locator("[name=password]").fill(PASSWORD)
+        await new.get_by_role("button", name="新增").click()
+        await expect(new.locator("[data-error-for=roles]")).not_to_be_empty()   # no role chosen
+        await new.get_by_label("查询").check()
+        await new.get_by_role("button", name="新增").click()
+        await expect(page.locator("#user-zhaoli summary")).to_contain_text("赵丽")
+        assert (await srv.runner.app[ACCOUNTS].user("zhaoli")).roles == ("viewer",)
+        # a clerk's account gets a keypad PIN (kept hashed; the page says only that it is set)
+        await srv.runner.app[ACCOUNTS].add_user("wangfang", ["clerk"], PASSWORD, "王芳", staff="1001")
+        await page.reload()
+        row = page.locator("#user-wangfang")
+        await row.locator("summary").click()
+        await row.locator("[name=pin]").fill("12")
+        await row.get_by_role("button", name="设置 PIN").click()
+        await expect(row.locator("form:has([name=pin]) .form-error")).to_contain_text("PIN")
+        await row.locator("[name=pin]").fill("482913")
+        await row.get_by_role("button", name="设置 PIN").click()
+        await expect(page.locator("#toast")).to_have_text("已保存")
+        await page.locator("#user-wangfang summary").click()
+        pin_label = page.locator("#user-wangfang label[for=pin-wangfang]")
+        await expect(pin_label).to_have_text("呼叫器 PIN （已设置）")
+        assert await srv.runner.app[ACCOUNTS].check_pin("1001", "482913")
+        await assert_accessible(page)
+        await page.screenshot(path=shots / "page-admin-users.png")
 
-            await page.goto(base + "/admin/tokens")
-            form = page.locator("section.new form")
-            await form.locator("[name=name]").fill("省平台对接")
-            await form.get_by_label("查询").check()
-            await form.get_by_role("button", name="新增").click()
-            await expect(page.locator("#new-token")).to_be_visible()
-            token = await page.locator("#new-token-text").inner_text()
-            assert token.startswith("ymt_")
-            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-                assert (await http.get(f"{base}/api/board")).status == 200
-                assert (await http.get(f"{base}/api/users")).status == 403     # a viewer's token
-            await assert_accessible(page)
+        await page.goto(base + "/admin/tokens")
+        form = page.locator("section.new form")
+        await form.locator("[name=name]").fill("省平台对接")
+        await form.get_by_label("查询").check()
+        await form.get_by_role("button", name="新增").click()
+        await expect(page.locator("#new-token")).to_be_visible()
+        token = await page.locator("#new-token-text").inner_text()
+        assert token.startswith("ymt_")
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            assert (await http.get(f"{base}/api/board")).status == 200
+            assert (await http.get(f"{base}/api/users")).status == 403     # a viewer's token
+        await assert_accessible(page)
 
-            await page.goto(base + "/admin/audit?actor=user:admin")
-            await expect(page.locator("table.audit")).to_contain_text("user_added")
-            await expect(page.locator("table.audit")).to_contain_text("token_added")
-            assert "login_failed" not in await page.locator("table.audit").inner_text()
-            await assert_accessible(page)
-            await page.screenshot(path=shots / "page-admin-audit.png")
+        await page.goto(base + "/admin/audit?actor=user:admin")
+        await expect(page.locator("table.audit")).to_contain_text("user_added")
+        await expect(page.locator("table.audit")).to_contain_text("token_added")
+        assert "login_failed" not in await page.locator("table.audit").inner_text()
+        await assert_accessible(page)
+        await page.screenshot(path=shots / "page-admin-audit.png")
 
-            # enrol the screen in front of you: it becomes the hall screen
-            await page.goto(base + "/admin/config/devices")
-            row = page.locator("#item-hall-screen-1")
-            await row.locator("summary").click()
-            page.once("dialog", lambda d: d.accept())
-            await row.get_by_role("button", name="登记本机为此设备").click()
-            await expect(page).to_have_url(base + "/screen")
-            await expect(page.locator("body")).to_contain_text(config.hall.name)
-            assert violations == [], violations
+        # enrol the screen in front of you: it becomes the hall screen
+        await page.goto(base + "/admin/config/devices")
+        row = page.locator("#item-hall-screen-1")
+        await row.locator("summary").click()
+        page.once("dialog", lambda d: d.accept())
+        await row.get_by_role("button", name="登记本机为此设备").click()
+        await expect(page).to_have_url(base + "/screen")
+        await expect(page.locator("body")).to_contain_text(config.hall.name)
+        assert violations == [], violations
 
-            # a viewer reads the dashboard but is told 没有权限 on the people's page
-            viewer = await _signed_in(browser, base, "zhaoli", path="/admin")
-            await expect(viewer.locator("nav")).not_to_contain_text("用户")
-            r = await viewer.goto(base + "/admin/users")
-            assert r is not None and r.status == 403
-            await expect(viewer.locator("h1")).to_have_text("没有权限")
-        finally:
-            await browser.close()
+        # a viewer reads the dashboard but is told 没有权限 on the people's page
+        viewer = await _signed_in(browser, base, "zhaoli", path="/admin")
+        await expect(viewer.locator("nav")).not_to_contain_text("用户")
+        r = await viewer.goto(base + "/admin/users")
+        assert r is not None and r.status == 403
+        await expect(viewer.locator("h1")).to_have_text("没有权限")
 
 
 async def test_the_dashboard_follows_the_hall_live_and_warns_of_long_waits(tmp_path, clock):
     browser_or_skip()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    config = unique(demo_config())
-    async with served(config, tmp_path, clock) as (srv, base), async_playwright() as p:
-        await add_person(srv)
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = await _signed_in(browser, base, path="/admin", viewport=WIDE)
-            await expect(page.locator("h1")).to_have_text("值班看板")
-            issued = page.locator(".figures div").first.locator("b")
-            await expect(issued).to_have_text("0")
-            desk = await token_headers(srv, "supervisor")
-            await _take(base, desk, 12, "B")                       # nobody at window 4 (不动产登记)
-            await expect(issued).to_have_text("12")                # pushed, not reloaded
-            await expect(page.locator(".alert")).to_contain_text("不动产登记")
-            await expect(page.locator(".alert")).to_contain_text("没有窗口在办理")
-            async with aiohttp.ClientSession(headers=desk) as http:   # a clerk logs in and calls
-                for op, body in (("login", {"staff": "1004"}), ("next", {})):
-                    r = await http.post(f"{base}/api/windows/4/{op}", json=body)
-                    assert r.status == 200, await r.text()
-            row = page.locator("table.windows tr", has_text="4号窗口")
-            await expect(row).to_contain_text("已呼叫")
-            await expect(row).to_contain_text("B001")
-            await assert_accessible(page)
-            await page.screenshot(path=_shots(tmp_path) / "page-admin-dashboard.png")
-            english = page.get_by_role("button", name="English")
-            await english.click()
-            await expect(page.locator("h1")).to_have_text("Duty dashboard")
-            await page.get_by_role("button", name="中文").click()
-            await expect(page.locator("h1")).to_have_text("值班看板")
-        finally:
-            await browser.close()
+    async with _admin_hall(tmp_path, clock) as (config, srv, base, browser):
+        page = await _signed_in(browser, base, path="/admin", viewport=WIDE)
+        await expect(page.locator("h1")).to_have_text("值班看板")
+        issued = page.locator(".figures div").first.locator("b")
+        await expect(issued).to_have_text("0")
+        desk = await token_headers(srv, "supervisor")
+        await _take(base, desk, 12, "B")                       # nobody at window 4 (不动产登记)
+        await expect(issued).to_have_text("12")                # pushed, not reloaded
+        await expect(page.locator(".alert")).to_contain_text("不动产登记")
+        await expect(page.locator(".alert")).to_contain_text("没有窗口在办理")
+        async with aiohttp.ClientSession(headers=desk) as http:   # a clerk logs in and calls
+            for op, body in (("login", {"staff": "1004"}), ("next", {})):
+                r = await http.post(f"{base}/api/windows/4/{op}", json=body)
+                assert r.status == 200, await r.text()
+        row = page.locator("table.windows tr", has_text="4号窗口")
+        await expect(row).to_contain_text("已呼叫")
+        await expect(row).to_contain_text("B001")
+        await assert_accessible(page)
+        await page.screenshot(path=_shots(tmp_path) / "page-admin-dashboard.png")
+        english = page.get_by_role("button", name="English")
+        await english.click()
+        await expect(page.locator("h1")).to_have_text("Duty dashboard")
+        await page.get_by_role("button", name="中文").click()
+        await expect(page.locator("h1")).to_have_text("值班看板")
 
 
 async def test_notices_clerks_windows_and_appointments_from_their_pages(tmp_path, clock):
     browser_or_skip()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    config = unique(demo_config())
-    async with served(config, tmp_path, clock) as (srv, base), async_playwright() as p:
-        await add_person(srv)
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    async with _admin_hall(tmp_path, clock) as (config, srv, base, browser):
         shots = _shots(tmp_path)
-        try:
-            screen_context = await browser.new_context(viewport=WIDE)
-            screen = await screen_context.new_page()
-            await screen.goto(base + await enrol(screen_context, base, srv, "hall-screen-1"))
-            page = await _signed_in(browser, base, path="/admin/config/notices")
+        screen_context = await browser.new_context(viewport=WIDE)
+        screen = await screen_context.new_page()
+        await screen.goto(base + await enrol(screen_context, base, srv, "hall-screen-1"))
+        page = await _signed_in(browser, base, path="/admin/config/notices")
 
-            # a notice: on the hall screen at once
-            new = page.locator("section.new form")
-            await new.locator("[name=id]").fill("winter")
-            await new.locator("[name=text]").fill("冬季办公时间：下午 13:30 开始受理")
-            await new.get_by_role("button", name="新增").click()
-            await expect(page.locator("#item-winter summary")).to_contain_text("冬季办公时间")
-            await expect(screen.locator("#notices")).to_contain_text("冬季办公时间")
-            await assert_accessible(page)
+        # a notice: on the hall screen at once
+        new = page.locator("section.new form")
+        await new.locator("[name=id]").fill("winter")
+        await new.locator("[name=text]").fill("冬季办公时间：下午 13:30 开始受理")
+        await new.get_by_role("button", name="新增").click()
+        await expect(page.locator("#item-winter summary")).to_contain_text("冬季办公时间")
+        await expect(screen.locator("#notices")).to_contain_text("冬季办公时间")
+        await assert_accessible(page)
 
-            # a window's services (several of a list) and a clerk's windows, by ticking them
-            await page.goto(base + "/admin/config/windows")
-            row = page.locator("#item-4")
-            await row.locator("summary").click()
-            await row.get_by_label("C 社保医保").check()
-            await row.locator("[name=weights]").fill("3")             # one weight for two services
-            await row.get_by_role("button", name="保存修改").click()
-            await expect(row.locator("[data-error-for=weights]")).to_contain_text(
-                "weights 的个数应与 services 相同")
-            await row.locator("[name=weights]").fill("3,1")
-            await row.get_by_role("button", name="保存修改").click()
-            await expect(page.locator("#item-4 summary")).to_contain_text("B 不动产登记、C 社保医保")
-            assert (await srv.engine.settled()).config.window_by_id["4"].weights == (3, 1)
-            await assert_accessible(page)
-            await page.screenshot(path=shots / "page-admin-windows.png")
+        # a window's services (several of a list) and a clerk's windows, by ticking them
+        await page.goto(base + "/admin/config/windows")
+        row = page.locator("#item-4")
+        await row.locator("summary").click()
+        await row.get_by_label("C 社保医保").check()
+        await row.locator("[name=weights]").fill("3")             # one weight for two services
+        await row.get_by_role("button", name="保存修改").click()
+        await expect(row.locator("[data-error-for=weights]")).to_contain_text(
+            "weights 的个数应与 services 相同")
+        await row.locator("[name=weights]").fill("3,1")
+        await row.get_by_role("button", name="保存修改").click()
+        await expect(page.locator("#item-4 summary")).to_contain_text("B 不动产登记、C 社保医保")
+        assert (await srv.engine.settled()).config.window_by_id["4"].weights == (3, 1)
+        await assert_accessible(page)
+        await page.screenshot(path=shots / "page-admin-windows.png")
 
-            await page.goto(base + "/admin/config/clerks")
-            row = page.locator("#item-1004")
-            await row.locator("summary").click()
-            await row.locator("fieldset", has_text="备岗窗口").get_by_label("6号窗口").check()
-            await row.get_by_role("button", name="保存修改").click()
-            await expect(page.locator("#item-1004 summary")).to_contain_text("备岗：5号窗口、6号窗口")
-            assert "6" in (await srv.engine.settled()).clerks["1004"].backup_windows
-            await assert_accessible(page)
+        await page.goto(base + "/admin/config/clerks")
+        row = page.locator("#item-1004")
+        await row.locator("summary").click()
+        await row.locator("fieldset", has_text="备岗窗口").get_by_label("6号窗口").check()
+        await row.get_by_role("button", name="保存修改").click()
+        await expect(page.locator("#item-1004 summary")).to_contain_text("备岗：5号窗口、6号窗口")
+        assert "6" in (await srv.engine.settled()).clerks["1004"].backup_windows
+        await assert_accessible(page)
 
-            # an appointment booked and cancelled
-            await page.goto(base + "/admin/appointments")
-            day = (await srv.engine.settled()).day
-            await page.locator("#a-code").fill("YY0001")
-            await page.locator("#a-service").select_option("C")
-            await page.get_by_role("button", name="添加").click()
-            await expect(page.locator("table")).to_contain_text("YY0001")
-            await expect(page.locator("tr", has_text="YY0001")).to_contain_text("待签到")
-            page.once("dialog", lambda d: d.accept())
-            await page.locator("tr", has_text="YY0001").get_by_role("button", name="取消").click()
-            await expect(page.locator("tr", has_text="YY0001")).to_contain_text("已取消")
-            assert (await srv.engine.settled()).queue.appointments["YY0001"].cancelled
-            assert day.isoformat() in await page.locator("tr", has_text="YY0001").inner_text()
-            await assert_accessible(page)
-            await page.screenshot(path=shots / "page-admin-appointments.png")
-        finally:
-            await browser.close()
+        # an appointment booked and cancelled
+        await page.goto(base + "/admin/appointments")
+        day = (await srv.engine.settled()).day
+        await page.locator("#a-code").fill("YY0001")
+        await page.locator("#a-service").select_option("C")
+        await page.get_by_role("button", name="添加").click()
+        await expect(page.locator("table")).to_contain_text("YY0001")
+        await expect(page.locator("tr", has_text="YY0001")).to_contain_text("待签到")
+        page.once("dialog", lambda d: d.accept())
+        await page.locator("tr", has_text="YY0001").get_by_role("button", name="取消").click()
+        await expect(page.locator("tr", has_text="YY0001")).to_contain_text("已取消")
+        assert (await srv.engine.settled()).queue.appointments["YY0001"].cancelled
+        assert day.isoformat() in await page.locator("tr", has_text="YY0001").inner_text()
+        await assert_accessible(page)
+        await page.screenshot(path=shots / "page-admin-appointments.png")
