@@ -76,6 +76,9 @@ class Matter(BaseModel):
         if self.form == "joint" and not self.partners:
             raise Invalid.at("partners", "a joint matter (联办件) names its partner departments",
                              "联办件需要写明协办部门")
+        texts = (self.name, self.department, self.fees, *self.materials, *self.windows, *self.partners)
+        if not all(t.isprintable() for t in texts):
+            raise Invalid("control characters are not allowed in a matter", "事项内容中不能有控制字符")
         if any(not m.strip() or len(m) > 100 for m in self.materials):
             raise Invalid.at("materials", "each material is 1-100 characters", "每项材料 1-100 个字")
         return self
