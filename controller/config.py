@@ -260,6 +260,8 @@ class Hall(_Model):
     region: str = Field(default="000000", pattern=r"^[0-9]{6}$")
     #: working days before a case's due day from which it is shown yellow (预警)
     case_warn_days: int = Field(default=2, ge=0, le=30)
+    #: working days from a 差评 within which it is rectified (整改时限, 10–15)
+    rectify_days: int = Field(default=10, ge=10, le=15)
 
     @field_validator("timezone")
     @classmethod

@@ -53,7 +53,8 @@ READ_TIMEOUT_S = 10.0
 #: Events after which the timers the state needs may have changed.
 _TIMER_EVENTS = frozenset({EventKind.ROLLOVER, EventKind.EVALUATION_OPENED, EventKind.RATED,
                            EventKind.UNRATED, EventKind.CONFIG_CHANGED, EventKind.CASE_OPENED,
-                           EventKind.CASE_STEP, EventKind.CASE_WARNING})
+                           EventKind.CASE_STEP, EventKind.CASE_WARNING, EventKind.FOLLOWUP_OPENED,
+                           EventKind.FOLLOWUP_STEP, EventKind.FOLLOWUP_WARNING})
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import pytest
 from controller.cli import build_parser, main
 from controller.config import ConfigError, load_config
 from tests.helpers import DEMO, EXAMPLE
+from tests.test_storage import HEAD
 
 
 def yimen(*args: str) -> subprocess.CompletedProcess:
@@ -107,7 +108,7 @@ def test_serve_refuses_a_broken_config(tmp_path):
 @pytest.mark.slow                               # a yimen process migrating a database: ~2 s
 def test_db_upgrade_creates_the_schema(tmp_path):
     run = yimen("db", "upgrade", "--data", str(tmp_path))
-    assert run.returncode == 0 and "revision 0006" in run.stdout
+    assert run.returncode == 0 and f"revision {HEAD}" in run.stdout
     assert (tmp_path / "yimen.db").exists()
 
 

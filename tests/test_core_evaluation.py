@@ -79,7 +79,9 @@ def test_rating_refusals_change_nothing():
     changes = hall.drain()
     (ev,) = changes.of(Evaluation)
     assert ev.reasons == ("attitude", "efficiency")
-    assert changes.events[-1].payload["reasons"] == ["attitude", "efficiency"]
+    rated = next(e for e in changes.events if e.kind == "rated")
+    assert rated.payload["reasons"] == ["attitude", "efficiency"]
+    assert changes.events[-1].kind == "followup_opened"           # a 差评 is followed up
 
 
 def test_a_rating_from_a_door_is_decoded():

@@ -26,6 +26,8 @@ from controller.core.commands import (
     Done,
     Evaluate,
     ExpireEvaluation,
+    FollowupClock,
+    FollowupStep,
     Hold,
     ImportConfig,
     Login,
@@ -177,24 +179,30 @@ async def test_every_commands_events_carry_day_actor_and_origin(db, engine, cloc
     session = (await engine.execute(Evaluate(window="1"), CLERK))["evaluation"]["session"]
     rate = Rate(window="1", session=session, level="dissatisfied", reasons=("efficiency",))
     await engine.execute(rate, Source("device:evaluator-w01", Origin.MQTT))
+    await engine.execute(FollowupStep(session=session, action="visit", note="已电话回访"),   # the 差评's
+                         Source("user:supervisor", Origin.HTTP))
+    await engine.execute(FollowupClock(session=session), Source("system", Origin.SCHEDULER))
     await engine.execute(Evaluate(window="1"), CLERK)
     opened = engine.hall.open_evaluation("1")
     await engine.execute(ExpireEvaluation(session=opened.id), Source("system", Origin.SCHEDULER))
     await engine.execute(NoShow(window="1"), CLERK)
     await engine.execute(Logout(window="1"), CLERK)
     await engine.execute(ImportConfig(data=live_data(engine.config)), Source("user:admin", Origin.ADMIN))
-    used = {type(c) for c, _ in sent} | {Rate, ExpireEvaluation, NoShow, Logout, ImportConfig}
+    used = {type(c) for c, _ in sent} | {Rate, ExpireEvaluation, NoShow, Logout, ImportConfig,
+                                          FollowupStep, FollowupClock}
     assert used == set(COMMANDS.values()), "every command is tried"
 
     async with db.connect() as conn:
         rows = (await conn.execute(select(schema.events).order_by(schema.events.c.id))).mappings().all()
     doors = {(s.actor, s.origin.value) for _, s in sent} | {
-        ("device:evaluator-w01", "mqtt"), ("user:clerk-1001", "http"), ("system", "scheduler")}
+        ("device:evaluator-w01", "mqtt"), ("user:clerk-1001", "http"), ("system", "scheduler"),
+        ("user:supervisor", "http")}
     assert {r["kind"] for r in rows} >= {"appointment_added", "issued", "cancelled", "login",
                                         "paused", "resumed", "called", "recalled", "serving",
                                         "evaluation_opened", "held", "transferred", "done",
                                         "rated", "unrated", "no_show", "logout",
-                                        "appointment_cancelled", "config_changed"}
+                                        "appointment_cancelled", "config_changed", "followup_opened",
+                                        "followup_step"}
     for r in rows:
         assert r["day"] == clock.now().date() and r["v"] == 2
         assert (r["actor"], r["origin"]) in doors, dict(r)

@@ -13,11 +13,14 @@ from controller.core.errors import Refused
 from controller.engine import Engine, StorageUnavailable
 from controller.storage import schema
 from controller.storage.db import current_revision, open_database, upgrade
-from tests.helpers import demo_config
+from tests.helpers import ROOT, demo_config
 from tests.waiting import wait_for
 
 SRC = Source("user:tester", Origin.CLI)
 TOKEN = "a" * 32
+#: the newest migration's revision (its file name's first four digits) and the one after it
+HEAD = max(p.name[:4] for p in (ROOT / "controller/storage/migrations/versions").glob("[0-9]*.py"))
+NEXT = f"{int(HEAD) + 1:04d}"
 
 
 async def do(engine: Engine, op: str, key: str | None = None, **args) -> dict:
@@ -33,7 +36,7 @@ async def started(db, clock, **kw) -> Engine:
 
 async def test_migrations_are_idempotent(db):
     await upgrade(db)
-    assert await current_revision(db) == "0006"
+    assert await current_revision(db) == HEAD
 
 
 async def test_state_is_rebuilt_after_a_restart(db, clock):
@@ -425,12 +428,12 @@ async def test_a_new_kind_of_record_gets_its_migration_written(tmp_path, monkeyp
     try:
         path = await storage_db.write_revision("hall notices")
         text = path.read_text()
-        assert path.name == "0007_hall_notices.py" and "op.create_table('notices'" in text
+        assert path.name == f"{NEXT}_hall_notices.py" and "op.create_table('notices'" in text
         assert "UTCDateTime()" in text and "sa.String(length=16)" in text
         db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
         try:
             await upgrade(db)
-            assert await current_revision(db) == "0007"
+            assert await current_revision(db) == NEXT
             async with db.connect() as conn:
                 diff = await conn.run_sync(
                     lambda c: compare_metadata(MigrationContext.configure(c), schema.metadata))

@@ -48,8 +48,11 @@ def evaluator_set(hall: HallState, window: str) -> dict[str, Any]:
     if ev is None:
         return {"op": "idle"}
     clerk = hall.clerks.get(ev.clerk or "")
-    return {"op": "prompt", "session": ev.id, "ticket": ev.number,
-            "staff_name": masked_name(clerk.name) if clerk else "", "timeout_s": ev.timeout_s}
+    out = {"op": "prompt", "session": ev.id, "ticket": ev.number,
+           "staff_name": masked_name(clerk.name) if clerk else "", "timeout_s": ev.timeout_s}
+    if ev.case:                                  # additive: the case the service opened (办件编号)
+        out["case"] = ev.case
+    return out
 
 
 def call_object(config: HallConfig, event: Event) -> dict[str, Any]:

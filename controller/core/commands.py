@@ -375,6 +375,26 @@ class CaseClock(Command):
     number: CaseNumber
 
 
+FollowupAction = Literal["visit", "rectify", "feed_back", "rerate", "close", "appeal", "uphold", "reject"]
+
+
+class FollowupStep(Command):
+    """A step of a 差评's follow-up (``controller.core.followups.TRANSITIONS``)."""
+
+    name = "followup_step"
+    session: SessionId
+    action: FollowupAction
+    note: Text = ""
+    level: Annotated[Level | None, Optional] = None
+
+
+class FollowupClock(Command):
+    """The scheduler re-reads a follow-up's warning colour on the day it may change."""
+
+    name = "followup_clock"
+    session: SessionId
+
+
 class ExpireEvaluation(Command):
     """A rating session nobody answered closes as unrated (未评价); the scheduler sends it."""
 
@@ -392,7 +412,7 @@ COMMANDS: dict[str, type[Command]] = {c.name: c for c in (
     Take, Cancel, AddAppointment, CancelAppointment, Login, Logout, Pause, Resume, CallNext,
     CallNumber, Recall, NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation,
     Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay, ImportConfig,
-    SetMatters, RemoveMatter, OpenCase, CaseStep, CaseClock)}
+    SetMatters, RemoveMatter, OpenCase, CaseStep, CaseClock, FollowupStep, FollowupClock)}
 
 #: Window operations by their key name: the keypad's ``key`` on MQTT and the last part of
 #: ``POST /api/windows/{window}/{key}``.

@@ -45,6 +45,9 @@ class EventKind(StrEnum):
     CASE_OPENED = "case_opened"              # 受理 (a case; its ticket, if any, on the event)
     CASE_STEP = "case_step"                  # 办件流转 (hand off, review, 补正, decide, …)
     CASE_WARNING = "case_warning"            # 预警 (yellow, red)
+    FOLLOWUP_OPENED = "followup_opened"      # 差评跟进 opened by a 差评
+    FOLLOWUP_STEP = "followup_step"          # 回访, 整改, 反馈, 追评, 申诉 …
+    FOLLOWUP_WARNING = "followup_warning"    # a follow-up past its working day
 
 
 # ---------------------------------------------------------------------- payloads, one per kind
@@ -160,6 +163,26 @@ class CaseWarning(TypedDict):
     due: str
 
 
+class FollowupOpened(TypedDict):
+    session: str                 # the 差评's rating session
+    visit_due: str
+    rectify_due: str
+
+
+class FollowupStepped(TypedDict, total=False):
+    session: str
+    action: str
+    before: str
+    after: str
+    level: str                   # with rerate: the follow-up rating (追评)
+
+
+class FollowupWarning(TypedDict):
+    session: str
+    before: str
+    colour: str
+
+
 class Empty(TypedDict):
     pass
 
@@ -177,6 +200,8 @@ PAYLOADS: dict[EventKind, type] = {
     EventKind.APPOINTMENT_CANCELLED: AppointmentCancelled, EventKind.CONFIG_CHANGED: ConfigChanged,
     EventKind.MATTERS_CHANGED: MattersChanged, EventKind.CASE_OPENED: CaseOpened,
     EventKind.CASE_STEP: CaseStepped, EventKind.CASE_WARNING: CaseWarning,
+    EventKind.FOLLOWUP_OPENED: FollowupOpened, EventKind.FOLLOWUP_STEP: FollowupStepped,
+    EventKind.FOLLOWUP_WARNING: FollowupWarning,
 }
 
 

@@ -12,7 +12,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from controller.config import HallConfig, Window
-from controller.core import calendar, cases, configuration, estimate, matters, ratings, tickets, windows
+from controller.core import (
+    calendar,
+    cases,
+    configuration,
+    estimate,
+    followups,
+    matters,
+    ratings,
+    tickets,
+    windows,
+)
 from controller.core.calendar import WorkCalendar
 from controller.core.changes import Changes
 from controller.core.commands import COMMANDS, SYSTEM, Command, ExpireEvaluation, Rollover, Source
@@ -33,7 +43,7 @@ def _rollover(hall: HallState, cmd: Rollover, now: datetime) -> dict[str, Any]:
 
 HANDLERS: dict[type[Command], Handler] = {
     **tickets.HANDLERS, **windows.HANDLERS, **ratings.HANDLERS, **configuration.HANDLERS,
-    **matters.HANDLERS, **cases.HANDLERS, Rollover: _rollover}
+    **matters.HANDLERS, **cases.HANDLERS, **followups.HANDLERS, Rollover: _rollover}
 assert set(HANDLERS) == set(COMMANDS.values()), "every command needs exactly one handler"
 
 
@@ -48,6 +58,8 @@ class HallState:
         self.ratings = Ratings()
         self.catalogue = matters.Catalogue()
         self.cases = cases.Cases()
+        #: 差评 follow-ups still open, by rating session
+        self.followups: dict[str, followups.Followup] = {}
         self.changes = Changes()
         self._source = SYSTEM
         #: the status pages' addresses: a key of this state's own until the engine gives it
@@ -156,6 +168,7 @@ class HallState:
             self.emit(EventKind.CLOSED, now, t, window=t.window, reason="rollover")
         self.queue.forget_finished()
         self.cases.forget_finished(new_day)
+        self.followups = {k: f for k, f in self.followups.items() if f.state in followups.OPEN}
         self.day = new_day
         self.changes.day = new_day
         self.emit(EventKind.ROLLOVER, now, from_day=old_day.isoformat(), to_day=new_day.isoformat(),
@@ -170,6 +183,7 @@ class HallState:
         for ev in self.ratings.open.values():
             out[f"rating:{ev.id}"] = (ev.deadline, ExpireEvaluation(session=ev.id))
         out.update(cases.timers(self))
+        out.update(followups.timers(self))
         return out
 
     @property

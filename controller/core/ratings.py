@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from controller.core import followups
 from controller.core.commands import LEVELS, Command, Evaluate, ExpireEvaluation, Rate
 from controller.core.errors import Refused
 from controller.core.events import EventKind
@@ -41,6 +42,7 @@ class Evaluation:
     closed_at: datetime | None = None
     level: str | None = None          # None once closed = unrated (未评价)
     reasons: tuple[str, ...] = ()
+    case: str | None = None           # the case the service opened, if any (its number)
 
     @property
     def open(self) -> bool:
@@ -56,7 +58,7 @@ class Evaluation:
         return self.opened_at + timedelta(seconds=self.timeout_s)
 
     def view(self) -> dict[str, Any]:
-        return {"session": self.id, "window": self.window, "ticket": self.number,
+        return {"session": self.id, "window": self.window, "ticket": self.number, "case": self.case,
                 "open": self.open, "level": self.level, "timeout_s": self.timeout_s,
                 "opened_at": self.opened_at.isoformat()}
 
@@ -94,9 +96,12 @@ def evaluate(hall: HallState, cmd: Evaluate, now: datetime) -> dict[str, Any]:
         return {"evaluation": earlier.view()}
     if earlier is not None:
         _close_unrated(hall, earlier, now)
+    case = max((c for c in hall.cases.by_number.values() if c.ticket == t.id),
+               key=lambda c: c.accepted_at, default=None)
     ev = Evaluation(id=f"{t.id}@{cmd.window}@{hall.stamp(now)}", window=cmd.window,
                     clerk=ws.clerk, ticket=t.id, number=t.number, service=t.service,
-                    opened_at=now, timeout_s=hall.config.hall.evaluation_timeout_s)
+                    opened_at=now, timeout_s=hall.config.hall.evaluation_timeout_s,
+                    case=case.number if case else None)
     hall.ratings.open[ev.id] = ev
     hall.changes.touch(ev)
     hall.emit(EventKind.EVALUATION_OPENED, now, t, window=cmd.window, clerk=ws.clerk, session=ev.id)
@@ -115,6 +120,8 @@ def rate(hall: HallState, cmd: Rate, now: datetime) -> dict[str, Any]:
     hall.changes.touch(ev)
     hall.emit(EventKind.RATED, now, ref=ev.ref, window=cmd.window, clerk=ev.clerk,
               session=ev.id, level=cmd.level, reasons=list(ev.reasons))
+    if cmd.level in BAD_LEVELS:                  # 差评: its follow-up opens at once
+        followups.open_followup(hall, ev, now)
     return {"evaluation": ev.view()}
 
 

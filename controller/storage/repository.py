@@ -25,6 +25,8 @@ from controller.core.changes import Changes
 from controller.core.commands import SYSTEM
 from controller.core.configuration import with_live
 from controller.core.events import SCHEMA_VERSION, Event, EventKind
+from controller.core.followups import OPEN as OPEN_FOLLOWUPS
+from controller.core.followups import Followup
 from controller.core.hall import HallState
 from controller.core.matters import Matter, StoredMatter
 from controller.core.model import Appointment, Attendance, Ticket, WindowState
@@ -212,6 +214,8 @@ class Repository:
         for ev in self._select(conn, Evaluation, schema.evaluations.c.closed_at.is_(None)):
             state.ratings.open[ev.id] = ev
         self._load_cases(conn, state)
+        for followup in self._select(conn, Followup, schema.followups.c.state.in_(OPEN_FOLLOWUPS)):
+            state.followups[followup.id] = followup
         latest = [conn.execute(select(func.max(column)).where(column.table.c.hall == self.hall)).scalar()
                   for column in (schema.evaluations.c.opened_at, schema.attendance.c.login_at)]
         state.last_stamp = max((int(t.timestamp() * 1_000_000) for t in latest if t), default=0)

@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeDecorator
 
 from controller.core.cases import Case, CaseTask
 from controller.core.configuration import StoredConfig
+from controller.core.followups import Followup
 from controller.core.matters import StoredMatter
 from controller.core.model import Appointment, Attendance, Priority, Ticket, TicketState, WindowState
 from controller.core.ratings import Evaluation
@@ -250,6 +251,7 @@ evaluations = Table(
     Column("closed_at", UTCDateTime()),
     Column("level", String(24)),
     Column("reasons", JSONList(), nullable=False),
+    Column("case", String(64)),
 )
 Index("ix_evaluations_hall_opened", evaluations.c.hall, evaluations.c.opened_at)
 Index("ix_evaluations_open", evaluations.c.hall, sqlite_where=evaluations.c.closed_at.is_(None),
@@ -399,9 +401,36 @@ case_tasks = Table(
 )
 Index("ix_case_tasks_hall_case", case_tasks.c.hall, case_tasks.c.case)
 
+#: 差评 follow-ups (差评整改), one per bad rating (its session's id); the rater is not in it.
+followups = Table(
+    "followups", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("id", String(96), primary_key=True),
+    Column("window", String(16), nullable=False),
+    Column("clerk", String(16)),
+    Column("ticket", String(32), nullable=False),
+    Column("number", String(16), nullable=False),
+    Column("service", String(8), nullable=False),
+    Column("case", String(64)),
+    Column("level", String(24), nullable=False),
+    Column("reasons", JSONList(), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False, info=FIXED),
+    Column("opened_on", Date, nullable=False, info=FIXED),
+    Column("visit_due", Date, nullable=False),
+    Column("rectify_due", Date, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("back_to", String(16)),
+    Column("notes", Text, nullable=False),
+    Column("appealed_by", String(96)),
+    Column("rerating", String(24)),
+    Column("colour", String(8), nullable=False),
+    Column("closed_at", UTCDateTime()),
+)
+Index("ix_followups_hall_state", followups.c.hall, followups.c.state)
+
 #: Each kind of record the core keeps, and its table.
 RECORDS: dict[type, Table] = {
     Ticket: tickets, WindowState: windows, Attendance: attendance, Appointment: appointments,
     Evaluation: evaluations, StoredConfig: hall_config, StoredMatter: matters, Case: cases,
-    CaseTask: case_tasks,
+    CaseTask: case_tasks, Followup: followups,
 }
