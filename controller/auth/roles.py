@@ -31,6 +31,8 @@ PERMISSIONS: dict[str, str] = {
     "cases.step": "ask for materials (补正), note them received, decide: the desk and the back office",
     "cases.id": "see an applicant's whole ID number (each view audited)",
     "matters.write": "change the matter catalogue (import, add, change, remove)",
+    "followups.manage": "follow 差评 up: return visits, rectification, feedback, appeals",
+    "ratings.own": "a clerk's own ratings (never colleagues'; the rater is never shown)",
 }
 
 ROLES: dict[str, tuple[str, str, frozenset[str]]] = {
@@ -39,12 +41,12 @@ ROLES: dict[str, tuple[str, str, frozenset[str]]] = {
     "supervisor": ("值班长", "supervisor", frozenset({
         "hall.read", "screen.read", "tickets.issue", "tickets.manage", "windows.operate",
         "appointments.read", "appointments.write", "config.read", "devices.read", "reports.read",
-        "cases.read"})),
+        "cases.read", "followups.manage"})),
     "desk": ("总台", "reception desk", frozenset({
         "hall.read", "tickets.issue", "appointments.read", "appointments.write", "windows.operate",
         "cases.read", "cases.write", "cases.step", "cases.id"})),
     "clerk": ("窗口", "window clerk", frozenset({"hall.read", "windows.operate", "cases.read",
-                                                 "cases.review", "cases.step"})),
+                                                 "cases.review", "cases.step", "ratings.own"})),
     "viewer": ("查询", "viewer", frozenset({"hall.read", "reports.read"})),
     "kiosk": ("取号机", "kiosk page", frozenset({"tickets.issue", "screen.read"})),
     "screen": ("屏幕", "screen page", frozenset({"screen.read"})),
