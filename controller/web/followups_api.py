@@ -42,7 +42,8 @@ async def open_followups(request: web.Request) -> list[dict[str, Any]]:
     engine = request.app[ENGINE]
     hall = await engine.settled()
     today = hall.local(engine.clock.now()).date()
-    found = sorted(hall.followups.values(), key=lambda f: (URGENCY.get(f.colour, 9), f.visit_due, f.id))
+    found = sorted((f for f in hall.followups.values() if f.state in core.OPEN),
+                   key=lambda f: (URGENCY.get(f.colour, 9), f.visit_due, f.id))
     return [core.view(f, today) for f in found]
 
 
@@ -58,6 +59,10 @@ async def step(request: web.Request) -> web.Response:
 
 
 async def my_ratings(request: web.Request) -> web.Response:
+    return json_response({"ok": True, **await own_ratings(request)})
+
+
+async def own_ratings(request: web.Request) -> dict[str, Any]:
     """The signed-in clerk's own ratings: level, when, window, ticket, reasons, follow-up."""
     who = principal(request)
     if who is None or not who.staff:
@@ -83,9 +88,8 @@ async def my_ratings(request: web.Request) -> web.Response:
                 "reasons": list(reasons), "followup": state}
                for at, window, number, level, reasons, _closed, state in rows]
     counts = {level: sum(1 for r in ratings if r["level"] == level) for level in core.LEVEL_NAMES}
-    return json_response({"ok": True, "staff": who.staff, "since": since.isoformat(),
-                          "until": until.isoformat(), "ratings": ratings, "counts": counts,
-                          "unrated": sum(1 for r in ratings if r["level"] is None)})
+    return {"staff": who.staff, "since": since.isoformat(), "until": until.isoformat(), "ratings": ratings,
+            "counts": counts, "unrated": sum(1 for r in ratings if r["level"] is None)}
 
 
 def add_followups_routes(app: web.Application) -> None:

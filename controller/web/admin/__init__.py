@@ -16,7 +16,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from controller.web.admin import desk, matters, people, views
+from controller.web.admin import desk, matters, people, ratings, views
 
 HERE = Path(__file__).parent
 
@@ -32,3 +32,4 @@ def add_admin_routes(app: web.Application) -> None:
     people.add_routes(app)
     matters.add_routes(app)
     desk.add_routes(app)
+    ratings.add_routes(app)

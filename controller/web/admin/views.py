@@ -36,6 +36,8 @@ NAV = (
     ("/admin", "值班看板", "Dashboard", "hall.read"),
     ("/desk", "总台受理", "Desk", "cases.write"),
     ("/office", "办件审批", "Back office", "cases.review"),
+    ("/followups", "差评跟进", "Bad ratings", "followups.manage"),
+    ("/my/ratings", "本人评价", "My ratings", "ratings.own"),
     ("/admin/config/services", "业务", "Services", "config.read"),
     ("/admin/config/windows", "窗口", "Windows", "config.read"),
     ("/admin/config/clerks", "窗口人员", "Clerks", "config.read"),
@@ -62,7 +64,7 @@ ACTIONS = {"config_add": "新增", "config_change": "修改", "config_remove": "
            "token_added": "新增令牌", "token_revoked": "撤销令牌",
            "add_appointment": "新增预约", "cancel_appointment": "取消预约",
            "case_open": "受理办件", "case_step": "办件流转", "case_id_viewed": "查看身份证号",
-           "notice_printed": "打印通知书", "case_called": "叫号取件",
+           "notice_printed": "打印通知书", "case_called": "叫号取件", "followup_step": "差评跟进",
            "matters_set": "修改事项", "matter_remove": "删除事项", "matters_import": "导入事项清单"}
 
 

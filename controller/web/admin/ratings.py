@@ -1,0 +1,36 @@
+"""The pages of 好差评: the supervisor's 差评 follow-ups (``/followups``), overdue first, each
+with the steps its state allows; and a clerk's own ratings (``/my/ratings``) — never a
+colleague's, and none says who rated."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from controller.core import followups as core
+from controller.web.access import guarded
+from controller.web.followups_api import Period, open_followups, own_ratings
+
+
+async def followups_page(request: web.Request) -> web.Response:
+    found = await open_followups(request)
+    response = aiohttp_jinja2.render_template("followups.html", request, {
+        "followups": found, "actions": core.ACTIONS, "levels": core.LEVEL_NAMES,
+        "counts": {c: sum(1 for f in found if f["colour"] == c) for c in ("red", "yellow", "green")}})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def my_ratings_page(request: web.Request) -> web.Response:
+    response = aiohttp_jinja2.render_template("my_ratings.html", request, {
+        "r": await own_ratings(request), "levels": core.LEVEL_NAMES})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    html = {"media": "text/html"}
+    app.router.add_get("/followups", guarded("followups.manage", followups_page,
+                                             summary="差评跟进 / bad ratings followed up", **html))
+    app.router.add_get("/my/ratings", guarded("ratings.own", my_ratings_page, query=Period,
+                                              summary="本人评价 / my ratings", **html))
