@@ -138,9 +138,9 @@ def step(hall: HallState, cmd: FollowupStep, now: datetime) -> dict[str, Any]:
     today = hall.local(now).date()
     f.colour = colour(f, today)
     hall.changes.touch(f)
+    detail: dict[str, Any] = {"level": cmd.level} if cmd.action == "rerate" else {}
     hall.emit(EventKind.FOLLOWUP_STEP, now, ref=(f.ticket, f.number, f.service), window=f.window,
-              clerk=f.clerk, session=f.id, action=cmd.action, before=before, after=f.state,
-              **({"level": cmd.level} if cmd.action == "rerate" else {}))
+              clerk=f.clerk, session=f.id, action=cmd.action, before=before, after=f.state, **detail)
     return {"followup": view(f, today)}
 
 
