@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.bus.service import HallBus
+from controller.core.followups import OPEN as OPEN_FOLLOWUPS
 from controller.core.hall import HallState
 from controller.core.model import TicketState
 
@@ -129,4 +130,6 @@ def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, 
             "devices_disabled": len(hall.config.devices) - len(enabled),
             "bus": bus is not None, "figures": figures(hall, now), "warnings": warnings(hall),
             "cases": case_summary(hall),
+            "followups": {c: sum(1 for f in hall.followups.values()
+                                 if f.state in OPEN_FOLLOWUPS and f.colour == c) for c in ("red", "yellow", "green")},
             "at": hall.local(now)}
