@@ -76,3 +76,17 @@ async def test_the_audit_log_is_found_by_a_persons_user_name(server):  # noqa: F
     page = await (await server.get("/admin/audit?actor=admin")).text()
     assert "user:admin" in page and "没有符合条件的记录" not in page       # the sign-in itself
     assert "没有符合条件的记录" in await (await server.get("/admin/audit?actor=nobody")).text()
+
+
+def test_overdue_bad_rating_follow_ups_show_on_the_dashboard():
+    from controller.core.commands import Evaluate, Rate
+
+    hall, now = new_hall(demo_config()), MONDAY_9
+    hall.apply(Take(service="A"), now)
+    hall.apply(Login(window="1", staff="1001"), now)
+    hall.apply(CallNext(window="1"), now)
+    session = hall.apply(Evaluate(window="1"), now)["evaluation"]["session"]
+    hall.apply(Rate(window="1", session=session, level="very_dissatisfied"), now)
+    assert dashboard.dashboard(hall, None, now)["followups"] == {"red": 0, "yellow": 0, "green": 1}
+    hall.followups[session].colour = "red"               # as the scheduler leaves it once missed
+    assert dashboard.dashboard(hall, None, now)["followups"]["red"] == 1

@@ -117,6 +117,12 @@ def case_summary(hall: HallState) -> dict[str, Any]:
                         "window": c.window, "department": c.department} for c in urgent[:10]]}
 
 
+def followup_summary(hall: HallState) -> dict[str, int]:
+    """The open 差评 follow-ups by warning colour."""
+    open_ones = [f for f in hall.followups.values() if f.state in OPEN_FOLLOWUPS]
+    return {c: sum(1 for f in open_ones if f.colour == c) for c in ("red", "yellow", "green")}
+
+
 def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, Any]:
     """Everything the dashboard shows; of the devices, those with a problem (offline, paper
     low or out, an error), the longest-offline first, and how many are well."""
@@ -130,6 +136,5 @@ def dashboard(hall: HallState, bus: HallBus | None, now: datetime) -> dict[str, 
             "devices_disabled": len(hall.config.devices) - len(enabled),
             "bus": bus is not None, "figures": figures(hall, now), "warnings": warnings(hall),
             "cases": case_summary(hall),
-            "followups": {c: sum(1 for f in hall.followups.values()
-                                 if f.state in OPEN_FOLLOWUPS and f.colour == c) for c in ("red", "yellow", "green")},
+            "followups": followup_summary(hall),
             "at": hall.local(now)}
