@@ -35,6 +35,7 @@ from controller.web.auth import add_auth_routes
 from controller.web.case_notices import add_notice_routes
 from controller.web.cases_api import SEALBOX, add_cases_routes
 from controller.web.config_api import IMPORT_LIMIT, add_config_routes
+from controller.web.evaluator import add_evaluator_routes
 from controller.web.feed import FEED, ScreenFeed
 from controller.web.followups_api import add_followups_routes
 from controller.web.headers import add_security_headers
@@ -116,6 +117,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     add_cases_routes(app)
     add_notice_routes(app)
     add_followups_routes(app)
+    add_evaluator_routes(app)
     add_matters_routes(app)
     add_page_routes(app)
     add_vendor_routes(app)

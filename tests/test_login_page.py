@@ -117,9 +117,9 @@ async def test_an_administrator_enrols_a_kiosk_at_login_and_it_takes_tickets(tmp
         choices = step.locator("input[name=device]")
         offered = {await c.get_attribute("value") for c in await choices.all()}
         assert offered == {d.id for d in server.engine.config.devices
-                           if d.kind in ("kiosk", "hall_display", "window_display")}
+                           if d.kind in ("kiosk", "hall_display", "window_display", "evaluator")}
         await expect(step.locator(".group h2")).to_have_text(
-            ["取号机 · Kiosks", "综合屏 · Hall screens", "窗口屏 · Window screens"])
+            ["取号机 · Kiosks", "综合屏 · Hall screens", "窗口屏 · Window screens", "评价器 · Evaluators"])
         await step.locator("label.device", has_text="kiosk-1").click()
         await expect(go).to_have_text("登记为 kiosk-1 · Enrol as kiosk-1")
         await page.screenshot(path=shots(tmp_path) / "page-login-enrol.png")

@@ -33,6 +33,7 @@ PERMISSIONS: dict[str, str] = {
     "matters.write": "change the matter catalogue (import, add, change, remove)",
     "followups.manage": "follow 差评 up: return visits, rectification, feedback, appeals",
     "ratings.own": "a clerk's own ratings (never colleagues'; the rater is never shown)",
+    "ratings.give": "a window's evaluator: its prompt and the citizen's one rating",
 }
 
 ROLES: dict[str, tuple[str, str, frozenset[str]]] = {
@@ -50,10 +51,12 @@ ROLES: dict[str, tuple[str, str, frozenset[str]]] = {
     "viewer": ("查询", "viewer", frozenset({"hall.read", "reports.read"})),
     "kiosk": ("取号机", "kiosk page", frozenset({"tickets.issue", "screen.read"})),
     "screen": ("屏幕", "screen page", frozenset({"screen.read"})),
+    "evaluator": ("评价器", "evaluator page", frozenset({"screen.read", "ratings.give"})),
 }
 #: Roles a person (or a program's token) may be given; kiosk and screen are for enrolled pages.
 PERSON_ROLES = ("admin", "supervisor", "desk", "clerk", "viewer")
-DEVICE_ROLES = {"kiosk": "kiosk", "terminal": "kiosk", "window_display": "screen", "hall_display": "screen"}
+DEVICE_ROLES = {"kiosk": "kiosk", "terminal": "kiosk", "window_display": "screen", "hall_display": "screen",
+                "evaluator": "evaluator"}
 
 
 class UnknownRole(ValueError):

@@ -43,7 +43,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/api/auth/login"),
     # page shells: files without data, whose data routes are guarded
     ("GET", "/"), ("GET", "/login"), ("GET", "/kiosk"), ("GET", "/screen"), ("GET", "/window/{window}"),
-    ("GET", "/caller"),
+    ("GET", "/caller"), ("GET", "/evaluator"),
     ("GET", "/static"),                            # the pages' scripts and styles (a folder)
     ("GET", "/admin/static"),                      # the admin application's script and style
     ("GET", "/vendor/{name}"),                     # htmx, ECharts (libraries, no data)

@@ -318,16 +318,16 @@ async def enrol(request: web.Request) -> web.Response:
     if device is None:
         raise Refused("unknown_config_item", f"没有设备 {str(device_id)[:40]}", "no such device")
     if device.kind not in DEVICE_ROLES or not device.enabled:
-        raise Refused("not_a_page_device", "只有启用的取号机、窗口屏和综合屏可以登记",
-                      "only an enabled kiosk, window display or hall display can be enrolled")
+        raise Refused("not_a_page_device", "只有启用的取号机、窗口屏、综合屏和评价器可以登记",
+                      "only an enabled kiosk, window display, hall display or evaluator can be enrolled")
     accounts = request.app[ACCOUNTS]
     old = request.cookies.get(COOKIE)
     if old:
         await accounts.end_session(old)
     cookie, session = await accounts.open_session(f"device:{device.id}", address(request))
     await request.app[AUDIT].record(who.actor, address(request), "screen_enrolled", f"device:{device.id}")
-    page = {"kiosk": "/kiosk", "terminal": "/kiosk", "hall_display": "/screen"}.get(
-        device.kind, f"/window/{device.window}")
+    pages = {"kiosk": "/kiosk", "terminal": "/kiosk", "hall_display": "/screen", "evaluator": "/evaluator"}
+    page = pages.get(device.kind, f"/window/{device.window}")
     device_principal = Principal("device", device.id, (DEVICE_ROLES[device.kind],))
     response = json_response({"ok": True, "principal": _principal_view(device_principal),
                               "csrf": session.csrf, "page": page})

@@ -95,7 +95,8 @@ def add_page_routes(app: web.Application) -> None:
             ("/t/{id}", DISPLAY_PAGES / "status.html", "票号状态页 / a ticket's status page"),
             ("/caller", DISPLAY_PAGES / "caller.html", "软呼叫器 / the clerk's soft caller"),
             ("/c/{token}", DISPLAY_PAGES / "case.html", "办件进度页 / a case's status page"),
-            ("/case", DISPLAY_PAGES / "case.html", "办件查询 / look a case up by number and query code")):
+            ("/case", DISPLAY_PAGES / "case.html", "办件查询 / look a case up by number and query code"),
+            ("/evaluator", DISPLAY_PAGES / "evaluator.html", "评价器 / the tablet evaluator at a window")):
         r.add_get(path, guarded(PUBLIC_ROUTE, _page(page), summary=summary, media="text/html"))
     r.add_static("/static/", DISPLAY_PAGES / "static")
     r.add_get("/favicon.ico", guarded(PUBLIC_ROUTE, _page(DISPLAY_PAGES / "static" / "favicon.svg"),

@@ -3,7 +3,7 @@
 const ROLE = { admin: "管理员 admin", supervisor: "值班长 supervisor", desk: "总台 desk",
                clerk: "窗口 clerk", viewer: "查询 viewer", kiosk: "取号机 kiosk", screen: "屏幕 screen" };
 const KINDS = [["kiosk", "取号机", "Kiosks"], ["hall_display", "综合屏", "Hall screens"],
-               ["window_display", "窗口屏", "Window screens"]];
+               ["window_display", "窗口屏", "Window screens"], ["evaluator", "评价器", "Evaluators"]];
 let waitTimer = null;
 
 function showStep(id) {
@@ -135,7 +135,7 @@ async function enrolStep(who) {
   const byWindow = (a, b) => String(a.window).localeCompare(String(b.window), "zh-CN", { numeric: true });
   const groups = KINDS.map(([kind, zh, en]) => {
     const list = devices.filter(d => d.kind === kind && d.enabled !== false).sort(
-      kind === "window_display" ? byWindow : (a, b) => a.id.localeCompare(b.id, "zh-CN", { numeric: true }));
+      kind === "window_display" || kind === "evaluator" ? byWindow : (a, b) => a.id.localeCompare(b.id, "zh-CN", { numeric: true }));
     if (!list.length) return null;
     const group = el("div", "group"), choices = el("div", "choices");
     group.append(el("h2", "", `${zh} · ${en}`), choices);
@@ -146,7 +146,8 @@ async function enrolStep(who) {
       radio.name = "device";
       radio.value = d.id;
       radio.addEventListener("change", () => chose(d, label));
-      const title = kind === "window_display" ? (windows.get(d.window) || `${d.window}号窗口`) : (d.name || d.id);
+      const title = kind === "window_display" || kind === "evaluator"
+        ? (windows.get(d.window) || `${d.window}号窗口`) : (d.name || d.id);
       label.append(radio, el("span", "title", title));
       if (title !== d.id) label.append(el("span", "id", d.id));
       choices.append(label);
