@@ -50,3 +50,32 @@ async def test_a_supervisor_follows_up_and_a_clerk_sees_only_their_own(server, t
         ("dissatisfied", "visited"), ("very_satisfied", None)]                # not 1002's 差评
     assert {r["window"] for r in own["ratings"]} == {"1"}
     assert (await server.get("/api/followups")).status == 403              # not the supervisor's list
+
+
+async def test_the_evaluation_records_export_with_gbt_39046_items(server, tmp_path):  # noqa: F811
+    import csv
+    import io
+
+    import openpyxl
+
+    from controller.core.commands import FollowupStep
+
+    bad = await _rated(server, "1", "1001", "very_dissatisfied")
+    await _rated(server, "1", "1001", "satisfied")
+    engine = server.app[ENGINE]
+    boss, other = Source("user:zhang", Origin.HTTP), Source("user:wang", Origin.HTTP)
+    await engine.execute(FollowupStep(session=bad, action="appeal", note="误按"), boss)
+    await engine.execute(FollowupStep(session=bad, action="uphold", note="核实为误评"), other)
+    await add_user(tmp_path, "zhang", "supervisor")
+    await sign_in(server, "zhang")
+    records = (await (await server.get("/api/reports/evaluations.json")).json())["records"]
+    assert [(r["satisfaction"], r["code"], r["count"], r["excluded"], r["rater"]) for r in records] == [
+        ("非常不满意", 1, 1, True, "匿名"), ("满意", 4, 1, False, "匿名")]
+    assert records[0]["text"] == "服务态度" and records[0]["region"] == "000000"
+    assert len(records[0]["time"]) == 15 and records[0]["time"][8] == "T"         # YYYYMMDDThhmmss
+    text = (await (await server.get("/api/reports/evaluations.csv")).read()).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:4] == ["办件编号", "评价渠道", "评价人", "评价时间"] and len(rows) == 3
+    xlsx = await (await server.get("/api/reports/evaluations.xlsx")).read()
+    book = openpyxl.load_workbook(io.BytesIO(xlsx))
+    assert [c.value for c in book.active[2]][5:7] == ["非常不满意", 1]

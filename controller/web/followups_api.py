@@ -100,5 +100,46 @@ def add_followups_routes(app: web.Application) -> None:
         r.add_post(f"/api/followups/{{session}}/{action}", guarded(
             "followups.manage", step, body=Step, errors=REFUSALS,
             summary=f"{core.ACTIONS[action][0]} / {core.ACTIONS[action][1]}"))
+    add_export_routes(app)
     r.add_get("/api/my/ratings", guarded("ratings.own", my_ratings, query=Period, errors=READS,
                                          summary="本人评价 / a clerk's own ratings (the rater never shown)"))
+
+
+class Export(BaseModel):
+    """``GET /api/reports/evaluations.{csv,xlsx,json}``: the days (this month by default)."""
+
+    model_config = ConfigDict(frozen=True)
+    since: date | None = None
+    until: date | None = None
+
+
+async def export_evaluations(request: web.Request) -> web.Response:
+    """The evaluation records for the provincial platform (GB/T 39046's data items)."""
+    from controller.storage import evaluation_export as export
+
+    engine = request.app[ENGINE]
+    hall = await engine.settled()
+    q = query(request)
+    until = q.until or hall.local(engine.clock.now()).date()
+    since = q.since or until.replace(day=1)
+    rows = await export.records(engine.db, engine.config.hall.id, engine.config.hall.region, hall.tz,
+                                since, until)
+    kind = request.path.rsplit(".", 1)[-1]
+    name = f"evaluations-{since:%Y%m%d}-{until:%Y%m%d}.{kind}"
+    if kind == "json":
+        return json_response({"ok": True, "since": since.isoformat(), "until": until.isoformat(),
+                              "records": rows})
+    body = export.to_csv(rows) if kind == "csv" else export.to_xlsx(rows)
+    return web.Response(body=body, content_type=EXPORTS[kind], headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+EXPORTS = {"csv": "text/csv", "json": "application/json",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def add_export_routes(app: web.Application) -> None:
+    for kind, media in EXPORTS.items():
+        app.router.add_get(f"/api/reports/evaluations.{kind}", guarded(
+            "reports.read", export_evaluations, query=Export, errors=READS, media=media,
+            summary=f"评价记录导出 / evaluation records (GB/T 39046) as {kind}"))
