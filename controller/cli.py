@@ -10,6 +10,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import AsyncIterator
+from datetime import date
 from importlib.resources import files
 from pathlib import Path
 
@@ -255,6 +256,40 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
             await db.dispose()
 
     print(f"database at revision {asyncio.run(go())}")
+    return 0
+
+
+def cmd_stats_rollup(args: argparse.Namespace, config: HallConfig) -> int:
+    """Rebuild the daily roll-ups of finished days (from ``--from``), idempotently."""
+    from sqlalchemy import select
+
+    from controller.core.configuration import with_live
+    from controller.startup import migrate
+    from controller.stats import rebuild
+    from controller.storage import schema
+    from controller.storage.db import database_url, open_database
+
+    since = date.fromisoformat(args.since) if args.since else date.min
+
+    def work(conn) -> int:  # noqa: ANN001
+        hall = config.hall.id
+        stored = conn.execute(select(schema.hall_config.c.data).where(
+            schema.hall_config.c.hall == hall)).scalar_one_or_none()
+        live = with_live(config, stored) if stored is not None else config
+        today = conn.execute(select(schema.hall_state.c.day).where(
+            schema.hall_state.c.hall == hall)).scalar_one_or_none() or date.max
+        return rebuild(conn, live, since, today)
+
+    async def go() -> int:
+        db = open_database(database_url(args.db, args.data), config.storage.synchronous)
+        try:
+            await migrate(db)
+            async with db.begin() as conn:
+                return await conn.run_sync(work)
+        finally:
+            await db.dispose()
+
+    print(f"rolled up {asyncio.run(go())} days")
     return 0
 
 
@@ -825,6 +860,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=20, help="times each prefix is searched")
     b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     b.set_defaults(func=cmd_bench_matters)
+    p = sub.add_parser(
+        "stats", help="统计 / statistics",
+        description="统计：rollup 从事件日志重建已结束各日的日报（可重复执行）。 / Statistics: rollup "
+                    "rebuilds the daily roll-ups of finished days from the event log (idempotent).")
+    ssub = p.add_subparsers(dest="stats_command", required=True)
+    s = ssub.add_parser("rollup", help="重建日报 / rebuild the daily roll-ups",
+                        description="重建 --from 之日起（默认：全部）已结束各日的日报；原始事件保留。 / "
+                                    "Rebuild the roll-ups of the finished days from --from (default: "
+                                    "all); the raw events stay.")
+    s.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="the first day to rebuild")
+    _hall_command(s, cmd_stats_rollup)
     cli_auth.add_parsers(sub, _hall_command)
     cli_devices.add_parsers(sub, _hall_command)
     cli_matters.add_parsers(sub, _hall_command)

@@ -302,7 +302,7 @@ class Engine:
             changes = self._hall.drain()
             now = self.clock.now()
             prune = now if self._last_prune is None or now - self._last_prune > PRUNE_EVERY else None
-            rows = self.repo.rows(self.db.dialect.name, changes, replies)
+            rows = self.repo.rows(self.db.dialect.name, changes, replies, self._hall.config)
         except _Poisoned as p:    # a bug in the core: that command alone fails
             log.error("command %s failed", batch[p.index].command.name, exc_info=p.error)
             self._fail([batch[p.index]], StorageUnavailable("internal error"))

@@ -42,6 +42,7 @@ from controller.web.headers import add_security_headers
 from controller.web.matters_api import IMPORT_LIMIT as MATTERS_LIMIT
 from controller.web.matters_api import add_matters_routes
 from controller.web.pages import add_page_routes
+from controller.web.stats_api import add_stats_routes
 from controller.web.users_api import add_users_routes
 from controller.web.vendor import add_vendor_routes
 from protocol.link import BrokerAddress
@@ -114,6 +115,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     add_security_headers(app)
     add_config_routes(app)
     add_users_routes(app)
+    add_stats_routes(app)
     add_cases_routes(app)
     add_notice_routes(app)
     add_followups_routes(app)

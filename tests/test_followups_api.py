@@ -79,3 +79,8 @@ async def test_the_evaluation_records_export_with_gbt_39046_items(server, tmp_pa
     xlsx = await (await server.get("/api/reports/evaluations.xlsx")).read()
     book = openpyxl.load_workbook(io.BytesIO(xlsx))
     assert [c.value for c in book.active[2]][5:7] == ["非常不满意", 1]
+    day = engine.hall.day.isoformat()
+    stats = await (await server.get(f"/api/stats?from={day}&to={day}&by=window")).json()
+    window_1 = next(r for r in stats["rows"] if r["key"] == "1")["ratings"]      # the appeal upheld:
+    assert (window_1["excluded"], window_1["rated"], window_1["bad"], window_1["good_rate"]) == \
+        (1, 1, 0, 1.0)                                                          # out of the rates

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from operator import attrgetter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +32,7 @@ from controller.core.hall import HallState
 from controller.core.matters import Matter, StoredMatter
 from controller.core.model import Appointment, Attendance, Ticket, WindowState
 from controller.core.ratings import Evaluation
-from controller.storage import schema
+from controller.storage import rollup, schema
 
 log = logging.getLogger("yimen.storage")
 
@@ -140,9 +141,10 @@ class Repository:
     def __init__(self, hall: str) -> None:
         self.hall = hall
 
-    def rows(self, dialect: str, changes: Changes,
-             replies: dict[str, tuple[datetime, str]]) -> Rows:
-        """What a batch writes, copied out of the live objects now."""
+    def rows(self, dialect: str, changes: Changes, replies: dict[str, tuple[datetime, str]],
+             config: HallConfig | None = None) -> Rows:
+        """What a batch writes, copied out of the live objects now; after a rollover, last,
+        the finished day's roll-up (``rollup.RollupDay``, with ``config``'s time zone and hours)."""
         hall = self.hall
         tables: list[tuple[Table, bool, list[dict[str, Any]]]] = []   # table, upsert, rows
         by_kind: dict[type, list[Any]] = {}
@@ -164,14 +166,23 @@ class Repository:
             tables.append((schema.replies, False, [
                 {"hall": hall, "key": k, "at": at, "reply": r} for k, (at, r) in replies.items()]))
         if dialect == "sqlite":
-            return out + [(plain.sql, [plain.values(r) for r in rows])
-                          for table, upsert, rows in tables if (plain := _plain(table, upsert))]
-        return out + [(_upsert(dialect, table) if upsert else table.insert(), rows)
-                      for table, upsert, rows in tables]
+            out += [(plain.sql, [plain.values(r) for r in rows])
+                    for table, upsert, rows in tables if (plain := _plain(table, upsert))]
+        else:
+            out += [(_upsert(dialect, table) if upsert else table.insert(), rows)
+                    for table, upsert, rows in tables]
+        finished = [(date.fromisoformat(e.payload["from_day"]),) for e in changes.events
+                    if e.kind is EventKind.ROLLOVER]
+        if finished and config is not None:
+            out.append((rollup.RollupDay(hall, ZoneInfo(config.hall.timezone), rollup.hall_hours(config)),
+                        finished))
+        return out
 
     def write(self, conn: Connection, rows: Rows) -> None:
         for statement, params in rows:
-            if isinstance(statement, str):                 # SQLite: SQL text and tuples
+            if isinstance(statement, rollup.RollupDay):
+                statement.run(conn, params)
+            elif isinstance(statement, str):               # SQLite: SQL text and tuples
                 driver = conn.connection.driver_connection
                 assert driver is not None, "a connection in a transaction has its driver's"
                 driver.executemany(statement, params)

@@ -428,6 +428,18 @@ followups = Table(
 )
 Index("ix_followups_hall_state", followups.c.hall, followups.c.state)
 
+#: Daily roll-ups (日报): one row per hall, finished day, grouping (``by``: hall, service,
+#: window, clerk, department) and key, its figures as a JSON document
+#: (``controller.storage.rollup``); written at the day's rollover, rebuilt by ``yimen stats rollup``.
+daily_stats = Table(
+    "daily_stats", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("by", String(16), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("data", JSONDoc(), nullable=False),
+)
+
 #: Each kind of record the core keeps, and its table.
 RECORDS: dict[type, Table] = {
     Ticket: tickets, WindowState: windows, Attendance: attendance, Appointment: appointments,
