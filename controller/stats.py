@@ -47,9 +47,9 @@ from controller.storage.rollup import GOOD, LEVELS, Tally
 
 
 def collect(conn: Connection, config: HallConfig, since: date, until: date, by: str,
-            today: date) -> dict[str, list[tuple[date, Tally]]]:
+            today: date, now: datetime | None = None) -> dict[str, list[tuple[date, Tally]]]:
     """Each key's tallies per day in [since, until]: roll-ups for finished days, the raw
-    events for today and for any day without a roll-up."""
+    events for today (counted up to ``now``) and for any day without a roll-up."""
     hall = config.hall.id
     tz = ZoneInfo(config.hall.timezone)
     hours = rollup.hall_hours(config)
@@ -60,7 +60,8 @@ def collect(conn: Connection, config: HallConfig, since: date, until: date, by: 
             out.setdefault(key, []).append((day, tally))
     for day in rollup.days_with_events(conn, hall, since, until):
         if day not in rolled or day >= today:
-            for (b, key), tally in rollup.day_tallies(conn, hall, day, tz, hours).items():
+            upto = now if day >= today else None
+            for (b, key), tally in rollup.day_tallies(conn, hall, day, tz, hours, upto).items():
                 if b == by:
                     out.setdefault(key, []).append((day, tally))
     return out
@@ -117,11 +118,11 @@ def figures(days: list[tuple[date, Tally]]) -> dict[str, Any]:
 
 
 def read(conn: Connection, config: HallConfig, since: date, until: date, by: str,
-         today: date) -> list[dict[str, Any]]:
+         today: date, now: datetime | None = None) -> list[dict[str, Any]]:
     """Figures per key of grouping ``by`` (``hall``: one row, key ``""``) for [since, until],
     without the ratings an upheld appeal took out (申诉成立; counted as ``excluded``)."""
     out = [{"key": key, **figures(days)}
-           for key, days in sorted(collect(conn, config, since, until, by, today).items())]
+           for key, days in sorted(collect(conn, config, since, until, by, today, now).items())]
     excluded = _excluded(conn, config, since, until, by)
     for row in out:
         row["ratings"]["excluded"] = 0
@@ -160,9 +161,9 @@ def _drop_rating(row: dict[str, Any], level: str) -> None:
 
 
 async def period(db: AsyncEngine, config: HallConfig, since: date, until: date, by: str,
-                 today: date) -> list[dict[str, Any]]:
+                 today: date, now: datetime | None = None) -> list[dict[str, Any]]:
     async with db.connect() as conn:
-        return await conn.run_sync(lambda c: read(c, config, since, until, by, today))
+        return await conn.run_sync(lambda c: read(c, config, since, until, by, today, now))
 
 
 def rebuild(conn: Connection, config: HallConfig, since: date, before: date) -> int:

@@ -98,11 +98,13 @@ class _Day:
 
 
 def compute(rows: Iterable[Any], day: date, tz: ZoneInfo, hours: tuple[int, int],
-            case_info: dict[str, tuple[str, str | None]]) -> dict[tuple[str, str], Tally]:
+            case_info: dict[str, tuple[str, str | None]],
+            now: datetime | None = None) -> dict[tuple[str, str], Tally]:
     """One day's tallies from its events in the order written (``id``): rows with ``kind``,
     ``at``, ``ticket``, ``service``, ``window``, ``clerk`` and ``payload`` (JSON text).
     ``hours``: the hall's opening and closing minute (local), for late starts and early
-    leaves; ``case_info``: each case's department and window."""
+    leaves; ``case_info``: each case's department and window; ``now``: for the current day,
+    the moment a clerk still logged in counts up to (else the day's end)."""
     d = _Day()
     issued_at: dict[str, datetime] = {}
     started: dict[tuple[str, str | None], datetime] = {}     # (ticket, window) → start of service
@@ -111,6 +113,8 @@ def compute(rows: Iterable[Any], day: date, tz: ZoneInfo, hours: tuple[int, int]
     last_logout: dict[str, tuple[datetime, str]] = {}
     day_start = datetime.combine(day, time(), tz)
     day_end = day_start + timedelta(days=1)
+    if now is not None:
+        day_end = max(day_start, min(day_end, now))
     attendance: list[tuple[str, str, float]] = []
     for r in rows:
         kind, at, ticket, service, window, clerk = r.kind, r.at, r.ticket, r.service, r.window, r.clerk
@@ -194,7 +198,7 @@ def hall_hours(config: Any) -> tuple[int, int]:
 
 
 def day_tallies(conn: Connection, hall: str, day: date, tz: ZoneInfo,
-                hours: tuple[int, int]) -> dict[tuple[str, str], Tally]:
+                hours: tuple[int, int], now: datetime | None = None) -> dict[tuple[str, str], Tally]:
     """``day``'s tallies from its raw events (committed or written earlier in ``conn``'s
     transaction)."""
     e = events.c
@@ -207,7 +211,7 @@ def day_tallies(conn: Connection, hall: str, day: date, tz: ZoneInfo,
         for number, department, window in conn.execute(select(c.number, c.department, c.window).where(
                 c.hall == hall, c.number.in_(numbers[part:part + 500]))):
             info[number] = (department, window)
-    return compute(rows, day, tz, hours, info)
+    return compute(rows, day, tz, hours, info, now)
 
 
 def write_day(conn: Connection, hall: str, day: date, tz: ZoneInfo, hours: tuple[int, int]) -> int:

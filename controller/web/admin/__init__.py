@@ -16,7 +16,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from controller.web.admin import desk, matters, people, ratings, views
+from controller.web.admin import desk, matters, people, ratings, stats_page, views
 
 HERE = Path(__file__).parent
 
@@ -33,3 +33,4 @@ def add_admin_routes(app: web.Application) -> None:
     matters.add_routes(app)
     desk.add_routes(app)
     ratings.add_routes(app)
+    stats_page.add_routes(app)

@@ -38,6 +38,7 @@ NAV = (
     ("/office", "办件审批", "Back office", "cases.review"),
     ("/followups", "差评跟进", "Bad ratings", "followups.manage"),
     ("/my/ratings", "本人评价", "My ratings", "ratings.own"),
+    ("/admin/stats", "统计报表", "Statistics", "reports.read"),
     ("/admin/config/services", "业务", "Services", "config.read"),
     ("/admin/config/windows", "窗口", "Windows", "config.read"),
     ("/admin/config/clerks", "窗口人员", "Clerks", "config.read"),
