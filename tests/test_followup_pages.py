@@ -14,6 +14,7 @@ from tests.axe import assert_accessible
 from tests.bushelp import unique
 from tests.helpers import demo_config
 from tests.pagehelp import PASSWORD
+from tests.test_admin_pages import _signed_in
 from tests.test_followups_api import _rated
 from tests.test_pages import CHROMIUM, SHOTS, browser_or_skip, served
 
@@ -23,18 +24,6 @@ PC = {"width": 1366, "height": 768}
 
 def _shots(tmp_path: Path) -> Path:
     return SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
-
-
-async def _signed_in(browser, base: str, user: str, path: str):  # noqa: ANN001, ANN202
-    from playwright.async_api import expect
-
-    page = await (await browser.new_context(viewport=PC)).new_page()
-    await page.goto(base + path)
-    await page.locator("#user").fill(user)
-    await page.locator("#password").fill(PASSWORD)
-    await page.locator("#password").press("Enter")
-    await expect(page).to_have_url(base + path)
-    return page
 
 
 async def test_a_supervisor_follows_up_and_a_clerk_reads_their_own_ratings(tmp_path, clock):
@@ -53,7 +42,7 @@ async def test_a_supervisor_follows_up_and_a_clerk_reads_their_own_ratings(tmp_p
             await accounts.add_user(name, roles, PASSWORD, name, staff=staff)
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            page = await _signed_in(browser, base, "zhang", "/followups")
+            page = await _signed_in(browser, base, "zhang", "/followups", PC)
             items = page.locator("li.item")
             await expect(items).to_have_count(2)
             first = items.filter(has_text="1号窗口")
@@ -72,7 +61,7 @@ async def test_a_supervisor_follows_up_and_a_clerk_reads_their_own_ratings(tmp_p
             await assert_accessible(page)
             await page.screenshot(path=_shots(tmp_path) / "page-followups.png")
 
-            other = await _signed_in(browser, base, "wang", "/followups")
+            other = await _signed_in(browser, base, "wang", "/followups", PC)
             row = other.locator("li.item").filter(has_text="1号窗口")
             await row.locator("summary").click()
             await row.locator("form[data-api$='/uphold'] input[name=note]").fill("监控核实为误评")
@@ -81,7 +70,7 @@ async def test_a_supervisor_follows_up_and_a_clerk_reads_their_own_ratings(tmp_p
             assert [f.state for f in (await srv.engine.settled()).followups.values()
                     if f.window == "1"] == ["excluded"]
 
-            clerk = await _signed_in(browser, base, "wangfang", "/my/ratings")
+            clerk = await _signed_in(browser, base, "wangfang", "/my/ratings", PC)
             await expect(clerk.locator("tbody tr")).to_have_count(1)
             await expect(clerk.locator("tbody")).to_contain_text("不满意")
             assert "非常不满意" not in await clerk.locator("tbody").inner_text()   # 1002's is not hers
