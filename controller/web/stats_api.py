@@ -51,7 +51,7 @@ class Month(BaseModel):
     """``GET /api/reports/monthly.xlsx?month=YYYY-MM``: the month (this one by default)."""
 
     model_config = ConfigDict(frozen=True)
-    month: str | None = Field(default=None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+    month: str | None = Field(default=None, pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")
 
 
 def month_of(text: str | None, today: date) -> tuple[date, date]:

@@ -18,6 +18,8 @@ async def stats_page(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     hall = await engine.settled()
     first, last = month_of(query(request).month, hall.day)
+    if first > hall.day:                         # a month not begun: this one
+        first, last = month_of(None, hall.day)
     now = engine.clock.now()
     by_window = await stats.period(engine.db, hall.config, first, last, "window", hall.day, now)
     hall_rows = await stats.period(engine.db, hall.config, first, last, "hall", hall.day, now)
