@@ -8,7 +8,6 @@ beyond their roles. axe-core finds no serious or critical problem on any admin p
 
 from __future__ import annotations
 
-import os
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -22,15 +21,12 @@ from tests.axe import assert_accessible
 from tests.bushelp import devices, unique
 from tests.helpers import demo_config
 from tests.pagehelp import ADMIN, PASSWORD, add_person, enrol, token_headers
-from tests.test_pages import CHROMIUM, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, browser_or_skip, served, shots
 
 pytestmark = pytest.mark.slow
 DESK = {"width": 1366, "height": 768}          # the administrator's desk screen
 WIDE = {"width": 1920, "height": 1080}
 
-
-def _shots(tmp_path: Path) -> Path:
-    return SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
 
 
 async def _take(base: str, headers: dict[str, str], count: int, service: str = "A") -> list[str]:
@@ -87,7 +83,7 @@ async def test_an_administrator_configures_the_hall_from_the_browser(tmp_path, c
             devices(config, srv.bus.link.broker, ["caller-w01"]) as dev, async_playwright() as p:
         await add_person(srv)
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        shots = _shots(tmp_path)
+        folder = shots(tmp_path)
         try:
             kiosk_context = await browser.new_context(viewport={"width": 1080, "height": 1920})
             kiosk = await kiosk_context.new_page()
@@ -116,7 +112,7 @@ async def test_an_administrator_configures_the_hall_from_the_browser(tmp_path, c
             assert (await srv.engine.settled()).services["Z"].daily_cap == 80
             await expect(kiosk.locator("body")).to_contain_text("出入境")     # no reload there
             await expect(page.locator(".changes")).to_contain_text("user:admin 新增 Z")
-            await page.screenshot(path=shots / "page-admin-services.png", full_page=False)
+            await page.screenshot(path=folder / "page-admin-services.png", full_page=False)
 
             # rebind the keypad of window 1 to window 3, and call from it there
             await page.goto(base + "/admin/config/devices")
@@ -156,7 +152,7 @@ async def test_an_administrator_configures_the_hall_from_the_browser(tmp_path, c
             assert await sheet.locator(".qr svg").count() == 1
             password = await sheet.locator("code.secret").inner_text()
             assert len(password) >= 16
-            await page.screenshot(path=shots / "page-admin-sheet.png")
+            await page.screenshot(path=folder / "page-admin-sheet.png")
             await sheet.get_by_role("button", name="关闭").click()
 
             # a holiday: on the calendar, and the hall closed that day
@@ -169,7 +165,7 @@ async def test_an_administrator_configures_the_hall_from_the_browser(tmp_path, c
             await expect(page.locator(f"time[datetime='{holiday.isoformat()}'] ~ b")).to_have_text("休")
             assert not (await srv.engine.settled()).calendar.is_working_day(holiday)
             await assert_accessible(page)
-            await page.screenshot(path=shots / "page-admin-calendar.png")
+            await page.screenshot(path=folder / "page-admin-calendar.png")
 
             # settings: a wrong value refused in place, a right one kept
             await page.goto(base + "/admin/settings")
@@ -191,7 +187,7 @@ async def test_people_tokens_audit_enrolment_and_roles(tmp_path, clock):
     from playwright.async_api import expect
 
     async with _admin_hall(tmp_path, clock) as (config, srv, base, browser):
-        shots = _shots(tmp_path)
+        folder = shots(tmp_path)
         violations: list[str] = []
         page = await _signed_in(browser, base, path="/admin/users", violations=violations)
         new = page.locator("section.new form")
@@ -220,7 +216,7 @@ async def test_people_tokens_audit_enrolment_and_roles(tmp_path, clock):
         await expect(pin_label).to_have_text("呼叫器 PIN （已设置）")
         assert await srv.runner.app[ACCOUNTS].check_pin("1001", "482913")
         await assert_accessible(page)
-        await page.screenshot(path=shots / "page-admin-users.png")
+        await page.screenshot(path=folder / "page-admin-users.png")
 
         await page.goto(base + "/admin/tokens")
         form = page.locator("section.new form")
@@ -240,7 +236,7 @@ async def test_people_tokens_audit_enrolment_and_roles(tmp_path, clock):
         await expect(page.locator("table.audit")).to_contain_text("token_added")
         assert "login_failed" not in await page.locator("table.audit").inner_text()
         await assert_accessible(page)
-        await page.screenshot(path=shots / "page-admin-audit.png")
+        await page.screenshot(path=folder / "page-admin-audit.png")
 
         # enrol the screen in front of you: it becomes the hall screen
         await page.goto(base + "/admin/config/devices")
@@ -282,7 +278,7 @@ async def test_the_dashboard_follows_the_hall_live_and_warns_of_long_waits(tmp_p
         await expect(row).to_contain_text("已呼叫")
         await expect(row).to_contain_text("B001")
         await assert_accessible(page)
-        await page.screenshot(path=_shots(tmp_path) / "page-admin-dashboard.png")
+        await page.screenshot(path=shots(tmp_path) / "page-admin-dashboard.png")
         english = page.get_by_role("button", name="English")
         await english.click()
         await expect(page.locator("h1")).to_have_text("Duty dashboard")
@@ -295,7 +291,7 @@ async def test_notices_clerks_windows_and_appointments_from_their_pages(tmp_path
     from playwright.async_api import expect
 
     async with _admin_hall(tmp_path, clock) as (config, srv, base, browser):
-        shots = _shots(tmp_path)
+        folder = shots(tmp_path)
         screen_context = await browser.new_context(viewport=WIDE)
         screen = await screen_context.new_page()
         await screen.goto(base + await enrol(screen_context, base, srv, "hall-screen-1"))
@@ -324,7 +320,7 @@ async def test_notices_clerks_windows_and_appointments_from_their_pages(tmp_path
         await expect(page.locator("#item-4 summary")).to_contain_text("B 不动产登记、C 社保医保")
         assert (await srv.engine.settled()).config.window_by_id["4"].weights == (3, 1)
         await assert_accessible(page)
-        await page.screenshot(path=shots / "page-admin-windows.png")
+        await page.screenshot(path=folder / "page-admin-windows.png")
 
         await page.goto(base + "/admin/config/clerks")
         row = page.locator("#item-1004")
@@ -349,4 +345,4 @@ async def test_notices_clerks_windows_and_appointments_from_their_pages(tmp_path
         assert (await srv.engine.settled()).queue.appointments["YY0001"].cancelled
         assert day.isoformat() in await page.locator("tr", has_text="YY0001").inner_text()
         await assert_accessible(page)
-        await page.screenshot(path=shots / "page-admin-appointments.png")
+        await page.screenshot(path=folder / "page-admin-appointments.png")

@@ -8,8 +8,6 @@ page ends up showing what the server says."""
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,7 +17,7 @@ from devices.simulators import Refusal
 from tests.bushelp import devices, unique
 from tests.helpers import demo_config
 from tests.pagehelp import PASSWORD, token_headers
-from tests.test_pages import CHROMIUM, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, browser_or_skip, served, shots
 from tests.test_security_web import add_user, origin, server, sign_in  # noqa: F401 - the fixture
 
 PC, FULL_HD = {"width": 1366, "height": 768}, {"width": 1920, "height": 1080}
@@ -132,7 +130,7 @@ async def test_a_clerk_calls_and_finishes_from_the_soft_caller(tmp_path, clock):
             await expect(page.locator("#ticket-service")).to_contain_text("已重呼 1 次")
             for shot, size in (("page-caller-1920.png", FULL_HD), ("page-caller.png", PC)):
                 await page.set_viewport_size(size)
-                await page.screenshot(path=_shots(tmp_path) / shot)
+                await page.screenshot(path=shots(tmp_path) / shot)
             await page.locator("#held .call-back").click()
             await expect(page.locator("#ticket")).to_have_text("A002")
             await expect(page.locator("#held")).to_have_text("无 · none")
@@ -164,9 +162,6 @@ async def test_a_clerk_calls_and_finishes_from_the_soft_caller(tmp_path, clock):
         finally:
             await browser.close()
 
-
-def _shots(tmp_path: Path) -> Path:
-    return SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
 
 
 @pytest.mark.slow

@@ -7,10 +7,8 @@ page from the notice's QR code then says 已取件."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -21,7 +19,7 @@ from tests.axe import assert_accessible
 from tests.bushelp import devices, unique
 from tests.helpers import demo_config
 from tests.pagehelp import PASSWORD, token_headers
-from tests.test_pages import CHROMIUM, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, browser_or_skip, served, shots
 
 pytestmark = pytest.mark.slow
 DESK_PC = {"width": 1920, "height": 1080}
@@ -34,9 +32,6 @@ MATTERS = [
      "statutory_days": 30, "materials": ["不动产权证书", "买卖合同"], "windows": ["4"], "service": "B"},
 ]
 
-
-def _shots(tmp_path: Path) -> Path:
-    return SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
 
 
 async def _page(browser, base: str, user: str, path: str):  # noqa: ANN001, ANN202
@@ -72,7 +67,7 @@ async def test_a_ticket_becomes_a_case_and_the_result_is_handed_over(tmp_path, c
             r = await http.post(f"{base}/api/tickets", json={"service": "A"})
             ticket = (await r.json())["ticket"]["number"]
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        shots = _shots(tmp_path)
+        folder = shots(tmp_path)
         try:
             desk, errors = await _page(browser, base, "zongtai", "/desk")
             await desk.get_by_role("button", name="登录窗口").click()
@@ -99,7 +94,7 @@ async def test_a_ticket_becomes_a_case_and_the_result_is_handed_over(tmp_path, c
             assert number.endswith("-0001") and "110101********4573" in await card.inner_text()
             await expect(desk.locator("#desk-cases")).to_contain_text("个体工商户设立登记")
             await assert_accessible(desk)
-            await desk.screenshot(path=shots / "page-desk.png")
+            await desk.screenshot(path=folder / "page-desk.png")
 
             await card.get_by_role("button", name="打印受理通知书").click()
             printer = dev["printer-desk"]
@@ -112,7 +107,7 @@ async def test_a_ticket_becomes_a_case_and_the_result_is_handed_over(tmp_path, c
             if shutil.which("pdftoppm"):
                 (tmp_path / "notice.pdf").write_bytes(body)
                 subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", str(tmp_path / "notice.pdf"),
-                                str(shots / "case-acceptance-notice")], check=True, timeout=60)
+                                str(folder / "case-acceptance-notice")], check=True, timeout=60)
             await desk.locator(".case-card").get_by_role("button", name="分送办理").click()
             await expect(desk.locator("#toast")).to_contain_text("已完成")
             assert (await srv.engine.settled()).cases.by_number[number].state == "handed_off"
@@ -127,7 +122,7 @@ async def test_a_ticket_becomes_a_case_and_the_result_is_handed_over(tmp_path, c
                 await row.get_by_role("button", name=step).click()
                 await expect(office.locator("#toast")).to_be_visible()
             await assert_accessible(office)
-            await office.screenshot(path=shots / "page-office.png")
+            await office.screenshot(path=folder / "page-office.png")
             row = office.locator(f"#case-{number}")
             await row.locator("summary").click()
             await row.get_by_role("button", name="办结").click()
@@ -153,6 +148,6 @@ async def test_a_ticket_becomes_a_case_and_the_result_is_handed_over(tmp_path, c
             await expect(citizen.locator("#applicant")).to_have_text("张*丰")
             assert ID[-4:] not in await citizen.content()
             await assert_accessible(citizen)
-            await citizen.screenshot(path=shots / "page-case-status.png")
+            await citizen.screenshot(path=folder / "page-case-status.png")
         finally:
             await browser.close()

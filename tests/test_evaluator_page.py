@@ -4,8 +4,6 @@ reasons and sends one rating, which opens the 差评's follow-up. axe-core finds
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from controller.core.commands import CallNext, Evaluate, Login, Origin, Source, Take
@@ -13,7 +11,7 @@ from tests.axe import assert_accessible
 from tests.bushelp import unique
 from tests.helpers import demo_config
 from tests.pagehelp import enrol
-from tests.test_pages import CHROMIUM, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, browser_or_skip, served, shots
 
 pytestmark = pytest.mark.slow
 TABLET = {"width": 1280, "height": 800}
@@ -44,8 +42,8 @@ async def test_a_citizen_rates_on_the_tablet_and_a_bad_rating_gives_its_reasons(
             await expect(page.locator("#ask")).to_be_visible(timeout=8000)
             assert await page.locator("[data-level][aria-pressed=true]").count() == 0   # none chosen
             await assert_accessible(page)
-            shots = SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
-            await page.screenshot(path=shots / "page-evaluator.png")
+            folder = shots(tmp_path)
+            await page.screenshot(path=folder / "page-evaluator.png")
             await page.get_by_role("button", name="不满意 Dissatisfied", exact=True).click()
             await expect(page.locator("#why")).to_be_visible()
             await page.get_by_text("办事效率").click()

@@ -4,9 +4,6 @@ their own ratings only. axe-core finds nothing serious on either page."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from controller.web.access import ACCOUNTS
@@ -16,14 +13,11 @@ from tests.helpers import demo_config
 from tests.pagehelp import PASSWORD
 from tests.test_admin_pages import _signed_in
 from tests.test_followups_api import _rated
-from tests.test_pages import CHROMIUM, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, browser_or_skip, served, shots
 
 pytestmark = pytest.mark.slow
 PC = {"width": 1366, "height": 768}
 
-
-def _shots(tmp_path: Path) -> Path:
-    return SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
 
 
 async def test_a_supervisor_follows_up_and_a_clerk_reads_their_own_ratings(tmp_path, clock):
@@ -59,7 +53,7 @@ async def test_a_supervisor_follows_up_and_a_clerk_reads_their_own_ratings(tmp_p
             await first.get_by_role("button", name="申诉").click()
             await expect(page.locator("li.item").filter(has_text="1号窗口")).to_contain_text("申诉中")
             await assert_accessible(page)
-            await page.screenshot(path=_shots(tmp_path) / "page-followups.png")
+            await page.screenshot(path=shots(tmp_path) / "page-followups.png")
 
             other = await _signed_in(browser, base, "wang", "/followups", PC)
             row = other.locator("li.item").filter(has_text="1号窗口")
@@ -75,6 +69,6 @@ async def test_a_supervisor_follows_up_and_a_clerk_reads_their_own_ratings(tmp_p
             await expect(clerk.locator("tbody")).to_contain_text("不满意")
             assert "非常不满意" not in await clerk.locator("tbody").inner_text()   # 1002's is not hers
             await assert_accessible(clerk)
-            await clerk.screenshot(path=_shots(tmp_path) / "page-my-ratings.png")
+            await clerk.screenshot(path=shots(tmp_path) / "page-my-ratings.png")
         finally:
             await browser.close()

@@ -4,15 +4,13 @@ the ordinary and the large-text mode (大字 A+), asserted from the buttons' box
 
 from __future__ import annotations
 
-import os
-
 import aiohttp
 import pytest
 
 from tests.bushelp import unique
 from tests.helpers import demo_config
 from tests.pagehelp import enrol, token_headers
-from tests.test_pages import CHROMIUM, LANDSCAPE, PORTRAIT, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, LANDSCAPE, PORTRAIT, browser_or_skip, served, shots
 
 pytestmark = pytest.mark.slow
 
@@ -88,11 +86,11 @@ async def test_the_kiosk_shows_5_and_12_services_on_screen_either_way_up(tmp_pat
             await page.screenshot(path=tmp_path / "page-kiosk-ticket.png")
             await page.locator("#r-done").click()
             await expect(page.locator(".svc[data-service=A]")).to_contain_text("等候 1 人")
-            shots = SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
-            await page.screenshot(path=shots / "page-kiosk.png")
+            folder = shots(tmp_path)
+            await page.screenshot(path=folder / "page-kiosk.png")
             await page.set_viewport_size(LANDSCAPE)
             await page.wait_for_timeout(100)
-            await page.screenshot(path=shots / "page-kiosk-landscape.png")
+            await page.screenshot(path=folder / "page-kiosk-landscape.png")
 
             async with aiohttp.ClientSession(headers=await token_headers(server)) as http:
                 for code, name, category in MORE:                  # an administrator adds seven

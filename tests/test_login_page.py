@@ -16,15 +16,11 @@ import pytest
 from tests.bushelp import unique
 from tests.helpers import demo_config
 from tests.pagehelp import ADMIN, PASSWORD, add_person, enrol, token_headers
-from tests.test_pages import CHROMIUM, LANDSCAPE, PORTRAIT, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, LANDSCAPE, PORTRAIT, browser_or_skip, served, shots
 
 PAGES = Path(__file__).resolve().parent.parent / "display" / "pages"
 KIOSK_PAGE = Path(__file__).resolve().parent.parent / "kiosk" / "pages" / "kiosk.html"
 PHONE = {"width": 390, "height": 844}
-
-
-def shots(tmp_path: Path) -> Path:
-    return SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
 
 
 @asynccontextmanager

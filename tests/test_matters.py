@@ -319,8 +319,8 @@ async def test_an_administrator_keeps_the_catalogue_in_the_browser(tmp_path, clo
     from tests.axe import assert_accessible
     from tests.bushelp import unique
     from tests.pagehelp import add_person
-    from tests.test_admin_pages import _shots, _signed_in
-    from tests.test_pages import CHROMIUM, browser_or_skip, served
+    from tests.test_admin_pages import _signed_in
+    from tests.test_pages import CHROMIUM, browser_or_skip, served, shots
 
     browser_or_skip()
     config = unique(demo_config())
@@ -383,7 +383,7 @@ async def test_an_administrator_keeps_the_catalogue_in_the_browser(tmp_path, clo
                 "第 3 行「承诺时限」：承诺时限不能超过法定时限")
             await assert_accessible(page)
             await page.evaluate("window.scrollTo(0, 0)")
-            await page.screenshot(path=_shots(tmp_path) / "page-admin-matters.png", full_page=False)
+            await page.screenshot(path=shots(tmp_path) / "page-admin-matters.png", full_page=False)
             assert "330100-NEW-1" not in (await srv.engine.settled()).catalogue.matters
             await form.locator("input[type=file]").set_input_files(str(good))
             await form.get_by_role("button", name="只检查").click()

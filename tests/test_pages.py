@@ -19,6 +19,14 @@ from tests.pagehelp import enrol, token_headers
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def shots(tmp_path: Path) -> Path:
+    """Where a page test saves its screenshots: docs/images with YIMEN_UPDATE_SCREENSHOTS=1,
+    else the test's own folder (taken and thrown away)."""
+    return SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
+
+
 PORTRAIT, LANDSCAPE = {"width": 1080, "height": 1920}, {"width": 1920, "height": 1080}   # kiosk, hall screen
 
 
@@ -147,7 +155,7 @@ async def test_status_page_of_an_unknown_ticket_says_there_is_no_such_ticket(tmp
                 await expect(phone).to_have_title("没有这张票 · No such ticket")
                 await phone.wait_for_timeout(1000)                        # and it stays so
                 await expect(phone.locator("#offline")).to_be_hidden()
-                shot = SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
+                shot = shots(tmp_path)
                 await phone.screenshot(path=shot / "page-status-unknown.png")
             finally:
                 await browser.close()

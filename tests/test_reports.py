@@ -5,7 +5,6 @@ checked by axe-core; a clerk may have neither."""
 from __future__ import annotations
 
 import io
-import os
 
 import openpyxl
 import pytest
@@ -45,7 +44,7 @@ async def test_the_statistics_page_in_a_browser(tmp_path, clock):
     from tests.helpers import demo_config
     from tests.pagehelp import add_person
     from tests.test_admin_pages import _signed_in
-    from tests.test_pages import CHROMIUM, SHOTS, browser_or_skip, served
+    from tests.test_pages import CHROMIUM, browser_or_skip, served, shots
 
     browser_or_skip()
     async with served(unique(demo_config()), tmp_path, clock) as (srv, base), async_playwright() as p:
@@ -63,7 +62,7 @@ async def test_the_statistics_page_in_a_browser(tmp_path, clock):
             await expect(page.locator(".chart[data-heat] svg")).to_have_count(1)
             await expect(page.locator(".figures")).to_contain_text("66.7%")
             await assert_accessible(page)
-            await page.screenshot(path=(SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path)
+            await page.screenshot(path=shots(tmp_path)
                                   / "page-admin-stats.png", full_page=True)
         finally:
             await browser.close()

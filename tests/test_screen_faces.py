@@ -5,15 +5,13 @@ called ticket told apart from one being served, and a paused window in large typ
 
 from __future__ import annotations
 
-import os
-
 import aiohttp
 import pytest
 
 from tests.bushelp import unique
 from tests.helpers import demo_config
 from tests.pagehelp import enrol, token_headers
-from tests.test_pages import CHROMIUM, LANDSCAPE, SHOTS, browser_or_skip, served
+from tests.test_pages import CHROMIUM, LANDSCAPE, browser_or_skip, served, shots
 
 pytestmark = pytest.mark.slow
 WINDOW_SCREEN = {"width": 1280, "height": 720}
@@ -29,7 +27,7 @@ async def test_the_hall_screen_and_the_window_screens_show_the_hall(tmp_path, cl
     from playwright.async_api import async_playwright, expect
 
     config = unique(demo_config())
-    shots = SHOTS if os.environ.get("YIMEN_UPDATE_SCREENSHOTS") else tmp_path
+    folder = shots(tmp_path)
     async with served(config, tmp_path, clock) as (server, base), async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
@@ -80,7 +78,7 @@ async def test_the_hall_screen_and_the_window_screens_show_the_hall(tmp_path, cl
             for box in ("#missed-box", "#notice-box", "#recent-box"):
                 b = await screen.locator(box).bounding_box()
                 assert b is not None and b["y"] + b["height"] <= 1080 + 0.5, box
-            await screen.screenshot(path=shots / "page-hall-screen.png")
+            await screen.screenshot(path=folder / "page-hall-screen.png")
 
             # a call flashes: black on yellow, nothing grey or yellow left on the yellow
             async with aiohttp.ClientSession(headers=await token_headers(server)) as http:
@@ -116,7 +114,7 @@ async def test_the_hall_screen_and_the_window_screens_show_the_hall(tmp_path, cl
                 "e => getComputedStyle(e).fontSize")).removesuffix("px"))
             assert paused_px >= 120, paused_px                             # large type
             await expect(three.locator("#state")).to_have_text("未开放 · Closed")
-            await one.screenshot(path=shots / "page-window.png")
+            await one.screenshot(path=folder / "page-window.png")
             await four.screenshot(path=tmp_path / "page-window-called.png")
             await two.screenshot(path=tmp_path / "page-window-paused.png")
             assert violations == []

@@ -33,6 +33,14 @@ LEVELS: tuple[str, ...] = get_args(Level)
 #: Why a citizen gave a bad rating (差评原因).
 Reason = Literal["attitude", "efficiency", "process", "environment", "other"]
 REASONS: tuple[str, ...] = get_args(Reason)
+#: Each level's name (满意度) and its code (满意度代码, GB/T 39046 A.8: 5 best … 1 worst).
+LEVEL_NAMES: dict[str, tuple[str, int]] = {
+    "very_satisfied": ("非常满意", 5), "satisfied": ("满意", 4), "basic": ("基本满意", 3),
+    "dissatisfied": ("不满意", 2), "very_dissatisfied": ("非常不满意", 1)}
+#: Each 差评 reason's name, as evaluators and the records say it.
+REASON_NAMES = {"attitude": "服务态度", "efficiency": "办事效率", "process": "办事流程",
+                "environment": "服务环境", "other": "其他"}
+assert tuple(LEVEL_NAMES) == LEVELS and tuple(REASON_NAMES) == REASONS
 
 
 # ---------------------------------------------------------------------- who and by which door

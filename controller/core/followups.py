@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
+from controller.core.commands import LEVEL_NAMES as RATING_LEVELS
 from controller.core.commands import Command, FollowupClock, FollowupStep
 from controller.core.errors import Refused
 from controller.core.events import EventKind
@@ -52,8 +53,8 @@ assert {a for moves in TRANSITIONS.values() for a in moves} == set(ACTIONS)
 #: Who may decide an appeal: not whoever lodged it.
 SUPERVISOR_ACTIONS = frozenset({"uphold", "reject"})
 OPEN = frozenset({"open", "visited", "rectified", "fed_back", "appealed"})
-LEVEL_NAMES = {"very_satisfied": "非常满意", "satisfied": "满意", "basic": "基本满意",
-               "dissatisfied": "不满意", "very_dissatisfied": "非常不满意"}
+#: each level's name, as pages show it
+LEVEL_NAMES = {level: name for level, (name, _) in RATING_LEVELS.items()}
 
 
 @dataclass(slots=True)

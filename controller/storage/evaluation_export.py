@@ -16,13 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from controller.core.commands import LEVEL_NAMES, REASON_NAMES
 from controller.storage.schema import evaluations, followups
 
-#: 满意度 and its code (GB/T 39046 A.8: 5 best … 1 worst)
-SATISFACTION = {"very_satisfied": ("非常满意", 5), "satisfied": ("满意", 4), "basic": ("基本满意", 3),
-                "dissatisfied": ("不满意", 2), "very_dissatisfied": ("非常不满意", 1)}
-REASONS = {"attitude": "服务态度", "efficiency": "办事效率", "process": "办事流程", "environment": "服务环境",
-           "other": "其他"}
 CHANNEL = "政务大厅其他终端"       # the evaluator at the window (pf 5)
 COLUMNS = (("case", "办件编号"), ("channel", "评价渠道"), ("rater", "评价人"), ("time", "评价时间"),
            ("count", "评价次数"), ("satisfaction", "满意度"), ("code", "满意度代码"), ("text", "文字评价"),
@@ -45,12 +41,12 @@ async def records(db: AsyncEngine, hall: str, region: str, tz: Any, since: date,
     for _id, ticket, case, level, reasons, closed_at, state, rerating, rerated_at in rows:
         base = {"case": case or ticket, "channel": CHANNEL, "rater": "匿名", "region": region,
                 "excluded": state == "excluded"}
-        name, code = SATISFACTION[level]
-        text = "、".join(REASONS.get(r, r) for r in reasons)
+        name, code = LEVEL_NAMES[level]
+        text = "、".join(REASON_NAMES.get(r, r) for r in reasons)
         out.append({**base, "time": f"{closed_at.astimezone(tz):%Y%m%dT%H%M%S}", "count": 1,
                     "satisfaction": name, "code": code, "text": text})
         if rerating and rerated_at is not None:
-            name, code = SATISFACTION[rerating]
+            name, code = LEVEL_NAMES[rerating]
             out.append({**base, "time": f"{rerated_at.astimezone(tz):%Y%m%dT%H%M%S}", "count": 2,
                         "satisfaction": name, "code": code, "text": ""})
     return out

@@ -12,15 +12,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller.bus.views import evaluator_set
-from controller.core.commands import REASONS, Rate, decode
+from controller.core.commands import REASON_NAMES, Rate, decode
 from controller.core.errors import Refused
 from controller.web.access import guarded, principal
 from controller.web.api import ENGINE, READS, REFUSALS, Body, json_response, parsed, run_command
-
-#: 差评原因, as the evaluator shows them
-REASON_NAMES = {"attitude": "服务态度", "efficiency": "办事效率", "process": "办事流程",
-                "environment": "服务环境", "other": "其他"}
-assert set(REASON_NAMES) == set(REASONS)
 
 
 class Rating(Body):

@@ -12,21 +12,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from controller.core import cases as core
 from controller.core.hall import HallState
 from controller.core.matters import CATEGORIES, FORMS
 from controller.web.access import guarded, principal
+from controller.web.admin.render import render
 from controller.web.api import ENGINE, READS
 from controller.web.cases_api import URGENCY, find_case
-
-
-def _render(template: str, request: web.Request, context: dict[str, Any]) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 async def _hall(request: web.Request) -> tuple[HallState, date]:
@@ -47,7 +41,7 @@ def _my_windows(request: web.Request, hall: HallState) -> list[str]:
 
 async def desk_page(request: web.Request) -> web.Response:
     hall, today = await _hall(request)
-    return _render("desk.html", request, {
+    return render("desk.html", request, {
         "windows": [(w, hall.window_cfg[w].name) for w in _my_windows(request, hall)],
         "all_windows": [(w.id, w.name) for w in hall.config.windows if w.enabled],
         "services": [(s.code, s.name) for s in hall.config.services if s.enabled],
@@ -62,7 +56,7 @@ def _todays(hall: HallState, today: date) -> list[dict[str, Any]]:
 
 async def desk_cases(request: web.Request) -> web.Response:
     hall, today = await _hall(request)
-    return _render("_desk_cases.html", request, {"cases": _todays(hall, today)})
+    return render("_desk_cases.html", request, {"cases": _todays(hall, today)})
 
 
 async def desk_matters(request: web.Request) -> web.Response:
@@ -70,7 +64,7 @@ async def desk_matters(request: web.Request) -> web.Response:
     hall, _ = await _hall(request)
     text = request.query.get("q", "")[:40]
     found = hall.catalogue.search(text, limit=12) if text.strip() else []
-    return _render("_desk_matters.html", request, {"matters": found, "q": text, "forms": FORMS})
+    return render("_desk_matters.html", request, {"matters": found, "q": text, "forms": FORMS})
 
 
 async def desk_matter(request: web.Request) -> web.Response:
@@ -79,7 +73,7 @@ async def desk_matter(request: web.Request) -> web.Response:
     matter = hall.catalogue.matters.get(request.match_info["code"])
     if matter is None:
         raise web.HTTPNotFound()
-    return _render("_desk_form.html", request, {"m": matter, "forms": FORMS, "categories": CATEGORIES,
+    return render("_desk_form.html", request, {"m": matter, "forms": FORMS, "categories": CATEGORIES,
                                                 "today": today})
 
 
@@ -88,15 +82,15 @@ async def case_card(request: web.Request) -> web.Response:
     what to print and do next."""
     hall, today = await _hall(request)
     case = await find_case(request, request.match_info["number"])
-    return _render("_case_card.html", request, {"c": core.view(hall, case, today)})
+    return render("_case_card.html", request, {"c": core.view(hall, case, today)})
 
 
 async def office_page(request: web.Request) -> web.Response:
-    return _render("office.html", request, await _office(request))
+    return render("office.html", request, await _office(request))
 
 
 async def office_cases(request: web.Request) -> web.Response:
-    return _render("_office_cases.html", request, await _office(request))
+    return render("_office_cases.html", request, await _office(request))
 
 
 async def _office(request: web.Request) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from controller.core.matters import CATEGORIES, FORMS, Matter
 from controller.web.access import guarded
 from controller.web.admin.forms import MATTER_LABELS, fields
+from controller.web.admin.render import render
 from controller.web.api import ENGINE, READS
 from controller.web.matters_api import find
 
@@ -35,21 +35,16 @@ async def _list(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _render(template: str, request: web.Request, context: dict[str, Any]) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
 
 async def matters_page(request: web.Request) -> web.Response:
     hall = await request.app[ENGINE].settled()
-    return _render("matters.html", request, {
+    return render("matters.html", request, {
         **await _list(request), "new": fields(Matter, hall, labels=MATTER_LABELS)})
 
 
 async def matters_list(request: web.Request) -> web.Response:
     """The list alone, for the search box (htmx)."""
-    return _render("_matters_list.html", request, await _list(request))
+    return render("_matters_list.html", request, await _list(request))
 
 
 def add_routes(app: web.Application) -> None:

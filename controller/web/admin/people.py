@@ -5,22 +5,16 @@ log filtered by person, kind and time. Their forms send JSON to ``/api/users`` a
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from controller.auth.roles import PERSON_ROLES, ROLES
 from controller.web.access import ACCOUNTS, AUDIT, guarded
+from controller.web.admin.render import render
 from controller.web.api import ENGINE
 
 PAGE = 100
 
-
-def _render(template: str, request: web.Request, context: dict[str, Any]) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _roles() -> list[tuple[str, str, str]]:
@@ -29,7 +23,7 @@ def _roles() -> list[tuple[str, str, str]]:
 
 async def users_page(request: web.Request) -> web.Response:
     clerks = request.app[ENGINE].config.clerks
-    return _render("users.html", request, {
+    return render("users.html", request, {
         "users": await request.app[ACCOUNTS].list_users(), "roles": _roles(), "role_names": ROLES,
         "clerks": [(c.id, c.name) for c in clerks],
     })
@@ -39,7 +33,7 @@ async def tokens_page(request: web.Request) -> web.Response:
     tz = request.app[ENGINE].config.hall.tz
     tokens = [{**k, "created_at": f"{datetime.fromisoformat(k['created_at']).astimezone(tz):%Y-%m-%d %H:%M}"}
               for k in await request.app[ACCOUNTS].list_tokens()]
-    return _render("tokens.html", request, {"tokens": tokens, "roles": _roles(), "role_names": ROLES})
+    return render("tokens.html", request, {"tokens": tokens, "roles": _roles(), "role_names": ROLES})
 
 
 def _day(text: str | None) -> datetime | None:
@@ -65,7 +59,7 @@ async def audit_page(request: web.Request) -> web.Response:
         since.replace(tzinfo=tz) if since else None,
         (until.replace(tzinfo=tz) + timedelta(days=1)) if until else None, PAGE, before)
     bad = [k for k in ("since", "until") if q.get(k) and _day(q.get(k)) is None]
-    return _render("audit.html", request, {
+    return render("audit.html", request, {
         "entries": entries, "q": {k: q.get(k, "") for k in ("actor", "action", "since", "until")},
         "bad": bad, "tz": tz, "more": entries[-1].seq if len(entries) == PAGE else None,
     })

@@ -4,28 +4,24 @@ colleague's, and none says who rated."""
 
 from __future__ import annotations
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from controller.core import followups as core
 from controller.web.access import guarded
+from controller.web.admin.render import render
 from controller.web.followups_api import Period, open_followups, own_ratings
 
 
 async def followups_page(request: web.Request) -> web.Response:
     found = await open_followups(request)
-    response = aiohttp_jinja2.render_template("followups.html", request, {
+    return render("followups.html", request, {
         "followups": found, "actions": core.ACTIONS, "levels": core.LEVEL_NAMES,
         "counts": {c: sum(1 for f in found if f["colour"] == c) for c in ("red", "yellow", "green")}})
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 async def my_ratings_page(request: web.Request) -> web.Response:
-    response = aiohttp_jinja2.render_template("my_ratings.html", request, {
+    return render("my_ratings.html", request, {
         "r": await own_ratings(request), "levels": core.LEVEL_NAMES})
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def add_routes(app: web.Application) -> None:

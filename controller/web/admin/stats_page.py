@@ -4,12 +4,12 @@ report to download. Figures are ``controller.stats``'."""
 
 from __future__ import annotations
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from controller import stats
 from controller.reports import COLUMNS, value
 from controller.web.access import guarded
+from controller.web.admin.render import render
 from controller.web.api import ENGINE, query
 from controller.web.stats_api import Month, month_of
 
@@ -25,13 +25,11 @@ async def stats_page(request: web.Request) -> web.Response:
     hall_rows = await stats.period(engine.db, hall.config, first, last, "hall", hall.day, now)
     whole = hall_rows[0] if hall_rows else None
     table = [[value(row, path) for path, _, _ in COLUMNS] for row in by_window]
-    response = aiohttp_jinja2.render_template("stats.html", request, {
+    return render("stats.html", request, {
         "month": f"{first:%Y-%m}", "first": first, "last": last, "columns": COLUMNS, "table": table,
         "hall_row": whole,
         "served_chart": {"keys": [r["key"] for r in by_window], "values": [r["served"] for r in by_window]},
         "heat": whole["arrivals"] if whole else [[0] * 24 for _ in range(7)]})
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def add_routes(app: web.Application) -> None:

@@ -10,7 +10,6 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
-import aiohttp_jinja2
 import qrcode
 import qrcode.image.svg
 from aiohttp import web
@@ -25,6 +24,7 @@ from controller.storage import case_figures
 from controller.web.access import AUDIT, SESSION, audited, guarded, principal
 from controller.web.admin import dashboard as dash
 from controller.web.admin.forms import CHOICE_NAMES, fields
+from controller.web.admin.render import render
 from controller.web.api import BUS, ENGINE, READS
 from controller.web.auth import still_allowed
 from controller.web.config_api import ITEMS
@@ -86,11 +86,6 @@ async def page_context(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _render(template: str, request: web.Request, context: dict[str, Any]) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
 
 async def _last_changes(request: web.Request, target: str, limit: int = 5) -> list[dict[str, Any]]:
     """Who changed what last (from the audit log): when, who, what was done, and to which item
@@ -125,12 +120,12 @@ async def _dashboard(request: web.Request) -> dict[str, Any]:
 
 
 async def dashboard_page(request: web.Request) -> web.Response:
-    return _render("dashboard.html", request, {"d": await _dashboard(request)})
+    return render("dashboard.html", request, {"d": await _dashboard(request)})
 
 
 async def dashboard_panel(request: web.Request) -> web.Response:
     """The dashboard's live part, fetched again (htmx) after each push of the hall."""
-    return _render("_dashboard.html", request, {"d": await _dashboard(request)})
+    return render("_dashboard.html", request, {"d": await _dashboard(request)})
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -146,7 +141,7 @@ async def section_page(request: web.Request) -> web.Response:
     hall = await request.app[ENGINE].settled()
     items, key, model = live_data(hall.config)[section], SECTIONS[section], ITEMS[section]
     health = {d["id"]: d for d in dash.devices(request.app.get(BUS), hall)} if section == "devices" else {}
-    return _render("section.html", request, {
+    return render("section.html", request, {
         "section": section, "title": SECTION_TITLES[section], "key": key,
         "service_names": {s.code: s.name for s in hall.config.services},
         "unserved": {s.code for s in hall.config.services} - {
@@ -161,7 +156,7 @@ async def section_page(request: web.Request) -> web.Response:
 async def settings_page(request: web.Request) -> web.Response:
     hall = await request.app[ENGINE].settled()
     own = live_data(hall.config)["hall"]
-    return _render("settings.html", request, {
+    return render("settings.html", request, {
         "form_fields": fields(Hall, hall, own, fixed=("id",)), "timezone": own["timezone"],
         "last_changes": await _last_changes(request, "/api/config/settings"),
     })
@@ -174,7 +169,7 @@ async def calendar_page(request: web.Request) -> web.Response:
     own = hall.config.hall
     days = sorted([(d, "holiday") for d in own.holidays] + [(d, "workday") for d in own.workdays])
     coming = [(hall.day + timedelta(days=i)) for i in range(42)]
-    return _render("calendar.html", request, {
+    return render("calendar.html", request, {
         "national": own.national_calendar, "days": days, "today": hall.day,
         "coming": [(d, hall.calendar.is_working_day(d)) for d in coming],
         "warnings": dash.warnings(hall), "last_changes": await _last_changes(request, "/api/config/calendar"),
@@ -189,7 +184,7 @@ async def appointments_page(request: web.Request) -> web.Response:
         day = None
     found = sorted((a for a in hall.queue.appointments.values()
                     if (a.day == day if day else a.day >= hall.day)), key=lambda a: (a.day, a.code))
-    return _render("appointments.html", request, {
+    return render("appointments.html", request, {
         "day": day, "today": hall.day, "appointments": found, "services": hall.config.services,
         "names": {s.code: s.name for s in hall.config.services},
     })
@@ -224,7 +219,7 @@ async def provisioning_sheet(request: web.Request) -> web.Response:
                 "broker": broker, "username": device.id, "password": password}
     if device.window:
         settings["window"] = device.window
-    return _render("sheet.html", request, {
+    return render("sheet.html", request, {
         "device": device, "settings": settings, "hall": hall.config.hall,
         "qr": _qr_svg(json.dumps(settings, ensure_ascii=False, separators=(",", ":"))),
         "printed_at": hall.local(engine.clock.now()),
