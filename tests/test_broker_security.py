@@ -95,10 +95,11 @@ def test_the_hall_file_keeps_the_broker_on_this_machine_unless_it_says_otherwise
 
 
 def test_a_device_password_is_kept_only_as_mosquittos_hash():
-    hashed = credentials.mosquitto_hash("pw")
+    secret = "kiosk-password-2026"          # long enough not to turn up in a hash by chance
+    hashed = credentials.mosquitto_hash(secret)
     kind, rounds, salt, digest = hashed.split("$")[1:]
     assert (kind, int(rounds)) == ("7", credentials.ITERATIONS) and credentials.ITERATIONS > 101
-    assert "pw" not in salt + digest and hashed != credentials.mosquitto_hash("pw")   # salted
+    assert secret not in salt + digest and hashed != credentials.mosquitto_hash(secret)   # salted
 
 
 def test_the_controllers_password_and_the_id_key_are_random_and_never_empty(tmp_path):
