@@ -262,6 +262,8 @@ class Hall(_Model):
     case_warn_days: int = Field(default=2, ge=0, le=30)
     #: working days from a 差评 within which it is rectified (整改时限, 10–15)
     rectify_days: int = Field(default=10, ge=10, le=15)
+    #: the provincial 好差评 platform's endpoint for evaluation records (上报), "" for none
+    evaluations_url: str = Field(default="", max_length=300, pattern=r"^(https?://[^\s]+)?$")
 
     @field_validator("timezone")
     @classmethod

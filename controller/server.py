@@ -28,6 +28,7 @@ from controller.startup import StartupError, bind_http, migrate
 from controller.storage import private
 from controller.storage.db import database_url, open_database
 from controller.storage.hall_lock import HallInUse
+from controller.upward import Upward
 from controller.web.access import ACCOUNTS, AUDIT
 from controller.web.admin import add_admin_routes
 from controller.web.api import BUS, ENGINE, add_routes
@@ -85,6 +86,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
             feed = app[FEED] = ScreenFeed(engine, calls)
             feed.start()
+            upward = Upward(engine, data_dir)
+            upward.start()
             try:
                 gc.collect()
                 gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
@@ -100,6 +103,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 else:
                     yield
             finally:                             # also when the device bus did not start
+                await upward.stop()
                 await feed.stop()
                 await engine.stop()
             log.info("hall %s closed", config.hall.id)

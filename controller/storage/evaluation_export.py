@@ -13,7 +13,8 @@ import io
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller.core.commands import LEVEL_NAMES, REASON_NAMES
@@ -25,30 +26,50 @@ COLUMNS = (("case", "办件编号"), ("channel", "评价渠道"), ("rater", "评
            ("region", "行政区划"), ("excluded", "申诉成立"))
 
 
+def _query() -> Select[Any]:
+    e, f = evaluations.c, followups.c
+    return (select(e.id, e.ticket, e.case, e.level, e.reasons, e.closed_at, f.state, f.rerating, f.closed_at)
+            .select_from(evaluations.outerjoin(followups, (f.hall == e.hall) & (f.id == e.id)))
+            .where(e.level.is_not(None)))
+
+
+def _records(row: Any, region: str, tz: Any) -> list[dict[str, Any]]:
+    """One rating's records: the rating (评价次数 1) and its follow-up rating if any (2)."""
+    _id, ticket, case, level, reasons, closed_at, state, rerating, rerated_at = row
+    base = {"case": case or ticket, "channel": CHANNEL, "rater": "匿名", "region": region,
+            "excluded": state == "excluded"}
+    name, code = LEVEL_NAMES[level]
+    text = "、".join(REASON_NAMES.get(r, r) for r in reasons)
+    out = [{**base, "time": f"{closed_at.astimezone(tz):%Y%m%dT%H%M%S}", "count": 1,
+            "satisfaction": name, "code": code, "text": text}]
+    if rerating and rerated_at is not None:
+        name, code = LEVEL_NAMES[rerating]
+        out.append({**base, "time": f"{rerated_at.astimezone(tz):%Y%m%dT%H%M%S}", "count": 2,
+                    "satisfaction": name, "code": code, "text": ""})
+    return out
+
+
 async def records(db: AsyncEngine, hall: str, region: str, tz: Any, since: date,
                   until: date) -> list[dict[str, Any]]:
     """The period's ratings (unrated sessions are not evaluations) and follow-up ratings."""
-    e, f = evaluations.c, followups.c
+    e = evaluations.c
     start = datetime.combine(since, time(0), tz)
     end = datetime.combine(until + timedelta(days=1), time(0), tz)
-    q = (select(e.id, e.ticket, e.case, e.level, e.reasons, e.closed_at, f.state, f.rerating, f.closed_at)
-         .select_from(evaluations.outerjoin(followups, (f.hall == e.hall) & (f.id == e.id)))
-         .where(e.hall == hall, e.level.is_not(None), e.closed_at >= start, e.closed_at < end)
-         .order_by(e.closed_at, e.id))
+    q = _query().where(e.hall == hall, e.closed_at >= start, e.closed_at < end).order_by(e.closed_at, e.id)
     async with db.connect() as conn:
         rows = (await conn.execute(q)).all()
-    out = []
-    for _id, ticket, case, level, reasons, closed_at, state, rerating, rerated_at in rows:
-        base = {"case": case or ticket, "channel": CHANNEL, "rater": "匿名", "region": region,
-                "excluded": state == "excluded"}
-        name, code = LEVEL_NAMES[level]
-        text = "、".join(REASON_NAMES.get(r, r) for r in reasons)
-        out.append({**base, "time": f"{closed_at.astimezone(tz):%Y%m%dT%H%M%S}", "count": 1,
-                    "satisfaction": name, "code": code, "text": text})
-        if rerating and rerated_at is not None:
-            name, code = LEVEL_NAMES[rerating]
-            out.append({**base, "time": f"{rerated_at.astimezone(tz):%Y%m%dT%H%M%S}", "count": 2,
-                        "satisfaction": name, "code": code, "text": ""})
+    return [record for row in rows for record in _records(row, region, tz)]
+
+
+def by_session(conn: Connection, hall: str, region: str, tz: Any,
+               sessions: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each rating session's records, as they stand now."""
+    e = evaluations.c
+    out: dict[str, list[dict[str, Any]]] = {}
+    for part in range(0, len(sessions), 500):
+        q = _query().where(e.hall == hall, e.id.in_(sessions[part:part + 500]))
+        for row in conn.execute(q):
+            out[row[0]] = _records(row, region, tz)
     return out
 
 

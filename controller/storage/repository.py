@@ -32,7 +32,7 @@ from controller.core.hall import HallState
 from controller.core.matters import Matter, StoredMatter
 from controller.core.model import Appointment, Attendance, Ticket, WindowState
 from controller.core.ratings import Evaluation
-from controller.storage import rollup, schema
+from controller.storage import outbox, rollup, schema
 
 log = logging.getLogger("yimen.storage")
 
@@ -160,6 +160,8 @@ class Repository:
                 out.append((_upsert(dialect, table), [_row(hall, r) for r in records]))
         if changes.events:
             tables.append((schema.events, False, [_event_row(hall, e) for e in changes.events]))
+            if owed := outbox.entries(hall, changes.events, config):
+                tables.append((schema.outbox, False, owed))
         if changes.day is not None:
             tables.append((schema.hall_state, True, [{"hall": hall, "day": changes.day}]))
         if replies:

@@ -138,7 +138,20 @@ EXPORTS = {"csv": "text/csv", "json": "application/json",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
+async def upward_status(request: web.Request) -> web.Response:
+    """How the evaluation records' delivery to the provincial platform goes (好差评上报)."""
+    from controller.storage import outbox
+
+    engine = request.app[ENGINE]
+    async with engine.db.connect() as conn:
+        state = await conn.run_sync(outbox.status, engine.config.hall.id, outbox.PROVINCE)
+    return json_response({"ok": True, "configured": bool(engine.hall.config.hall.evaluations_url), **state})
+
+
 def add_export_routes(app: web.Application) -> None:
+    app.router.add_get("/api/reports/upward", guarded(
+        "reports.read", upward_status,
+        summary="好差评上报状态 / delivery of the evaluation records to the provincial platform"))
     for kind, media in EXPORTS.items():
         app.router.add_get(f"/api/reports/evaluations.{kind}", guarded(
             "reports.read", export_evaluations, query=Export, errors=READS, media=media,

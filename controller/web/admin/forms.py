@@ -57,6 +57,11 @@ LABELS: dict[str, tuple[str, str, str, str]] = {
                "6 位数字，办件编号以它开头", "6 digits; case numbers begin with it"),
     "case_warn_days": ("办件预警（工作日）", "Case warning (working days)",
                        "到期前几个工作日起标黄", "working days before the due day a case turns yellow"),
+    "rectify_days": ("差评整改时限（工作日）", "Rectification (working days)",
+                     "10 至 15 个工作日", "10 to 15 working days"),
+    "evaluations_url": ("省好差评平台地址", "Provincial rating platform",
+                        "评价记录上报的接收地址，可留空；令牌放在数据目录的 province-token",
+                        "where evaluation records are sent; may be empty; the token goes in province-token"),
     "keypad_pin": ("呼叫器登录需 PIN", "Keypad PIN",
                    "窗口人员在硬件呼叫器上登录时输入 PIN", "clerks enter a PIN when logging in at a keypad"),
 }
