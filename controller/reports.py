@@ -27,6 +27,17 @@ def value(row: dict[str, Any], path: str) -> Any:
     return round(row, 3) if isinstance(row, float) else row
 
 
+def cell(path: str, v: Any) -> str:
+    """A figure as the pages and the PDF write it: rates in per cent, minutes to a tenth."""
+    if v is None:
+        return "—"
+    if path.endswith("rate"):
+        return f"{v * 100:.1f}%"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
 def monthly_xlsx(hall_name: str, month: date, rows: list[dict[str, Any]]) -> bytes:
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, Reference

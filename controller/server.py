@@ -24,6 +24,7 @@ from controller.bus.service import HallBus
 from controller.clock import Clock
 from controller.config import HallConfig
 from controller.engine import Engine
+from controller.monthly import MonthlyReports
 from controller.startup import StartupError, bind_http, migrate
 from controller.storage import private
 from controller.storage.db import database_url, open_database
@@ -88,6 +89,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             feed.start()
             upward = Upward(engine, data_dir)
             upward.start()
+            monthly = MonthlyReports(engine)
+            monthly.start()
             try:
                 gc.collect()
                 gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
@@ -103,6 +106,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 else:
                     yield
             finally:                             # also when the device bus did not start
+                await monthly.stop()
                 await upward.stop()
                 await feed.stop()
                 await engine.stop()

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller.config import HallConfig
+from controller.core.followups import OPEN as OPEN_FOLLOWUPS
 from controller.storage import rollup, schema
 from controller.storage.rollup import GOOD, LEVELS, Tally
 
@@ -120,31 +121,39 @@ def figures(days: list[tuple[date, Tally]]) -> dict[str, Any]:
 def read(conn: Connection, config: HallConfig, since: date, until: date, by: str,
          today: date, now: datetime | None = None) -> list[dict[str, Any]]:
     """Figures per key of grouping ``by`` (``hall``: one row, key ``""``) for [since, until],
-    without the ratings an upheld appeal took out (申诉成立; counted as ``excluded``)."""
+    without the ratings an upheld appeal took out (申诉成立; counted as ``excluded``), and with
+    where the period's 差评 follow-ups stand (``ratings.followups``: by state, and ``overdue``,
+    those still open past their working day)."""
     out = [{"key": key, **figures(days)}
            for key, days in sorted(collect(conn, config, since, until, by, today, now).items())]
-    excluded = _excluded(conn, config, since, until, by)
+    followed = _followups(conn, config, since, until, by)
     for row in out:
         row["ratings"]["excluded"] = 0
-        for level in excluded.get(row["key"], []):
-            _drop_rating(row, level)
+        states: dict[str, int] = {}
+        overdue = 0
+        for level, state, colour in followed.get(row["key"], []):
+            states[state] = states.get(state, 0) + 1
+            overdue += state in OPEN_FOLLOWUPS and colour == "red"
+            if state == "excluded":
+                _drop_rating(row, level)
+        row["ratings"]["followups"] = {"states": states, "overdue": overdue}
     return out
 
 
-def _excluded(conn: Connection, config: HallConfig, since: date, until: date,
-              by: str) -> dict[str, list[str]]:
-    """The levels of the period's ratings whose appeal was upheld, by the grouping's key."""
+def _followups(conn: Connection, config: HallConfig, since: date, until: date,
+               by: str) -> dict[str, list[tuple[str, str, str]]]:
+    """The (level, state, colour) of the follow-ups of the period's ratings, by the grouping's key."""
     e, f = schema.evaluations.c, schema.followups.c
     tz = ZoneInfo(config.hall.timezone)
     start = datetime.combine(since, time(0), tz)
     end = datetime.combine(until + timedelta(days=1), time(0), tz)
     column = {"service": e.service, "window": e.window, "clerk": e.clerk}.get(by)
-    q = (select(column if column is not None else literal(""), e.level)
+    q = (select(column if column is not None else literal(""), e.level, f.state, f.colour)
          .select_from(schema.evaluations.join(schema.followups, (f.hall == e.hall) & (f.id == e.id)))
-         .where(e.hall == config.hall.id, f.state == "excluded", e.closed_at >= start, e.closed_at < end))
-    out: dict[str, list[str]] = {}
-    for key, level in conn.execute(q):
-        out.setdefault(key or "", []).append(level)
+         .where(e.hall == config.hall.id, e.closed_at >= start, e.closed_at < end))
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for key, level, state, colour in conn.execute(q):
+        out.setdefault(key or "", []).append((level, state, colour))
     return out
 
 

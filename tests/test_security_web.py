@@ -21,7 +21,7 @@ from tests.helpers import bearer, demo_config
 PASSWORD = "correct horse battery"
 SAMPLE = {"window": "1", "op": "call", "number": "A001", "code": "YY1", "section": "services",
           "id": "A", "day": "2026-12-01", "name": "li", "token": "x" * 22, "kind": "acceptance_notice",
-          "session": "s1"}
+          "session": "s1", "period": "2026-10", "fmt": "pdf"}
 
 
 async def add_user(tmp_path, name: str, *roles: str, staff: str | None = None) -> None:

@@ -42,7 +42,7 @@ BUS: web.AppKey[HallBus] = web.AppKey("bus", HallBus)
 _NOT_FOUND = {"unknown_service", "unknown_window", "unknown_ticket", "unknown_staff",
               "unknown_config_item", "unknown_config_section", "unknown_appointment",
               "unknown_command", "unknown_user", "unknown_token", "unknown_matter", "unknown_case",
-              "unknown_task", "unknown_followup"}
+              "unknown_task", "unknown_followup", "unknown_report"}
 _BAD_REQUEST = {"bad_arguments", "bad_transfer", "bad_request"}
 _UNPROCESSABLE = {"idempotency_key_reused", "invalid_config", "invalid_matters"}
 #: The door's own refusals: who may ask, and how.

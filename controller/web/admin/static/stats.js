@@ -5,7 +5,7 @@ for (const box of document.querySelectorAll(".chart[data-bars]")) {
   const d = JSON.parse(box.dataset.bars);
   echarts.init(box, null, { renderer: "svg" }).setOption({
     animation: false, grid: { left: 40, right: 8, top: 12, bottom: 28 }, tooltip: { trigger: "axis" },
-    xAxis: { type: "category", data: d.keys.map(k => `${k}号`) }, yAxis: { type: "value", minInterval: 1 },
+    xAxis: { type: "category", data: d.keys }, yAxis: { type: "value", minInterval: 1 },
     series: [{ type: "bar", data: d.values, barMaxWidth: 36, itemStyle: { color: "#0b57a4" } }],
   });
 }
