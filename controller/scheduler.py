@@ -56,14 +56,19 @@ class Scheduler:
                 continue
             when, name, command = min(pending, key=lambda p: p[0])
             if not await self._until(when):
-                continue                          # the timers changed meanwhile
-            if await self._fire(command):
+                continue                          # the timers changed first: the next may be sooner
+            current = self._timers.get(name)      # still wanted, even if others changed meanwhile
+            if current is None or current[0] != when or (name, when) in self._fired:
+                continue
+            if await self._fire(current[1]):
                 self._fired.add((name, when))
             else:
                 await asyncio.sleep(RETRY_S)
 
     async def _until(self, when: datetime) -> bool:
-        """Sleep until ``when``; False if the timers changed first."""
+        """Sleep until ``when``; False if the timers changed before it came. (Once it has
+        come the timer fires if it is still wanted, however busy the hall: a stream of
+        commits changing other timers must not hold it back.)"""
         sleep = asyncio.ensure_future(self.clock.sleep_until(when))
         changed = asyncio.ensure_future(self._changed.wait())
         try:
@@ -73,4 +78,4 @@ class Scheduler:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        return sleep in done and not self._changed.is_set()
+        return sleep in done

@@ -4,6 +4,8 @@ read from its row, and the serials of each acceptance day go on where they stopp
 
 from __future__ import annotations
 
+import json
+
 from controller.core.commands import CaseStep, OpenCase, Origin, SetMatters, Source
 from controller.engine import Engine
 from tests.helpers import demo_config
@@ -50,3 +52,36 @@ async def test_cases_and_matters_are_rebuilt_after_a_restart(db, clock):
         assert e2.hall.cases.by_number[joint].state == "decided"
     finally:
         await e2.stop()
+
+
+async def test_a_case_turns_yellow_then_red_at_midnight_though_the_rollover_comes_first(db, clock):
+    """The day's rollover and a case's colour change fall at the same midnight; whichever the
+    scheduler fires first, the warning is given (the demo hall is open every day)."""
+    import asyncio
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from controller.storage.schema import events
+
+    e = Engine(demo_config(), db, clock)
+    await e.start()
+    try:
+        await e.execute(SetMatters(matters=MATTERS), DESK)
+        number = (await e.execute(OpenCase(matter="P5", applicant="李四"), DESK))["case"]["number"]
+        assert e.hall.cases.by_number[number].colour == "green"                 # due in 5 days
+        for _ in range(7):
+            clock.set(clock.now().replace(hour=0, minute=0, second=1) + timedelta(days=1))
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+                if (await e.settled()).day == clock.now().date():
+                    break
+            await asyncio.sleep(0.05)                                          # its timers, if any
+            await e.settled()
+        async with db.connect() as conn:
+            rows = (await conn.execute(select(events.c.day, events.c.payload).where(
+                events.c.kind == "case_warning").order_by(events.c.id))).all()
+        assert [json.loads(p)["colour"] for _, p in rows] == ["yellow", "red"]
+        assert e.hall.cases.by_number[number].colour == "red"
+    finally:
+        await e.stop()

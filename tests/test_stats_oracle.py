@@ -27,15 +27,18 @@ from controller.core.commands import (
     SYSTEM,
     CallNext,
     Cancel,
+    CaseStep,
     Done,
     Evaluate,
     ExpireEvaluation,
     Login,
     Logout,
     NoShow,
+    OpenCase,
     Origin,
     Rate,
     Rollover,
+    SetMatters,
     Source,
     Start,
     Take,
@@ -55,6 +58,15 @@ KIOSK = Source("device:kiosk-1", Origin.MQTT)
 PAD = Source("device:evaluator", Origin.MQTT)
 SERVES = {"1": ("A",), "2": ("A",), "3": ("B",), "4": ("A", "B")}
 LEVELS = ("very_satisfied", "satisfied", "basic", "dissatisfied", "very_dissatisfied")
+#: the matters cases are opened for, and the (department, window) the test knows each belongs to
+MATTERS = [{"code": "M2", "name": "个体工商户变更登记", "department": "市场监管局", "promised_days": 2,
+            "statutory_days": 5, "windows": ["1"]},
+           {"code": "M5", "name": "不动产抵押登记", "department": "不动产登记中心", "promised_days": 5,
+            "statutory_days": 10, "windows": ["3"]},
+           {"code": "I0", "name": "户籍证明", "department": "公安局", "form": "instant", "promised_days": 0,
+            "windows": ["2"]}]
+OWNER = {m["code"]: (m["department"], m["windows"][0]) for m in MATTERS}
+OPENS = {"1": "M2", "3": "M5", "2": "I0"}              # the window a case is opened at → its matter
 
 
 def config():  # noqa: ANN201
@@ -83,8 +95,10 @@ async def run(engine: Engine, command: Any, source: Source = CLERK) -> dict[str,
 class Window:
     """One window's clerk and the ticket at it, moved on one step a minute."""
 
-    def __init__(self, engine: Engine, rng: random.Random, wid: str) -> None:
-        self.engine, self.rng, self.id = engine, rng, wid
+    def __init__(self, engine: Engine, rng: random.Random, wid: str,
+                 cases: list[tuple[date, str]]) -> None:
+        self.engine, self.rng, self.id, self.cases = engine, rng, wid, cases
+        self.day = FIRST
         self.clerk: str | None = None
         self.ticket: str | None = None
         self.step = ""
@@ -125,6 +139,13 @@ class Window:
                 await run(e, Start(window=w))
                 self.step, self.left = "serving", rng.randint(1, 14)
         elif self.step == "serving":
+            if w in OPENS and rng.random() < 0.15:                       # 受理 a case for it
+                opened = await run(e, OpenCase(matter=OPENS[w], applicant="张三", ticket=self.ticket))
+                if opened and OPENS[w] == "I0":
+                    await run(e, CaseStep(number=opened["case"]["number"], action="decide"))
+                elif opened:                                             # decided in 0–7 days
+                    self.cases.append((self.day + timedelta(days=rng.randint(0, 7)),
+                                       opened["case"]["number"]))
             reply = await run(e, Evaluate(window=w))
             session = reply["evaluation"]["session"] if reply else None
             roll = rng.random()
@@ -152,12 +173,21 @@ def day_plan(rng: random.Random, n: int) -> dict[str, dict[str, Any]]:
 
 async def simulate(engine: Engine, clock: FakeClock, seed: int = 7) -> None:
     rng = random.Random(seed)
-    windows = {w: Window(engine, rng, w) for w in ("1", "2", "3", "4")}
+    cases: list[tuple[date, str]] = []
+    windows = {w: Window(engine, rng, w, cases) for w in ("1", "2", "3", "4")}
+    assert await run(engine, SetMatters(matters=MATTERS)) is not None
     for n in range(DAYS):
         day = FIRST + timedelta(days=n)
         midnight = datetime.combine(day, datetime.min.time(), TZ)
         clock.set(midnight + timedelta(minutes=1))
         await run(engine, Rollover(), SYSTEM)          # as the scheduler does at midnight
+        clock.set(midnight + timedelta(minutes=OPEN - 30))
+        for due, number in [c for c in cases if c[0] <= day]:         # the back office decides
+            cases.remove((due, number))
+            for action in ("hand_off", "review", "decide"):
+                await run(engine, CaseStep(number=number, action=action))
+        for w in windows.values():
+            w.day = day
         plans = day_plan(rng, n)
         waiting: list[str] = []
         minute = OPEN - 10
@@ -189,7 +219,8 @@ def oracle(rows: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
     def blank() -> dict[str, Any]:
         return {"issued": 0, "served": 0, "no_show": 0, "cancelled": 0, "transferred": 0, "closed": 0,
                 "wait": [], "service": [], "arrivals": [[0] * 24 for _ in range(7)],
-                "levels": dict.fromkeys(LEVELS, 0), "unrated": 0, "seconds": 0.0, "late": 0, "early": 0}
+                "levels": dict.fromkeys(LEVELS, 0), "unrated": 0, "seconds": 0.0, "late": 0, "early": 0,
+                "opened": 0, "decided": 0, "on_time": 0, "overdue": 0}
 
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(blank))
 
@@ -199,7 +230,14 @@ def oracle(rows: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
             if b == "hall" or key:
                 out[b][key][what] += 1
 
+    def case_bump(case: str, what: str) -> None:
+        department, window = OWNER[matter_of[case]]
+        for b, key in (("hall", ""), ("department", department), ("window", window)):
+            out[b][key][what] += 1
+
     by_ticket: dict[str, list[Any]] = defaultdict(list)
+    matter_of: dict[str, str] = {}
+    due_of: dict[str, date] = {}
     for r in rows:
         if r.ticket:
             by_ticket[r.ticket].append(r)
@@ -224,6 +262,16 @@ def oracle(rows: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
         elif r.kind == "rated":
             for b, key in (("hall", ""), ("service", r.service), ("window", r.window), ("clerk", r.clerk)):
                 out[b][key]["levels"][payload["level"]] += 1
+        elif r.kind == "case_opened":
+            matter_of[payload["case"]] = payload["matter"]
+            due_of[payload["case"]] = date.fromisoformat(payload["due"])
+            case_bump(payload["case"], "opened")
+        elif r.kind == "case_step" and payload["action"] == "decide":
+            case_bump(payload["case"], "decided")
+            if r.day <= due_of[payload["case"]]:                 # decided by its due day
+                case_bump(payload["case"], "on_time")
+        elif r.kind == "case_warning" and payload["colour"] == "red":
+            case_bump(payload["case"], "overdue")
     # waiting and service times, ticket by ticket
     for events in by_ticket.values():       # each time counted when both its ends fall on one day
         issued = next(((e.at, e.day) for e in events if e.kind == "issued"), None)
@@ -302,6 +350,10 @@ def check(got: dict[str, Any], want: dict[str, Any], where: str) -> None:
     assert got["attendance"]["hours"] == pytest.approx(want["seconds"] / 3600, rel=1e-9, abs=1e-9), where
     assert got["attendance"]["late_starts"] == want["late"], where
     assert got["attendance"]["early_leaves"] == want["early"], where
+    cases = got["cases"]
+    assert (cases["opened"], cases["decided"], cases["on_time"], cases["overdue"]) == (
+        want["opened"], want["decided"], want["on_time"], want["overdue"]), where
+    assert cases["on_time_rate"] == (want["on_time"] / want["decided"] if want["decided"] else None), where
 
 
 async def test_a_months_figures_match_the_raw_event_log(db):
@@ -323,8 +375,10 @@ async def test_a_months_figures_match_the_raw_event_log(db):
         assert want["hall"][""]["issued"] > 3000 and want["hall"][""]["closed"] > 0
         assert want["hall"][""]["levels"]["very_dissatisfied"] > 0 and want["hall"][""]["unrated"] > 0
         assert want["clerk"]["1001"]["late"] > 0 and want["clerk"]["1002"]["early"] > 0
+        whole = want["hall"][""]
+        assert whole["opened"] > 100 and 0 < whole["on_time"] < whole["decided"] and whole["overdue"] > 0
         for today in (hall.day, last):                   # roll-ups only; the last day from raw events
-            for by in ("hall", "service", "window", "clerk"):
+            for by in ("hall", "service", "window", "clerk", "department"):
                 got = {r["key"]: r for r in await period(db, cfg, FIRST, last, by, today)}
                 assert set(got) == set(want[by]), (by, today)
                 for key in got:

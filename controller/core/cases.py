@@ -380,11 +380,14 @@ def clock(hall: HallState, cmd: CaseClock, now: datetime) -> dict[str, Any]:
 
 
 def timers(hall: HallState) -> dict[str, tuple[datetime, Command]]:
-    """Each open case's next colour change, at the hall's local midnight of that day."""
+    """Each open case's next colour change, at the hall's local midnight of that day; at once
+    when today's colour is not yet the stored one."""
     out: dict[str, tuple[datetime, Command]] = {}
     warn = hall.config.hall.case_warn_days
     for case in hall.cases.by_number.values():
         day = next_change(hall.calendar, case, hall.day, warn)
+        if colour(hall.calendar, case, hall.day, warn) != case.colour:
+            day = hall.day                      # changed already (the rollover came first): now
         if day is not None:
             at = datetime.combine(day, time(0), hall.tz)
             out[f"case:{case.number}"] = (at, CaseClock(number=case.number))

@@ -160,13 +160,15 @@ def clock(hall: HallState, cmd: FollowupClock, now: datetime) -> dict[str, Any]:
 
 def timers(hall: HallState) -> dict[str, tuple[datetime, Command]]:
     """Each open follow-up's next colour change (its due day, and the day after), at the
-    hall's local midnight."""
+    hall's local midnight; at once when today's colour is not yet the stored one."""
     out: dict[str, tuple[datetime, Command]] = {}
     for f in hall.followups.values():
         if f.state not in OPEN:
             continue
         due = f.visit_due if f.state == "open" else f.rectify_due
         day = due if hall.day < due else due + timedelta(days=1) if hall.day == due else None
+        if colour(f, hall.day) != f.colour:      # changed already (the rollover came first): now
+            day = hall.day
         if day is not None:
             out[f"followup:{f.id}"] = (datetime.combine(day, time(0), hall.tz), FollowupClock(session=f.id))
     return out
