@@ -469,6 +469,14 @@ def cmd_bench_matters(args: argparse.Namespace) -> int:
         or not args.strict else 1
 
 
+def cmd_bench_reports(args: argparse.Namespace) -> int:
+    from controller.bench import reports as bench
+
+    out = bench.main(args.db, args.scale, args.pg_url, args.repeats)
+    print(bench.report(out))
+    return 0 if all(met for _, _, met in bench.checks(out)) or not args.strict else 1
+
+
 def cmd_bench_serial(args: argparse.Namespace) -> int:
     from devices import bench_serial as bench
 
@@ -860,6 +868,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=20, help="times each prefix is searched")
     b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     b.set_defaults(func=cmd_bench_matters)
+    b = bsub.add_parser(
+        "reports", help="一年数据上的统计报表和日报 / the statistics of a generated year of a county hall",
+        description="生成一个县级大厅一年的数据（60 万张票、400 万条事件、6 万件办件、40 万条评价），"
+                    "在 SQLite 和 PostgreSQL 上测量按窗口的年度和月度统计、每日日报的生成时间，并与同一次"
+                    "运行中的 count(*) 比较。 / "
+                    "A generated year of a county hall (600,000 tickets, 4 million "
+                    "events, 60,000 cases, 400,000 ratings): the yearly and monthly per-window reports "
+                    "and one day's roll-up, on SQLite and PostgreSQL, next to a bare count(*) of the "
+                    "same events in the same run.")
+    b.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    b.add_argument("--scale", type=float, default=1.0,
+                   help="share of the year's tickets, e.g. 0.05 for a quick run")
+    b.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+                   metavar="URL", help="PostgreSQL server (admin connection): a throwaway database "
+                                       "yimen_bench_… is made there and dropped afterwards")
+    b.add_argument("--repeats", type=int, default=5, help="times each query is measured")
+    b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    b.set_defaults(func=cmd_bench_reports)
     p = sub.add_parser(
         "stats", help="统计 / statistics",
         description="统计：rollup 从事件日志重建已结束各日的日报（可重复执行）。 / Statistics: rollup "

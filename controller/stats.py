@@ -59,12 +59,12 @@ def collect(conn: Connection, config: HallConfig, since: date, until: date, by: 
     for day, key, tally in stored:
         if day < today:
             out.setdefault(key, []).append((day, tally))
-    for day in rollup.days_with_events(conn, hall, since, until):
-        if day not in rolled or day >= today:
-            upto = now if day >= today else None
-            for (b, key), tally in rollup.day_tallies(conn, hall, day, tz, hours, upto).items():
-                if b == by:
-                    out.setdefault(key, []).append((day, tally))
+    finished = {day for day in rolled if day < today}
+    for day in rollup.days_with_events(conn, hall, since, until, skip=finished):
+        upto = now if day >= today else None
+        for (b, key), tally in rollup.day_tallies(conn, hall, day, tz, hours, upto).items():
+            if b == by:
+                out.setdefault(key, []).append((day, tally))
     return out
 
 
@@ -150,7 +150,9 @@ def _followups(conn: Connection, config: HallConfig, since: date, until: date,
     column = {"service": e.service, "window": e.window, "clerk": e.clerk}.get(by)
     q = (select(column if column is not None else literal(""), e.level, f.state, f.colour)
          .select_from(schema.evaluations.join(schema.followups, (f.hall == e.hall) & (f.id == e.id)))
-         .where(e.hall == config.hall.id, e.closed_at >= start, e.closed_at < end))
+         .where(e.hall == config.hall.id, e.closed_at >= start, e.closed_at < end,
+                # the same rows (a follow-up opens as its rating closes); the planner starts from them
+                f.opened_at >= start, f.opened_at < end))
     out: dict[str, list[tuple[str, str, str]]] = {}
     for key, level, state, colour in conn.execute(q):
         out.setdefault(key or "", []).append((level, state, colour))

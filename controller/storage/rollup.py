@@ -15,12 +15,12 @@ give the median and the 90th percentile within the minute.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, bindparam, delete, func, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from controller.storage.schema import cases, daily_stats, events
@@ -233,15 +233,39 @@ def read(conn: Connection, hall: str, since: date, until: date,
     s = daily_stats.c
     days = set(conn.execute(select(s.day).where(s.hall == hall, s.day >= since, s.day <= until,
                                                  s.by == "hall")).scalars())
-    rows = conn.execute(select(s.day, s.key, s.data).where(
-        s.hall == hall, s.day >= since, s.day <= until, s.by == by))
-    return days, [(day, key, data) for day, key, data in rows]
+    rows = conn.execute(select(s.day, s.key, type_coerce(s.data, Text)).where(
+        s.hall == hall, s.day >= since, s.day <= until, s.by == by)).all()
+    # One decode for all the documents (a year per window: some 13,000, 10 MB), which lets the decoder
+    # share their keys: about a tenth faster than decoding each as it comes.
+    data = json.loads("[" + ",".join(text or "{}" for _, _, text in rows) + "]")
+    return days, [(day, key, tally) for (day, key, _), tally in zip(rows, data, strict=True)]
 
 
-def days_with_events(conn: Connection, hall: str, since: date, until: date) -> list[date]:
+#: A range of up to this many days is probed day by day (a period: the API allows 400).
+PROBE_DAYS = 400
+
+
+def days_with_events(conn: Connection, hall: str, since: date, until: date,
+                     skip: Collection[date] = ()) -> list[date]:
+    """The days in [since, until] that have events, less those in ``skip`` (a period's
+    rolled-up days, whose events need not be looked at), in order. Each look-up reads a few
+    entries of the (hall, day) index, however many events a day has: a period's days not
+    skipped are probed one by one; a longer range (``yimen stats rollup`` from the beginning)
+    is walked from each day with events to the next."""
     e = events.c
-    return sorted(conn.execute(select(e.day).distinct().where(
-        e.hall == hall, e.day >= since, e.day <= until)).scalars())
+    if (until - since).days < PROBE_DAYS:
+        probe = select(e.day).where(e.hall == hall, e.day == bindparam("day")).limit(1)
+        days = (since + timedelta(days=i) for i in range((until - since).days + 1))
+        return [day for day in days
+                if day not in skip and conn.execute(probe, {"day": day}).first() is not None]
+    following = select(func.min(e.day)).where(e.hall == hall, e.day >= bindparam("day"), e.day <= until)
+    out: list[date] = []
+    day = conn.execute(following, {"day": since}).scalar()
+    while day is not None:
+        if day not in skip:
+            out.append(day)
+        day = conn.execute(following, {"day": day + timedelta(days=1)}).scalar() if day < until else None
+    return out
 
 
 class RollupDay:
