@@ -366,6 +366,33 @@ class Simulation(_Model):
         return v
 
 
+class LowerHall(_Model):
+    """A hall below this one (乡镇便民服务中心, 村便民服务室) that may forward cases here."""
+
+    id: str = Field(pattern=HALL_ID.pattern)
+    name: str = Field(min_length=1, max_length=60)
+
+
+class Tier(_Model):
+    """Where the hall stands in the county's network (三级: 县、乡镇、村): its level, the hall
+    above it (its id and its broker, which this server joins as the MQTT user ``hall-{id}``
+    with the password in the data folder's ``upper-password``) and the halls below it."""
+
+    level: Literal["county", "town", "village"] = "county"
+    upper: str = Field(default="", pattern=r"^([a-z0-9][a-z0-9-]{0,31})?$")
+    upper_broker: str = ""
+    lower: tuple[LowerHall, ...] = ()
+
+    @model_validator(mode="after")
+    def _upper(self) -> "Tier":
+        if bool(self.upper) != bool(self.upper_broker):
+            raise Invalid.at("upper", "upper and upper_broker go together",
+                             "upper 与 upper_broker 须同时填写")
+        if len({h.id for h in self.lower}) != len(self.lower):
+            raise Invalid.at("lower", "a lower hall is listed twice", "下级大厅重复")
+        return self
+
+
 class HallConfig(_Model):
     hall: Hall
     services: tuple[Service, ...] = Field(min_length=1)
@@ -377,6 +404,7 @@ class HallConfig(_Model):
     server: Server = Server()
     bus: Bus = Bus()
     simulation: Simulation = Simulation()
+    tier: Tier = Tier()
 
     @model_validator(mode="after")
     def _references(self) -> "HallConfig":

@@ -29,6 +29,7 @@ from controller.startup import StartupError, bind_http, migrate
 from controller.storage import private
 from controller.storage.db import database_url, open_database
 from controller.storage.hall_lock import HallInUse
+from controller.tier_link import TIERS, Link
 from controller.upward import Upward
 from controller.web.access import ACCOUNTS, AUDIT
 from controller.web.admin import add_admin_routes
@@ -91,6 +92,10 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             upward.start()
             monthly = MonthlyReports(engine)
             monthly.start()
+            external = broker or config.bus.broker
+            tiers = app[TIERS] = Link(engine, data_dir, own.address if own is not None else
+                                      BrokerAddress.parse(external) if external else None)
+            tiers.start()
             try:
                 gc.collect()
                 gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
@@ -106,6 +111,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 else:
                     yield
             finally:                             # also when the device bus did not start
+                await tiers.stop()
                 await monthly.stop()
                 await upward.stop()
                 await feed.stop()

@@ -47,13 +47,15 @@ class MqttLink:
                  on_message: Callable[[str, bytes], Awaitable[None] | None] | None = None,
                  backoff_max: float = 10.0, max_queued_incoming: int | None = None,
                  logger: logging.Logger | None = None,
-                 live_only: Callable[[str], bool] | None = None) -> None:
+                 live_only: Callable[[str], bool] | None = None, clean_session: bool = True) -> None:
         """``max_queued_incoming``: messages received but not yet handled, past which the
         client drops new ones (a sender retries what gets no reply; memory stays bounded under
         a flood); ``logger``: the MQTT client's own log lines; ``live_only(topic)``: a topic
         whose retained messages are dropped (events happen once: a retained one would be
-        replayed at every reconnect)."""
+        replayed at every reconnect); ``clean_session`` False: a persistent session, the broker
+        keeping QoS 1 messages for the client while it is away."""
         self.broker = broker
+        self.clean_session = clean_session
         self.client_id = client_id
         self.username, self.password = username, password
         self.will = will
@@ -97,7 +99,7 @@ class MqttLink:
                 async with aiomqtt.Client(
                         self.broker.host, self.broker.port, identifier=self.client_id,
                         username=self.username, password=self.password, will=will,
-                        keepalive=15, socket_options=NODELAY, clean_session=True,
+                        keepalive=15, socket_options=NODELAY, clean_session=self.clean_session,
                         max_queued_outgoing_messages=None,
                         max_queued_incoming_messages=self.max_queued_incoming,
                         logger=self.logger) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 VERSION = "v1"
 DEVICE_LEAVES = ("info", "availability", "event", "state")
@@ -29,3 +30,28 @@ class Topics:
             return None
         m = DEVICE_TOPIC.match(topic[len(self.root):])
         return (m[1], m[2]) if m else None
+
+
+@dataclass(frozen=True, slots=True)
+class TierTopics:
+    """The topics of the link between an upper hall and one hall below it, on the upper hall's
+    broker: the lower hall publishes ``up`` and ``down_ack``, the upper one ``down`` and
+    ``up_ack``."""
+
+    up: str
+    up_ack: str
+    down: str
+    down_ack: str
+
+
+def tier_topics(upper: str, lower: str) -> TierTopics:
+    root = f"yimen/{VERSION}/{upper}/tier/{lower}/"
+    return TierTopics(root + "up", root + "up/ack", root + "down", root + "down/ack")
+
+
+TIER_TOPIC = re.compile(r"^yimen/v1/([a-z0-9][a-z0-9-]{0,31})/tier/([a-z0-9][a-z0-9-]{0,31})/(up|down/ack)$")
+
+
+def hall_user(hall: str) -> str:
+    """The MQTT user a lower hall logs in to its upper hall's broker as."""
+    return f"hall-{hall}"

@@ -11,6 +11,7 @@ from typing import get_type_hints
 import pytest
 from sqlalchemy import select
 
+from controller.config import HallConfig, LowerHall, Tier
 from controller.core.commands import (
     COMMANDS,
     AddAppointment,
@@ -38,6 +39,8 @@ from controller.core.commands import (
     Pause,
     Rate,
     Recall,
+    ReceiveCase,
+    RemoteStep,
     RemoveItem,
     RemoveMatter,
     Resume,
@@ -58,12 +61,20 @@ from tests.helpers import ROOT, demo_config
 
 KIOSK = Source("device:kiosk-1", Origin.MQTT)
 CASE = "000000-demo-20261123-0001"                 # the demo hall's first case on MONDAY_9
+CASE2 = "000000-demo-20261123-0002"
 CLERK = Source("user:clerk-1001", Origin.HTTP)
+
+
+def tiered() -> HallConfig:
+    """The demo hall as a town centre: a county above it, a village below."""
+    return demo_config().model_copy(update={"tier": Tier(
+        level="town", upper="county", upper_broker="mqtt://127.0.0.1:1",
+        lower=(LowerHall(id="village", name="村"),))})
 
 
 @pytest.fixture
 async def engine(db, clock):
-    e = Engine(demo_config(), db, clock)
+    e = Engine(tiered(), db, clock)
     await e.start()
     yield e
     await e.stop()
@@ -164,6 +175,15 @@ def every_command() -> list[tuple[object, Source]]:
         (OpenCase(matter="M1", applicant="张三丰", ticket="A001"), Source("user:desk", Origin.HTTP)),
         (CaseStep(number=CASE, action="hand_off"), Source("user:desk", Origin.HTTP)),
         (CaseClock(number=CASE), Source("system", Origin.SCHEDULER)),
+        (SetMatters(matters=[{"code": "U1", "name": "采矿许可", "department": "自然资源局", "form": "upper",
+                              "promised_days": 15, "statutory_days": 20}]), admin),
+        (OpenCase(matter="U1", applicant="李四"), Source("user:desk", Origin.HTTP)),
+        (CaseStep(number=CASE2, action="escalate"), Source("user:desk", Origin.HTTP)),
+        (RemoteStep(peer="county", seq=1, number=CASE2, upper_number="330100-county-20261123-0001",
+                    after="accepted", due="2026-12-14"), Source("hall:county", Origin.TIER)),
+        (ReceiveCase(peer="village", seq=1, number="330100-village-20261123-0001", matter="U1",
+                     matter_name="采矿许可", department="自然资源局", limit_days=15, applicant="王*",
+                     accepted_on="2026-11-23"), Source("hall:village", Origin.TIER)),
         (RemoveMatter(code="M1"), admin),
         (Rollover(), Source("system", Origin.SCHEDULER)),
     ]

@@ -39,11 +39,14 @@ from controller.config import HallConfig
 from controller.core.errors import Refused
 from controller.storage import private
 from controller.storage.schema import device_credentials
+from protocol.topics import hall_user
 
 log = logging.getLogger("yimen.credentials")
 
 ITERATIONS = 1000
 CONTROLLER_FILE = "controller-password"
+HUB_FILE = "tier-hub-password"
+HUB_USER = "tier-hub"
 ID_KEY_FILE = "id-token.key"
 
 
@@ -96,7 +99,7 @@ async def provision(db: AsyncEngine, hall: str, devices: Iterable[str]) -> dict[
 async def issue(db: AsyncEngine, hall: HallConfig, devices: list[str]) -> dict[str, str]:
     """``provision`` for configured devices only: ``unknown_config_item`` for a device the hall
     does not have, and nothing made."""
-    known = {d.id for d in hall.devices}
+    known = {d.id for d in hall.devices} | {hall_user(h.id) for h in hall.tier.lower}
     for device in devices:
         if device not in known:
             raise Refused("unknown_config_item", f"没有设备 {device[:48]}", f"no device {device[:48]!r}")
@@ -111,7 +114,7 @@ async def reset(db: AsyncEngine, hall: HallConfig, device: str) -> str:
 
 async def hashes(db: AsyncEngine, hall: HallConfig) -> dict[str, str]:
     """Device → stored hash, for the hall's enabled devices that have one: who may log in."""
-    enabled = {d.id for d in hall.devices if d.enabled}
+    enabled = {d.id for d in hall.devices if d.enabled} | {hall_user(h.id) for h in hall.tier.lower}
     t = device_credentials
     async with db.connect() as conn:
         rows = (await conn.execute(select(t.c.device, t.c.secret_hash)
@@ -124,7 +127,8 @@ async def forget_removed(db: AsyncEngine, hall: HallConfig) -> None:
     t = device_credentials
     async with db.begin() as conn:
         gone = await conn.execute(delete(t).where(t.c.hall == hall.hall.id,
-                                                  t.c.device.not_in([d.id for d in hall.devices])))
+                                                  t.c.device.not_in([d.id for d in hall.devices] + [
+                                                      hall_user(h.id) for h in hall.tier.lower])))
     if gone.rowcount:
         log.info("credentials of %d removed device(s) deleted", gone.rowcount)
 
@@ -133,6 +137,12 @@ async def forget_removed(db: AsyncEngine, hall: HallConfig) -> None:
 def controller_password(data_dir: str | Path) -> str:
     """The controller's own MQTT password (user ``controller``), kept in the data folder."""
     return private.key(data_dir, CONTROLLER_FILE).decode("ascii")
+
+
+def hub_password(data_dir: str | Path) -> str:
+    """The password of the MQTT user ``tier-hub`` the server serves its halls below as (one
+    connection per user name on the hall's broker: the controller's own is the device bus's)."""
+    return private.key(data_dir, HUB_FILE).decode("ascii")
 
 
 def controller_hash(data_dir: str | Path) -> str:

@@ -28,6 +28,7 @@ from controller.core.events import EventKind
 from controller.engine import Committed, Engine
 from controller.startup import StartupError, busy_port
 from protocol.link import BrokerAddress
+from protocol.topics import Topics
 
 FOLDER = "broker"
 log = logging.getLogger("yimen.broker")
@@ -104,6 +105,10 @@ class HallBroker:
         self.tls = tls_listener(config)
         self._controller = credentials.controller_hash(data_dir)
         self.extra: dict[str, tuple[str, Grants]] = {}
+        if config.tier.lower:                     # the server's link to the halls below
+            tier = f"{Topics(config.hall.id).root}tier/#"
+            hub = credentials.mosquitto_hash(credentials.hub_password(data_dir))
+            self.extra[credentials.HUB_USER] = (hub, Grants(write=frozenset({tier}), read=frozenset({tier})))
         self.mosquitto: Mosquitto | None = None
         self.on_cut_off: Callable[[set[str]], Awaitable[None]] | None = None
         self._written: dict[str, str] = {}       # the password file's users, as last written

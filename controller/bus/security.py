@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controller.config import HallConfig
-from protocol.topics import DEVICE_LEAVES, Topics
+from protocol.topics import DEVICE_LEAVES, Topics, hall_user, tier_topics
 
 CONTROLLER_USER = "controller"
 SCREEN_KINDS = ("window_display", "hall_display", "announcer")
@@ -42,6 +42,10 @@ def grants(config: HallConfig) -> dict[str, Grants]:
             read |= {topics.calls, topics.board}
         out[d.id] = Grants(write=frozenset(topics.device(d.id, leaf) for leaf in DEVICE_LEAVES),
                            read=frozenset(read))
+    for lower in config.tier.lower:              # a hall below: only its own link's topics
+        t = tier_topics(config.hall.id, lower.id)
+        out[hall_user(lower.id)] = Grants(write=frozenset({t.up, t.down_ack}),
+                                          read=frozenset({t.down, t.up_ack}))
     return out
 
 

@@ -44,7 +44,7 @@ STATES: dict[str, tuple[str, str]] = {
     "handed_over": ("已取件", "handed over"), "rejected": ("不予受理", "not accepted"),
     "returned": ("已退办", "returned"), "escalated": ("已上报", "sent to the upper tier"),
 }
-TERMINAL = frozenset({"handed_over", "rejected", "returned", "escalated"})
+TERMINAL = frozenset({"handed_over", "rejected", "returned"})
 #: Past these the clock no longer matters: the decision is made.
 DECIDED = frozenset({"decided", "ready", "handed_over"})
 #: state → action → the state it leads to ("back": where the case was before 补正)
@@ -110,6 +110,12 @@ class Case:
     decided_on: date | None = None
     finished_at: datetime | None = None
     colour: str = "green"
+    #: on the upper hall: the lower hall it came from and its number there (上报件)
+    origin_hall: str | None = None
+    origin_number: str | None = None
+    #: on the lower hall: the case's number at the upper hall and its state there
+    upper_number: str | None = None
+    upper_state: str | None = None
 
     @property
     def open(self) -> bool:
@@ -207,6 +213,34 @@ def _today(hall: HallState, now: datetime) -> date:
     return hall.local(now).date()
 
 
+def down_detail(case: Case) -> dict[str, Any]:
+    """For a case a lower hall forwarded here, what its step events carry back down."""
+    if not case.origin_hall:
+        return {}
+    return {"from_hall": case.origin_hall, "from_number": case.origin_number or "",
+            "reasons": case.reasons, "decision": case.decision}
+
+
+def new_case(hall: HallState, day: date, now: datetime, **fields: Any) -> Case:
+    """A new case accepted on ``day``, numbered ``{region}-{hall}-{YYYYMMDD}-{serial}`` with its
+    status link and 6-digit query code, its due date and colour, added and to be stored."""
+    serial = hall.cases.serials.get(day, 0) + 1
+    hall.cases.serials[day] = serial
+    hall_cfg = hall.config.hall
+    number = f"{hall_cfg.region}-{hall_cfg.id}-{day:%Y%m%d}-{serial:04d}"
+    token = hall.links.token(f"case:{number}")
+    code = hall.links.token(f"case-code:{number}")
+    query_code = f"{int.from_bytes(code.encode()[:8], 'big') % 1_000_000:06d}"
+    case = Case(number=number, serial=serial, accepted_on=day, accepted_at=now, due=day, token=token,
+                query_code=query_code, **fields)
+    today = _today(hall, now)
+    case.due = due_date(hall.calendar, case, today)
+    case.colour = colour(hall.calendar, case, today, hall_cfg.case_warn_days)
+    hall.cases.add(case)
+    hall.changes.touch(case)
+    return case
+
+
 def open_case(hall: HallState, cmd: OpenCase, now: datetime) -> dict[str, Any]:
     """受理: a case for a matter of the catalogue, from the ticket being served (or none);
     ``accepted_on`` earlier than today is a case entered after the fact (补录). Materials
@@ -223,31 +257,20 @@ def open_case(hall: HallState, cmd: OpenCase, now: datetime) -> dict[str, Any]:
         ticket = hall.queue.get(cmd.ticket)
         if ticket is None:
             raise Refused("unknown_ticket", f"今天没有{cmd.ticket}号", f"no ticket {cmd.ticket} today")
-    serial = hall.cases.serials.get(day, 0) + 1
-    hall.cases.serials[day] = serial
-    hall_cfg = hall.config.hall
-    number = f"{hall_cfg.region}-{hall_cfg.id}-{day:%Y%m%d}-{serial:04d}"
-    token = hall.links.token(f"case:{number}")
-    code = hall.links.token(f"case-code:{number}")
-    query_code = f"{int.from_bytes(code.encode()[:8], 'big') % 1_000_000:06d}"
     missing = tuple(dict.fromkeys(cmd.missing))
     waiting = bool(missing) and not cmd.tolerated
-    case = Case(
-        number=number, serial=serial, matter=matter.code, matter_name=matter.name, form=matter.form,
+    case = new_case(
+        hall, day, now, matter=matter.code, matter_name=matter.name, form=matter.form,
         department=matter.department, state="supplement" if waiting else "accepted",
-        accepted_on=day, accepted_at=now, limit_days=matter.promised_days, due=day, token=token,
-        query_code=query_code, applicant=cmd.applicant, id_sealed=cmd.id_sealed, id_masked=cmd.id_masked,
-        phone=cmd.phone, ticket=ticket.id if ticket else None,
+        limit_days=matter.promised_days, applicant=cmd.applicant, id_sealed=cmd.id_sealed,
+        id_masked=cmd.id_masked, phone=cmd.phone, ticket=ticket.id if ticket else None,
         ticket_number=ticket.number if ticket else None,
         window=cmd.window or (matter.windows[0] if matter.windows else None),
         materials=tuple(dict.fromkeys(cmd.materials)), missing=missing,
         tolerated=cmd.tolerated and bool(missing),
         late_entry=day < today, notes=cmd.notes,
         paused_from=day.isoformat() if waiting else None, back_to="accepted" if waiting else None)
-    case.due = due_date(hall.calendar, case, today)
-    case.colour = colour(hall.calendar, case, today, hall_cfg.case_warn_days)
-    hall.cases.add(case)
-    hall.changes.touch(case)
+    number = case.number
     hall.emit(EventKind.CASE_OPENED, now, ticket, case=number, matter=matter.code, form=matter.form,
               state=case.state, accepted_on=day.isoformat(), due=case.due.isoformat(),
               late_entry=case.late_entry, tolerated=case.tolerated, missing=len(missing))
@@ -311,6 +334,7 @@ def step(hall: HallState, cmd: CaseStep, now: datetime) -> dict[str, Any]:
     case.colour = colour(hall.calendar, case, today, hall.config.hall.case_warn_days)
     hall.changes.touch(case)
     ref = hall.queue.all.get(case.ticket) if case.ticket else None
+    detail.update(down_detail(case))
     hall.emit(EventKind.CASE_STEP, now, ref, case=case.number, action=cmd.action, before=before,
               after=case.state, due=case.due.isoformat(), **detail)
     return {"case": view(hall, case, today)}

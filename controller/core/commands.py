@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
 from controller.core.errors import Refused
@@ -53,6 +53,7 @@ class Origin(StrEnum):
     SCHEDULER = "scheduler"   # the engine's own timers (rollover, time-outs)
     GATEWAY = "gateway"       # serial and GPIO devices through the gateway
     CLI = "cli"               # the command line
+    TIER = "tier"             # a hall above or below (三级联动)
     LEGACY = "legacy"         # events written before the event log had origins
 
 
@@ -376,6 +377,53 @@ class CaseStep(Command):
     task: Annotated[TaskRef | None, Optional] = None
 
 
+HallRef = Annotated[str, _text(r"^[a-z0-9][a-z0-9-]{0,31}$", 32)]
+
+
+class HistoryItem(BaseModel):
+    """One step of a forwarded case's history at the hall that sends it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    action: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    after: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    at: datetime
+
+
+class ReceiveCase(Command):
+    """上报件: a case a lower hall forwards here (its ``seq``-th message), with its materials
+    and history; applied once, in order (``controller.core.tiers``)."""
+
+    name = "case_receive"
+    peer: HallRef
+    seq: Annotated[int, Field(ge=1)]
+    number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    matter: MatterCode
+    matter_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    department: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    limit_days: Annotated[int, Field(ge=0, le=400)]
+    applicant: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    accepted_on: Day
+    materials: tuple[Material, ...] = ()
+    missing: tuple[Material, ...] = ()
+    notes: Text = ""
+    history: tuple[HistoryItem, ...] = Field(default=(), max_length=200)
+
+
+class RemoteStep(Command):
+    """A forwarded case's step at the upper hall (its ``seq``-th message down), mirrored on the
+    case here: its number there, its state there, and its decision when made."""
+
+    name = "case_remote"
+    peer: HallRef
+    seq: Annotated[int, Field(ge=1)]
+    number: CaseNumber
+    upper_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    after: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    due: Day
+    decision: Annotated[Literal["approved", "refused"] | None, Optional] = None
+    reasons: Text = ""
+
+
 class CaseClock(Command):
     """The scheduler re-reads a case's warning colour on the day it may change."""
 
@@ -420,7 +468,8 @@ COMMANDS: dict[str, type[Command]] = {c.name: c for c in (
     Take, Cancel, AddAppointment, CancelAppointment, Login, Logout, Pause, Resume, CallNext,
     CallNumber, Recall, NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation,
     Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay, ImportConfig,
-    SetMatters, RemoveMatter, OpenCase, CaseStep, CaseClock, FollowupStep, FollowupClock)}
+    SetMatters, RemoveMatter, OpenCase, CaseStep, CaseClock, FollowupStep, FollowupClock,
+    ReceiveCase, RemoteStep)}
 
 #: Window operations by their key name: the keypad's ``key`` on MQTT and the last part of
 #: ``POST /api/windows/{window}/{key}``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from controller.core.commands import Origin
 
@@ -139,6 +139,8 @@ class CaseOpened(TypedDict):
     late_entry: bool             # 补录
     tolerated: bool              # 容缺受理
     missing: int
+    from_hall: NotRequired[str]  # a case a lower hall forwarded (上报件)
+    from_number: NotRequired[str]
 
 
 class CaseStepped(TypedDict, total=False):
@@ -154,6 +156,11 @@ class CaseStepped(TypedDict, total=False):
     department: str
     result: str
     open_tasks: int
+    from_hall: str               # on the upper hall: the lower hall the case came from…
+    from_number: str             # …and its number there
+    reasons: str
+    upper_number: str            # on the lower hall (``remote``): the case at the upper hall
+    upper_state: str
 
 
 class CaseWarning(TypedDict):

@@ -21,6 +21,7 @@ from controller.core import (
     matters,
     ratings,
     tickets,
+    tiers,
     windows,
 )
 from controller.core.calendar import WorkCalendar
@@ -43,7 +44,8 @@ def _rollover(hall: HallState, cmd: Rollover, now: datetime) -> dict[str, Any]:
 
 HANDLERS: dict[type[Command], Handler] = {
     **tickets.HANDLERS, **windows.HANDLERS, **ratings.HANDLERS, **configuration.HANDLERS,
-    **matters.HANDLERS, **cases.HANDLERS, **followups.HANDLERS, Rollover: _rollover}
+    **matters.HANDLERS, **cases.HANDLERS, **followups.HANDLERS, **tiers.HANDLERS,
+    Rollover: _rollover}
 assert set(HANDLERS) == set(COMMANDS.values()), "every command needs exactly one handler"
 
 
@@ -60,6 +62,8 @@ class HallState:
         self.cases = cases.Cases()
         #: 差评 follow-ups still open, by rating session
         self.followups: dict[str, followups.Followup] = {}
+        #: the last message applied from each hall above or below (``controller.core.tiers``)
+        self.inbox: dict[tuple[str, str], tiers.InboxMark] = {}
         self.changes = Changes()
         self._source = SYSTEM
         #: the status pages' addresses: a key of this state's own until the engine gives it

@@ -15,6 +15,12 @@ Channels:
   hall names its endpoint (``hall.evaluations_url``): a rating (``rated``), a follow-up rating
   (追评, ``followup_step`` ``rerate``) and an upheld appeal (申诉成立, ``followup_step``
   ``uphold``), each keyed by its rating session.
+- ``up`` 上报: a case this hall sends to the hall above it (``escalate``), while it has one.
+- ``down:{hall}``: each step of a case the lower hall ``hall`` forwarded here, its result
+  at last, for that hall (``controller.core.tiers``).
+
+A receiver that numbers what it applied (the tier links) is sent each row's place in its
+channel: ``delivered`` + its position after the acknowledged rows.
 """
 
 from __future__ import annotations
@@ -32,38 +38,63 @@ from controller.core.events import Event, EventKind
 from controller.storage.schema import deliveries, outbox
 
 PROVINCE = "province"
+UP = "up"
 #: the ``followup_step`` actions that change what the platform holds
 _PROVINCE_STEPS = {"rerate": "rerating", "uphold": "appeal_upheld"}
 
 
 def entries(hall: str, events: Iterable[Event], config: HallConfig | None) -> list[dict[str, Any]]:
     """The outbox rows a batch's events make."""
-    if config is None or not config.hall.evaluations_url:
+    if config is None:
         return []
     out = []
     for e in events:
-        kind = None
-        if e.kind is EventKind.RATED:
-            kind = "rating"
-        elif e.kind is EventKind.FOLLOWUP_STEP:
-            kind = _PROVINCE_STEPS.get(e.payload.get("action", ""))
-        if kind:
-            session = e.payload["session"]
-            out.append({"hall": hall, "channel": PROVINCE, "kind": kind, "key": session, "at": e.at,
-                        "payload": json.dumps({"session": session}, separators=(",", ":"))})
+        for channel, kind, key, payload in _owed(e, config):
+            out.append({"hall": hall, "channel": channel, "kind": kind, "key": key, "at": e.at,
+                        "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":"))})
     return out
 
 
-def acked(conn: Connection, hall: str, channel: str) -> int:
+def _owed(e: Event, config: HallConfig) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(channel, kind, key, payload) of what ``e`` owes to whom."""
+    p = e.payload
+    out = []
+    if config.hall.evaluations_url:
+        kind = "rating" if e.kind is EventKind.RATED else \
+            _PROVINCE_STEPS.get(p.get("action", "")) if e.kind is EventKind.FOLLOWUP_STEP else None
+        if kind:
+            out.append((PROVINCE, kind, p["session"], {"session": p["session"]}))
+    if config.tier.upper and e.kind is EventKind.CASE_STEP and p.get("action") == "escalate":
+        out.append((UP, "case_forwarded", p["case"], {"case": p["case"]}))
+    if e.kind in (EventKind.CASE_OPENED, EventKind.CASE_STEP) and p.get("from_hall"):
+        out.append((down(p["from_hall"]), "case_status", p["case"], {
+            "number": p["from_number"], "upper_number": p["case"],
+            "after": p.get("upper_state") or p.get("after") or p.get("state"), "due": p["due"],
+            "decision": p.get("decision"),
+            "reasons": p.get("reasons", "")}))
+    return out
+
+
+def down(peer: str) -> str:
+    """The channel of what goes down to the lower hall ``peer``."""
+    return f"down:{peer}"
+
+
+def position(conn: Connection, hall: str, channel: str) -> tuple[int, int]:
+    """The last row the receiver acknowledged and how many rows it has, read together (a row's
+    place in its channel is counted from these; read apart, an acknowledgement coming between
+    would shift the count)."""
     d = deliveries.c
-    return conn.execute(select(d.acked).where(d.hall == hall, d.channel == channel)).scalar() or 0
+    row = conn.execute(select(d.acked, d.delivered).where(d.hall == hall, d.channel == channel)).first()
+    return (row.acked, row.delivered) if row else (0, 0)
 
 
-def pending(conn: Connection, hall: str, channel: str, limit: int) -> list[Any]:
-    """The first ``limit`` rows not yet acknowledged, in order."""
+def pending(conn: Connection, hall: str, channel: str, limit: int, after: int | None = None) -> list[Any]:
+    """The first ``limit`` rows after ``after`` (by default the acknowledged one), in order."""
     o = outbox.c
+    start = position(conn, hall, channel)[0] if after is None else after
     return list(conn.execute(select(o.id, o.kind, o.key, o.at, o.payload)
-                             .where(o.hall == hall, o.channel == channel, o.id > acked(conn, hall, channel))
+                             .where(o.hall == hall, o.channel == channel, o.id > start)
                              .order_by(o.id).limit(limit)))
 
 
@@ -94,7 +125,7 @@ def prune(conn: Connection, hall: str, channel: str, before: datetime) -> None:
     """Forget acknowledged rows older than ``before``."""
     o = outbox.c
     conn.execute(delete(outbox).where(o.hall == hall, o.channel == channel, o.at < before,
-                                      o.id <= acked(conn, hall, channel)))
+                                      o.id <= position(conn, hall, channel)[0]))
 
 
 def status(conn: Connection, hall: str, channel: str) -> dict[str, Any]:

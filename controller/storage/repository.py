@@ -32,6 +32,7 @@ from controller.core.hall import HallState
 from controller.core.matters import Matter, StoredMatter
 from controller.core.model import Appointment, Attendance, Ticket, WindowState
 from controller.core.ratings import Evaluation
+from controller.core.tiers import InboxMark
 from controller.storage import outbox, rollup, schema
 
 log = logging.getLogger("yimen.storage")
@@ -229,6 +230,8 @@ class Repository:
         self._load_cases(conn, state)
         for followup in self._select(conn, Followup, schema.followups.c.state.in_(OPEN_FOLLOWUPS)):
             state.followups[followup.id] = followup
+        for mark in self._select(conn, InboxMark):
+            state.inbox[(mark.peer, mark.channel)] = mark
         latest = [conn.execute(select(func.max(column)).where(column.table.c.hall == self.hall)).scalar()
                   for column in (schema.evaluations.c.opened_at, schema.attendance.c.login_at)]
         state.last_stamp = max((int(t.timestamp() * 1_000_000) for t in latest if t), default=0)

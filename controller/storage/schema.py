@@ -36,6 +36,7 @@ from controller.core.followups import Followup
 from controller.core.matters import StoredMatter
 from controller.core.model import Appointment, Attendance, Priority, Ticket, TicketState, WindowState
 from controller.core.ratings import Evaluation
+from controller.core.tiers import InboxMark
 
 metadata = MetaData()
 
@@ -383,6 +384,10 @@ cases = Table(
     Column("decided_on", Date),
     Column("finished_at", UTCDateTime()),
     Column("colour", String(8), nullable=False),
+    Column("origin_hall", String(32)),
+    Column("origin_number", String(64)),
+    Column("upper_number", String(64)),
+    Column("upper_state", String(16)),
 )
 Index("ix_cases_hall_state", cases.c.hall, cases.c.state)
 Index("ix_cases_hall_token", cases.c.hall, cases.c.token)
@@ -458,7 +463,7 @@ outbox = Table(
     "outbox", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("hall", String(32), nullable=False),
-    Column("channel", String(16), nullable=False),
+    Column("channel", String(48), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("key", String(96), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
@@ -470,7 +475,7 @@ Index("ix_outbox_hall_channel_id", outbox.c.hall, outbox.c.channel, outbox.c.id)
 deliveries = Table(
     "deliveries", metadata,
     Column("hall", String(32), primary_key=True),
-    Column("channel", String(16), primary_key=True),
+    Column("channel", String(48), primary_key=True),
     Column("acked", Integer, nullable=False),
     Column("delivered", Integer, nullable=False),
     Column("last_ok_at", UTCDateTime()),
@@ -478,9 +483,19 @@ deliveries = Table(
     Column("last_error", Text, nullable=False),
 )
 
+#: Each tier link's inbox: the last message applied from a hall above or below
+#: (``controller.core.tiers``), written with the change it applied.
+inbox = Table(
+    "inbox", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("peer", String(32), primary_key=True),
+    Column("channel", String(48), primary_key=True),
+    Column("applied", Integer, nullable=False),
+)
+
 #: Each kind of record the core keeps, and its table.
 RECORDS: dict[type, Table] = {
     Ticket: tickets, WindowState: windows, Attendance: attendance, Appointment: appointments,
     Evaluation: evaluations, StoredConfig: hall_config, StoredMatter: matters, Case: cases,
-    CaseTask: case_tasks, Followup: followups,
+    CaseTask: case_tasks, Followup: followups, InboxMark: inbox,
 }

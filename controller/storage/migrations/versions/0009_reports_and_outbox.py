@@ -32,7 +32,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("hall", sa.String(32), nullable=False),
-        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("channel", sa.String(48), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("key", sa.String(96), nullable=False),
         sa.Column("at", _TIME, nullable=False),
@@ -42,7 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "deliveries",
         sa.Column("hall", sa.String(32), primary_key=True),
-        sa.Column("channel", sa.String(16), primary_key=True),
+        sa.Column("channel", sa.String(48), primary_key=True),
         sa.Column("acked", sa.Integer, nullable=False),
         sa.Column("delivered", sa.Integer, nullable=False),
         sa.Column("last_ok_at", _TIME),

@@ -1,0 +1,124 @@
+"""Three tiers (县、乡镇、村): cases forwarded up (上报件, 全程代办) and their results sent down.
+
+A lower hall forwards a case it has sent up (``escalate``); the upper hall receives it as a
+case of its own (``ReceiveCase``: its own number, the lower hall and number remembered, the
+clock of the tier that decides: the matter's promised days in its own catalogue, else the
+days the lower hall gave). Each step there goes back down (``RemoteStep``); the lower hall's
+case keeps its number, gains the upper one, follows the upper state, and is decided, refused
+or returned when the upper hall says so — then it is ready and handed over where the citizen
+applied (「内转外不转」).
+
+Messages between two halls are numbered per direction (``seq``, from 1). The receiving side's
+inbox keeps the last number it applied (``InboxMark``), stored in the same transaction as the
+change: an earlier number is a repeat, answered ``duplicate`` and not applied again; a later
+one than the next is out of order and refused (the sender sends again from what was
+acknowledged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from controller.core.cases import DECIDED, colour, down_detail, new_case, on_time, view
+from controller.core.commands import Command, ReceiveCase, RemoteStep
+from controller.core.errors import Refused
+from controller.core.events import EventKind
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from controller.core.hall import HallState
+
+UP, DOWN = "up", "down"
+#: the upper hall's states that settle the case below: its decision, or its end without one
+SETTLED = {"decided": "decided", "ready": "decided", "handed_over": "decided",
+           "rejected": "rejected", "returned": "returned"}
+
+
+@dataclass(slots=True)
+class InboxMark:
+    """The last message applied from ``peer`` in ``channel`` (``up``: from a lower hall;
+    ``down``: from the upper one)."""
+
+    peer: str
+    channel: str
+    applied: int
+
+
+def _admit(hall: HallState, peer: str, channel: str, seq: int) -> InboxMark | None:
+    """The inbox mark to advance, or None for a repeat; refused when out of order."""
+    mark = hall.inbox.get((peer, channel))
+    applied = mark.applied if mark else 0
+    if seq <= applied:
+        return None
+    if seq != applied + 1:
+        raise Refused("out_of_order", f"消息 {seq} 早于 {applied + 1} 到达",
+                      f"message {seq} before {applied + 1}")
+    if mark is None:
+        mark = hall.inbox[(peer, channel)] = InboxMark(peer, channel, 0)
+    mark.applied = seq
+    hall.changes.touch(mark)
+    return mark
+
+
+def receive(hall: HallState, cmd: ReceiveCase, now: datetime) -> dict[str, Any]:
+    """A case from a lower hall, once."""
+    if cmd.peer not in {h.id for h in hall.config.tier.lower}:
+        raise Refused("unknown_hall", f"{cmd.peer} 不是本中心的下级大厅", f"{cmd.peer} is not a hall below")
+    if _admit(hall, cmd.peer, UP, cmd.seq) is None:
+        return {"duplicate": True, "applied": hall.inbox[(cmd.peer, UP)].applied}
+    matter = hall.catalogue.matters.get(cmd.matter)
+    day = hall.local(now).date()
+    case = new_case(
+        hall, day, now, matter=cmd.matter, matter_name=matter.name if matter else cmd.matter_name,
+        form=matter.form if matter and matter.form != "instant" else "promised",
+        department=matter.department if matter else cmd.department, state="accepted",
+        limit_days=matter.promised_days if matter else cmd.limit_days, applicant=cmd.applicant,
+        window=matter.windows[0] if matter and matter.windows else None, materials=cmd.materials,
+        missing=cmd.missing, notes="\n".join(filter(None, [cmd.notes, *(
+            f"{h.at:%Y-%m-%d %H:%M} {cmd.peer} {h.action} → {h.after}" for h in cmd.history)]))[-2000:],
+        origin_hall=cmd.peer, origin_number=cmd.number)
+    hall.emit(EventKind.CASE_OPENED, now, None, case=case.number, matter=case.matter, form=case.form,
+              state=case.state, accepted_on=day.isoformat(), due=case.due.isoformat(), late_entry=False,
+              tolerated=False, missing=len(case.missing), from_hall=cmd.peer, from_number=cmd.number)
+    return {"case": view(hall, case, day), "applied": cmd.seq}
+
+
+def remote(hall: HallState, cmd: RemoteStep, now: datetime) -> dict[str, Any]:
+    """A step of a forwarded case at the upper hall, once, mirrored here."""
+    if cmd.peer != hall.config.tier.upper:
+        raise Refused("unknown_hall", f"{cmd.peer} 不是本中心的上级", f"{cmd.peer} is not the hall above")
+    mark = hall.inbox.get((cmd.peer, DOWN))
+    if mark is not None and cmd.seq <= mark.applied:          # a repeat, whatever became of the case
+        return {"duplicate": True, "applied": mark.applied}
+    _admit(hall, cmd.peer, DOWN, cmd.seq)
+    case = hall.cases.by_number.get(cmd.number)
+    if case is None or case.upper_state is None and case.state != "escalated":
+        return {"ignored": True, "applied": cmd.seq}   # handed over and gone, or never sent up
+    today = hall.local(now).date()
+    before = case.state
+    case.upper_number, case.upper_state, case.due = cmd.upper_number, cmd.after, cmd.due
+    settled = SETTLED.get(cmd.after)
+    if before == "escalated" and settled:
+        case.state = settled
+        if settled == "decided":
+            case.decision, case.decided_on = cmd.decision or "approved", today
+        else:
+            case.finished_at = now
+        case.reasons = cmd.reasons or case.reasons
+    case.colour = "none" if case.state in DECIDED else colour(hall.calendar, case, today,
+                                                              hall.config.hall.case_warn_days)
+    hall.changes.touch(case)
+    detail: dict[str, Any] = {"decision": case.decision, "on_time": on_time(case)} \
+        if case.state == "decided" and before != "decided" else {}
+    detail.update(down_detail(case))             # a case from below: its result goes on down
+    hall.emit(EventKind.CASE_STEP, now, hall.queue.all.get(case.ticket) if case.ticket else None,
+              case=case.number, action="remote", before=before, after=case.state, due=case.due.isoformat(),
+              upper_number=cmd.upper_number, upper_state=cmd.after, **detail)
+    return {"case": view(hall, case, today), "applied": cmd.seq}
+
+
+HANDLERS: dict[type[Command], Callable[[HallState, Any, datetime], dict[str, Any]]] = {
+    ReceiveCase: receive, RemoteStep: remote}

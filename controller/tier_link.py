@@ -1,0 +1,281 @@
+"""The links between halls (三级联动): MQTT with QoS 1 and persistent sessions on the upper
+hall's broker, an outbox on each side and an inbox on each side.
+
+Each hall server is a client of its upper hall's Mosquitto (``tier.upper_broker``), logged in
+as ``hall-{id}`` with its own password (``DATA/upper-password``; the upper hall issues it with
+``yimen device credentials hall-{id}``) and allowed by the upper broker's ACL to publish only
+its own link's ``up`` and ``down/ack`` and read its ``down`` and ``up/ack``
+(``protocol.topics.tier_topics``). The upper hall serves its halls below from its own broker
+as the user ``tier-hub``. The hall server is a client rather than its broker a bridge: the outbox
+already keeps what is owed across outages and restarts, each hall's credential and ACL stay in
+the upper hall's hands, and a hall added below needs no broker reconfiguration on its side.
+
+Each direction sends one outbox channel (``up``; ``down:{hall}``) in order, numbered from 1 by
+its place in the channel (``seq``), at most ``WINDOW`` beyond what was acknowledged, again from
+the acknowledged after ``RESEND_S`` without progress. The receiver applies message ``seq``
+only after ``seq - 1`` (``controller.core.tiers``, the inbox mark stored with the change),
+answers a repeat as a repeat, and acknowledges with the last number applied.
+
+Bad input from below — a hall that is not configured, a message naming another hall than its
+topic's, a malformed case — is refused, counted (``status``), logged, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from controller.bus import credentials
+from controller.core.cases import Case
+from controller.core.commands import Command, Origin, ReceiveCase, RemoteStep, Source
+from controller.core.errors import Refused
+from controller.engine import Committed, Engine
+from controller.storage import outbox
+from controller.storage.repository import record
+from controller.storage.schema import cases, events
+from protocol.link import BrokerAddress, MqttLink
+from protocol.tasks import cancel_all
+from protocol.topics import TIER_TOPIC, hall_user, tier_topics
+
+log = logging.getLogger("yimen.tiers")
+WINDOW = 200
+RESEND_S = 5.0
+PASSWORD_FILE = "upper-password"
+
+
+class Sender:
+    """One outbox channel, in order, over ``link`` to ``topic``."""
+
+    def __init__(self, engine: Engine, link: MqttLink, channel: str, topic: str,
+                 compose: Callable[[Connection, list[Any], int], list[dict[str, Any]]]) -> None:
+        self.engine, self.link, self.channel, self.topic, self.compose = engine, link, channel, topic, compose
+        self.hall = engine.config.hall.id
+        self.wake = asyncio.Event()
+        self.sent = 0                                  # messages published, repeats included
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), RESEND_S)
+            self.wake.clear()
+            if not self.link.connected.is_set():
+                continue
+            try:
+                async with self.engine.db.connect() as conn:
+                    messages = await conn.run_sync(self._pending)
+                for m in messages:
+                    if not await self.link.publish(self.topic, json.dumps(m, ensure_ascii=False), qos=1):
+                        break
+                    self.sent += 1
+            except Exception:  # noqa: BLE001 - tried again at the next wake
+                log.exception("%s: sending failed; trying again", self.channel)
+
+    def _pending(self, conn: Connection) -> list[dict[str, Any]]:
+        acked, delivered = outbox.position(conn, self.hall, self.channel)
+        rows = outbox.pending(conn, self.hall, self.channel, WINDOW, after=acked)
+        return self.compose(conn, rows, delivered + 1) if rows else []
+
+    async def acked(self, applied: int) -> None:
+        """The receiver has applied every message up to ``applied``."""
+        async with self.engine.db.begin() as conn:
+            moved = await conn.run_sync(self._ack, applied)
+        if moved:
+            self.wake.set()
+
+    def _ack(self, conn: Connection, applied: int) -> bool:
+        acked, done = outbox.position(conn, self.hall, self.channel)
+        if applied <= done:
+            return False
+        rows = outbox.pending(conn, self.hall, self.channel, applied - done, after=acked)
+        if len(rows) < applied - done:
+            log.error("%s: acknowledged %d, but only %d were sent", self.channel, applied, done + len(rows))
+            return False
+        outbox.ack(conn, self.hall, self.channel, rows[-1].id, applied - done, self.engine.clock.now())
+        return True
+
+
+class Link:
+    """This hall's tier links: to the hall above (when it has one) and for the halls below."""
+
+    def __init__(self, engine: Engine, data_dir: str | Path, own_broker: BrokerAddress | None) -> None:
+        self.engine = engine
+        self.config = engine.config
+        self.hall = self.config.hall.id
+        self.data_dir = Path(data_dir)
+        self.own_broker = own_broker
+        self.counts: Counter[str] = Counter()
+        self.links: list[MqttLink] = []
+        self.senders: dict[str, Sender] = {}          # channel → sender
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ wiring
+    def start(self) -> None:
+        tier = self.config.tier
+        if tier.upper:
+            topics = tier_topics(tier.upper, self.hall)
+            password = (self.data_dir / PASSWORD_FILE).read_text().strip() \
+                if (self.data_dir / PASSWORD_FILE).is_file() else None
+            if password is None:
+                log.error("no %s in the data folder: the link to %s cannot log in", PASSWORD_FILE, tier.upper)
+            up = MqttLink(BrokerAddress.parse(tier.upper_broker), f"yimen-tier-{self.hall}",
+                          username=hall_user(self.hall), password=password, clean_session=False,
+                          subscriptions=[topics.down, topics.up_ack],
+                          on_message=self._from_upper, on_connect=self._connected, backoff_max=5.0)
+            self.links.append(up)
+            self.senders[outbox.UP] = Sender(self.engine, up, outbox.UP, topics.up, self._compose_up)
+        if tier.lower and self.own_broker is not None:
+            root = f"yimen/v1/{self.hall}/tier/"
+            hub = MqttLink(self.own_broker, f"yimen-tier-hub-{self.hall}",
+                           username=credentials.HUB_USER, password=credentials.hub_password(self.data_dir),
+                           clean_session=False,
+                           subscriptions=[root + "+/up", root + "+/down/ack"],
+                           on_message=self._from_lower, on_connect=self._connected, backoff_max=5.0)
+            self.links.append(hub)
+            for lower in tier.lower:
+                channel = outbox.down(lower.id)
+                topic = tier_topics(self.hall, lower.id).down
+                self.senders[channel] = Sender(self.engine, hub, channel, topic, self._compose_down)
+        if self.links:
+            self.engine.subscribe(self._committed)
+            self._tasks = [asyncio.create_task(t(), name="yimen-tier") for t in (
+                *(link.run for link in self.links), *(s.run for s in self.senders.values()))]
+
+    async def stop(self) -> None:
+        for link in self.links:
+            link.close()
+        await cancel_all(self._tasks)
+
+    def _committed(self, committed: Committed) -> None:
+        for sender in self.senders.values():
+            sender.wake.set()
+
+    async def _connected(self) -> None:
+        for sender in self.senders.values():
+            sender.wake.set()
+
+    # ------------------------------------------------------------------ receiving
+    async def _from_upper(self, topic: str, payload: bytes) -> None:
+        topics = tier_topics(self.config.tier.upper, self.hall)
+        if topic == topics.up_ack:
+            await self._ack(self.senders[outbox.UP], payload)
+        elif topic == topics.down:
+            applied = await self._apply(RemoteStep, self.config.tier.upper, payload)
+            if applied is not None:
+                await self.links[0].publish(topics.down_ack, json.dumps({"applied": applied}), qos=1)
+
+    async def _from_lower(self, topic: str, payload: bytes) -> None:
+        m = TIER_TOPIC.match(topic)
+        if m is None or m.group(1) != self.hall:
+            return
+        lower, leaf = m.group(2), m.group(3)
+        if lower not in {h.id for h in self.config.tier.lower}:
+            self._refuse("unknown_hall", f"a message from {lower}, which is not a hall below")
+            return
+        if leaf == "down/ack":
+            await self._ack(self.senders[outbox.down(lower)], payload)
+            return
+        applied = await self._apply(ReceiveCase, lower, payload)
+        if applied is not None:
+            await self.links[-1].publish(tier_topics(self.hall, lower).up_ack,
+                                         json.dumps({"applied": applied}), qos=1)
+
+    async def _ack(self, sender: Sender, payload: bytes) -> None:
+        try:
+            applied = json.loads(payload)["applied"]
+            if not isinstance(applied, int) or isinstance(applied, bool):
+                raise TypeError("applied is not a number")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._refuse("bad_ack", f"{sender.channel}: {exc}")
+            return
+        await sender.acked(applied)
+
+    async def _apply(self, kind: type[Command], peer: str, payload: bytes) -> int | None:
+        """Apply one message from ``peer``; the last number applied from it, or None when the
+        message was refused."""
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            if data.get("peer") != peer:
+                self._refuse("forged_hall", f"a message on {peer}'s link names {str(data.get('peer'))[:40]}")
+                return None
+            command = kind.model_validate(data)
+        except (ValueError, ValidationError) as exc:
+            self._refuse("malformed", f"from {peer}: {str(exc)[:300]}")
+            return None
+        try:
+            reply = await self.engine.execute(command, Source(f"hall:{peer}", Origin.TIER))
+        except Refused as exc:
+            if exc.code != "out_of_order":
+                self._refuse(exc.code, f"from {peer}: {exc}")
+                return None
+            self.counts["out_of_order"] += 1
+            hall = await self.engine.settled()
+            mark = hall.inbox.get((peer, "up" if kind is ReceiveCase else "down"))
+            return mark.applied if mark else 0
+        self.counts["duplicates" if reply.get("duplicate") else "applied"] += 1
+        return int(reply["applied"])
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        self.counts[f"refused:{reason}"] += 1
+        log.warning("tier message refused (%s): %s", reason, detail)
+
+    # ------------------------------------------------------------------ composing
+    def _compose_up(self, conn: Connection, rows: list[Any], first: int) -> list[dict[str, Any]]:
+        out = []
+        for seq, row in enumerate(rows, start=first):
+            c = conn.execute(select(cases).where(cases.c.hall == self.hall,
+                                                 cases.c.number == row.key)).first()
+            if c is None:
+                continue
+            case: Case = record(Case, c._mapping)
+            out.append({"peer": self.hall, "seq": seq, "number": case.number, "matter": case.matter,
+                        "matter_name": case.matter_name, "department": case.department,
+                        "limit_days": case.limit_days, "applicant": _masked(case.applicant),
+                        "accepted_on": case.accepted_on.isoformat(), "materials": list(case.materials),
+                        "missing": list(case.missing), "notes": case.notes[-500:],
+                        "history": self._history(conn, case)})
+        return out
+
+    def _history(self, conn: Connection, case: Case) -> list[dict[str, Any]]:
+        e = events.c
+        rows = conn.execute(select(e.kind, e.at, e.payload).where(
+            e.hall == self.hall, e.day >= case.accepted_on, e.kind.in_(("case_opened", "case_step")),
+            e.payload.contains(f'"case":"{case.number}"')).order_by(e.id).limit(200))
+        out = []
+        for kind, at, payload in rows:
+            p = json.loads(payload)
+            out.append({"action": "accept" if kind == "case_opened" else p.get("action", ""),
+                        "after": p.get("state") or p.get("after") or "", "at": at.isoformat()})
+        return out
+
+    def _compose_down(self, conn: Connection, rows: list[Any], first: int) -> list[dict[str, Any]]:
+        return [{"peer": self.hall, "seq": seq, **json.loads(row.payload)}
+                for seq, row in enumerate(rows, start=first)]
+
+    def status(self) -> dict[str, Any]:
+        return {"links": [{"client": link.client_id, "connected": link.connected.is_set()}
+                          for link in self.links],
+                "sent": {c: s.sent for c, s in self.senders.items()}, "counts": dict(self.counts)}
+
+
+#: The app's tier links.
+TIERS: web.AppKey[Link] = web.AppKey("tiers", Link)
+
+
+def _masked(name: str) -> str:
+    """张*丰: the applicant's name as it travels (the ID number never does)."""
+    from controller.core.cases import masked
+
+    return masked(name)

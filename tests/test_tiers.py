@@ -1,0 +1,198 @@
+"""Three hall servers — a county, a town, a village — each with its own data folder and its own
+Mosquitto, linked as the county's network is: cases forwarded up and decided there, results
+back down, every case and every status change applied exactly once and in order per case, also
+across a link cut while both sides go on working; and bad input from below refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from controller.bus import credentials
+from controller.bus.security import Grants
+from controller.config import HallConfig, parse_config
+from controller.core.commands import CaseStep, OpenCase, Origin, SetMatters, Source
+from controller.storage.schema import events
+from controller.tier_link import PASSWORD_FILE, TIERS
+from protocol.link import MqttLink
+from protocol.topics import hall_user, tier_topics
+from tests.bushelp import HallServer, hall_server
+
+DESK = Source("user:desk", Origin.HTTP)
+U15 = {"code": "U15", "name": "采矿许可", "department": "自然资源局", "promised_days": 15,
+       "statutory_days": 20}
+
+
+def config(hall: str, level: str, upper: tuple[str, int] | None = None,
+           lower: str | None = None) -> HallConfig:
+    return parse_config({
+        "hall": {"id": hall, "name": f"{hall} 便民服务中心", "national_calendar": False},
+        "services": [{"code": "A", "name": "综合", "avg_service_min": 6}],
+        "windows": [{"id": "1", "services": ["A"]}],
+        "tier": {"level": level, "upper": upper[0] if upper else "",
+                 "upper_broker": f"mqtt://127.0.0.1:{upper[1]}" if upper else "",
+                 "lower": [{"id": lower, "name": lower}] if lower else []},
+    }, f"<{hall}>")
+
+
+async def admit(upper: HallServer, lower: str, data: Path) -> None:
+    """The upper hall issues ``lower``'s credential; the lower hall keeps it in its data folder."""
+    password = (await credentials.issue(upper.engine.db, upper.engine.config, [hall_user(lower)]))[
+        hall_user(lower)]
+    await upper.broker_own.refresh()
+    data.mkdir(parents=True, exist_ok=True)
+    (data / PASSWORD_FILE).write_text(password)
+
+
+async def send_up(hall: HallServer, applicant: str) -> str:
+    number = (await hall.engine.execute(OpenCase(matter="U15", applicant=applicant), DESK))["case"]["number"]
+    await hall.engine.execute(CaseStep(number=number, action="escalate"), DESK)
+    return number
+
+
+async def cases_from(hall: HallServer, peer: str) -> dict[str, Any]:
+    """The hall's cases forwarded by ``peer``, by their number there."""
+    state = await hall.engine.settled()
+    return {c.origin_number: c for c in state.cases.by_number.values() if c.origin_hall == peer}
+
+
+async def states(hall: HallServer, numbers: list[str]) -> set[str]:
+    state = await hall.engine.settled()
+    return {state.cases.by_number[n].state for n in numbers}
+
+
+async def until(check: Any, seconds: float = 60.0) -> None:
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("not within time")
+
+
+async def has(hall: HallServer, peer: str, n: int) -> bool:
+    return len(await cases_from(hall, peer)) == n
+
+
+async def decided(hall: HallServer, numbers: list[str]) -> bool:
+    return await states(hall, numbers) == {"decided"}
+
+
+async def counted(link: Any, n: int, what: str = "refused:") -> bool:
+    return sum(v for k, v in link.counts.items() if k.startswith(what)) == n
+
+
+async def decide_all(county: HallServer, peer: str) -> None:
+    for case in list((await cases_from(county, peer)).values()):
+        if case.state == "accepted":
+            await county.engine.execute(CaseStep(number=case.number, action="review"), DESK)
+            await county.engine.execute(CaseStep(number=case.number, action="decide"), DESK)
+
+
+async def remote_steps(hall: HallServer) -> dict[str, list[str]]:
+    """Each case's mirrored upper states, in the order the hall applied them."""
+    async with hall.engine.db.connect() as conn:
+        rows = (await conn.execute(select(events.c.payload).where(
+            events.c.hall == hall.engine.config.hall.id, events.c.kind == "case_step")
+            .order_by(events.c.id))).all()
+    out: dict[str, list[str]] = {}
+    for (payload,) in rows:
+        p = json.loads(payload)
+        if p["action"] == "remote":
+            out.setdefault(p["case"], []).append(p["upper_state"])
+    return out
+
+
+@pytest.mark.slow
+async def test_cases_go_up_and_results_come_down_exactly_once_across_a_link_cut(tmp_path):
+    async with AsyncExitStack() as stack:
+        county = await stack.enter_async_context(hall_server(config("county", "county", lower="town"),
+                                                             tmp_path / "county"))
+        cid = county.engine.config.hall.id
+        await admit(county, "town", tmp_path / "town")
+        town = await stack.enter_async_context(hall_server(config(
+            "town", "town", (cid, county.broker_own.address.port), lower="village"), tmp_path / "town"))
+        tid = town.engine.config.hall.id
+        await admit(town, "village", tmp_path / "village")
+        village = await stack.enter_async_context(hall_server(config(
+            "village", "village", (tid, town.broker_own.address.port)), tmp_path / "village"))
+        vid = village.engine.config.hall.id
+        for hall, form in ((county, "promised"), (town, "upper"), (village, "upper")):
+            await hall.engine.execute(SetMatters(matters=[{**U15, "form": form}]), DESK)
+
+        # 200 cases from the town and 10 from the village (代办, through the town) go up
+        town_cases = [await send_up(town, f"申请人{i}") for i in range(200)]
+        village_cases = [await send_up(village, f"村民{i}") for i in range(10)]
+        await until(lambda: has(town, vid, 10))
+        for case in (await cases_from(town, vid)).values():                  # the town forwards them on
+            await town.engine.execute(CaseStep(number=case.number, action="escalate"), DESK)
+        await until(lambda: has(county, tid, 210))
+        await decide_all(county, tid)
+        await until(lambda: decided(town, town_cases))
+        await until(lambda: decided(village, village_cases))
+        town_case = (await town.engine.settled()).cases.by_number[town_cases[0]]
+        assert town_case.upper_number == (await cases_from(county, tid))[town_cases[0]].number   # gained
+        assert town_case.number == town_cases[0]                                          # kept
+
+        # the link cut: the county's broker stops while both sides go on working
+        await county.broker_own.mosquitto.stop()
+        during = [await send_up(town, f"断网{i}") for i in range(20)]
+        await county.engine.execute(OpenCase(matter="U15", applicant="县里本地"), DESK)
+        await asyncio.sleep(1.0)
+        assert len(await cases_from(county, tid)) == 210
+        await county.broker_own.mosquitto.start()
+        await until(lambda: has(county, tid, 230))
+        await decide_all(county, tid)
+        await until(lambda: decided(town, during))
+
+        # exactly once and in order: one county case per town case, each state change once
+        assert sorted(await cases_from(county, tid)) == sorted(
+            [*town_cases, *during, *(c.number for c in (await cases_from(town, vid)).values())])
+        steps = await remote_steps(town)
+        for number in [*town_cases, *during]:
+            assert steps[number] == ["accepted", "in_review", "decided"], number
+        village_steps = await remote_steps(village)             # the deciding tier's states, passed on
+        for number in village_cases:
+            assert village_steps[number] == ["accepted", "escalated", "accepted", "in_review", "decided"]
+        assert town.runner.app[TIERS].counts["refused:malformed"] == 0
+
+
+async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_path):
+    async with hall_server(config("county", "county", lower="town"), tmp_path / "county") as county:
+        cid = county.engine.config.hall.id
+        link = county.runner.app[TIERS]
+        before = len(county.engine.hall.cases.by_number)
+        await county.engine.execute(SetMatters(matters=[U15]), DESK)
+        tier = f"yimen/v1/{cid}/tier/#"
+        county.broker_own.extra["probe"] = (credentials.mosquitto_hash("probe-password"),
+                                            Grants(write=frozenset({tier}), read=frozenset()))
+        await county.broker_own.refresh()
+        probe = MqttLink(county.broker_own.address, "probe", username="probe", password="probe-password")
+        task = asyncio.create_task(probe.run())
+        try:
+            await asyncio.wait_for(probe.connected.wait(), 10)
+            await asyncio.wait_for(link.links[0].connected.wait(), 10)
+            good = {"peer": "town", "seq": 1, "number": "000000-town-20261130-0001", "matter": "U15",
+                    "matter_name": "采矿许可", "department": "自然资源局", "limit_days": 15,
+                    "applicant": "张*丰", "accepted_on": "2026-11-30"}
+            await probe.publish(f"yimen/v1/{cid}/tier/stranger/up", json.dumps({**good, "peer": "stranger"}))
+            await probe.publish(tier_topics(cid, "town").up, json.dumps({**good, "peer": "village"}))
+            await probe.publish(tier_topics(cid, "town").up, b"{not json")
+            await probe.publish(tier_topics(cid, "town").up, json.dumps({**good, "limit_days": "fifteen"}))
+            await until(lambda: counted(link, 4), 10)
+            assert link.counts["refused:unknown_hall"] == 1 and link.counts["refused:forged_hall"] == 1
+            assert link.counts["refused:malformed"] == 2
+            assert len(county.engine.hall.cases.by_number) == before and not county.engine.hall.inbox
+            await probe.publish(tier_topics(cid, "town").up, json.dumps(good))          # and then a good one
+            await until(lambda: counted(link, 1, "applied"), 10)
+            await probe.publish(tier_topics(cid, "town").up, json.dumps(good))          # a repeat: once
+            await until(lambda: counted(link, 1, "duplicates"), 10)
+            assert len(await cases_from(county, "town")) == 1
+        finally:
+            probe.close()
+            task.cancel()
