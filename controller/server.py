@@ -94,7 +94,8 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
             monthly.start()
             external = broker or config.bus.broker
             tiers = app[TIERS] = Link(engine, data_dir, own.address if own is not None else
-                                      BrokerAddress.parse(external) if external else None)
+                                      BrokerAddress.parse(external) if external else None,
+                                      lambda: app.get(BUS))
             tiers.start()
             try:
                 gc.collect()

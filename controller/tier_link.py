@@ -41,6 +41,7 @@ from controller.core.cases import Case
 from controller.core.commands import Command, Origin, ReceiveCase, RemoteStep, Source
 from controller.core.errors import Refused
 from controller.engine import Committed, Engine
+from controller.overview import month_counts, summary
 from controller.storage import outbox
 from controller.storage.repository import record
 from controller.storage.schema import cases, events
@@ -51,6 +52,9 @@ from protocol.topics import TIER_TOPIC, hall_user, tier_topics
 log = logging.getLogger("yimen.tiers")
 WINDOW = 200
 RESEND_S = 5.0
+STATUS_MIN_S = 0.25      # a summary after a change, at most this often…
+STATUS_EVERY_S = 10.0    # …and at least this often
+MONTH_EVERY_S = 60.0
 PASSWORD_FILE = "upper-password"
 
 
@@ -108,8 +112,13 @@ class Sender:
 class Link:
     """This hall's tier links: to the hall above (when it has one) and for the halls below."""
 
-    def __init__(self, engine: Engine, data_dir: str | Path, own_broker: BrokerAddress | None) -> None:
+    def __init__(self, engine: Engine, data_dir: str | Path, own_broker: BrokerAddress | None,
+                 bus_of: Callable[[], Any] = lambda: None) -> None:
+        """``bus_of()``: the hall's device bus when it has one (its devices' health goes up)."""
         self.engine = engine
+        self.bus_of = bus_of
+        self.overview: dict[str, dict[str, Any]] = {}   # a hall below → what it last said
+        self._month: tuple[float, dict[str, int]] = (0.0, {})
         self.config = engine.config
         self.hall = self.config.hall.id
         self.data_dir = Path(data_dir)
@@ -128,18 +137,20 @@ class Link:
                 if (self.data_dir / PASSWORD_FILE).is_file() else None
             if password is None:
                 log.error("no %s in the data folder: the link to %s cannot log in", PASSWORD_FILE, tier.upper)
+            gone = json.dumps({"hall": self.hall, "online": False}).encode()
             up = MqttLink(BrokerAddress.parse(tier.upper_broker), f"yimen-tier-{self.hall}",
                           username=hall_user(self.hall), password=password, clean_session=False,
-                          subscriptions=[topics.down, topics.up_ack],
+                          will=(topics.status, gone), subscriptions=[topics.down, topics.up_ack],
                           on_message=self._from_upper, on_connect=self._connected, backoff_max=5.0)
             self.links.append(up)
             self.senders[outbox.UP] = Sender(self.engine, up, outbox.UP, topics.up, self._compose_up)
+            self._status = asyncio.Event()
         if tier.lower and self.own_broker is not None:
             root = f"yimen/v1/{self.hall}/tier/"
             hub = MqttLink(self.own_broker, f"yimen-tier-hub-{self.hall}",
                            username=credentials.HUB_USER, password=credentials.hub_password(self.data_dir),
                            clean_session=False,
-                           subscriptions=[root + "+/up", root + "+/down/ack"],
+                           subscriptions=[root + "+/up", root + "+/down/ack", root + "+/status"],
                            on_message=self._from_lower, on_connect=self._connected, backoff_max=5.0)
             self.links.append(hub)
             for lower in tier.lower:
@@ -149,9 +160,14 @@ class Link:
         if self.links:
             self.engine.subscribe(self._committed)
             self._tasks = [asyncio.create_task(t(), name="yimen-tier") for t in (
-                *(link.run for link in self.links), *(s.run for s in self.senders.values()))]
+                *(link.run for link in self.links), *(s.run for s in self.senders.values()),
+                *([self._tell_upper] if tier.upper else []))]
 
     async def stop(self) -> None:
+        if self.config.tier.upper and self.links and self.links[0].connected.is_set():
+            gone = json.dumps({"hall": self.hall, "online": False})       # a clean stop sends no will
+            await self.links[0].publish(tier_topics(self.config.tier.upper, self.hall).status, gone,
+                                        qos=1, retain=True)
         for link in self.links:
             link.close()
         await cancel_all(self._tasks)
@@ -159,10 +175,65 @@ class Link:
     def _committed(self, committed: Committed) -> None:
         for sender in self.senders.values():
             sender.wake.set()
+        if self.config.tier.upper:
+            self._status.set()
 
     async def _connected(self) -> None:
         for sender in self.senders.values():
             sender.wake.set()
+        if self.config.tier.upper:
+            self._status.set()
+
+    # ------------------------------------------------------------------ the overview
+    async def _tell_upper(self) -> None:
+        """The hall's summary to the hall above: after a change (at most every
+        ``STATUS_MIN_S``) and every ``STATUS_EVERY_S``, retained; its will says it went away."""
+        topic = tier_topics(self.config.tier.upper, self.hall).status
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status.wait(), STATUS_EVERY_S)
+            self._status.clear()
+            if self.links[0].connected.is_set():
+                try:
+                    body = await self.summary()
+                    text = json.dumps(body, ensure_ascii=False)
+                    await self.links[0].publish(topic, text, qos=1, retain=True)
+                except Exception:  # noqa: BLE001 - said again at the next change
+                    log.exception("the hall's summary could not be sent up")
+            await asyncio.sleep(STATUS_MIN_S)
+
+    async def summary(self) -> dict[str, Any]:
+        """This hall's summary now; the month's counts read at most once a minute."""
+        hall = await self.engine.settled()
+        now = self.engine.clock.now()
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._month[0] > MONTH_EVERY_S:
+            self._month = (loop.time(), await month_counts(self.engine.db, hall.config, hall.day, now))
+        return summary(hall, self.bus_of(), now, self._month[1])
+
+    def _heard(self, lower: str, payload: bytes) -> None:
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict) or data.get("hall") != lower:
+                raise ValueError("not this hall's summary")
+        except ValueError as exc:
+            self._refuse("bad_status", f"from {lower}: {exc}")
+            return
+        now = self.engine.clock.now().isoformat()
+        before = self.overview.get(lower, {})
+        if data.get("online") is False:                 # its will: gone since now
+            self.overview[lower] = {**before, "hall": lower, "online": False,
+                                    "since": before.get("since") if not before.get("online", True) else now}
+        else:
+            self.overview[lower] = {**data, "online": True, "heard": now}
+
+    async def halls(self) -> list[dict[str, Any]]:
+        """This hall and each hall below, as last heard (never heard: said so)."""
+        out = [await self.summary()]
+        for lower in self.config.tier.lower:
+            heard = self.overview.get(lower.id, {"hall": lower.id, "online": None})
+            out.append({"name": lower.name, **heard})
+        return out
 
     # ------------------------------------------------------------------ receiving
     async def _from_upper(self, topic: str, payload: bytes) -> None:
@@ -181,6 +252,9 @@ class Link:
         lower, leaf = m.group(2), m.group(3)
         if lower not in {h.id for h in self.config.tier.lower}:
             self._refuse("unknown_hall", f"a message from {lower}, which is not a hall below")
+            return
+        if leaf == "status":
+            self._heard(lower, payload)
             return
         if leaf == "down/ack":
             await self._ack(self.senders[outbox.down(lower)], payload)

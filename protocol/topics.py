@@ -35,21 +35,23 @@ class Topics:
 @dataclass(frozen=True, slots=True)
 class TierTopics:
     """The topics of the link between an upper hall and one hall below it, on the upper hall's
-    broker: the lower hall publishes ``up`` and ``down_ack``, the upper one ``down`` and
-    ``up_ack``."""
+    broker: the lower hall publishes ``up``, ``down_ack`` and ``status``, the upper one ``down``
+    and ``up_ack``."""
 
     up: str
     up_ack: str
     down: str
     down_ack: str
+    status: str          # the lower hall's summary, retained; its will says it went away
 
 
 def tier_topics(upper: str, lower: str) -> TierTopics:
     root = f"yimen/{VERSION}/{upper}/tier/{lower}/"
-    return TierTopics(root + "up", root + "up/ack", root + "down", root + "down/ack")
+    return TierTopics(root + "up", root + "up/ack", root + "down", root + "down/ack", root + "status")
 
 
-TIER_TOPIC = re.compile(r"^yimen/v1/([a-z0-9][a-z0-9-]{0,31})/tier/([a-z0-9][a-z0-9-]{0,31})/(up|down/ack)$")
+TIER_TOPIC = re.compile(
+    r"^yimen/v1/([a-z0-9][a-z0-9-]{0,31})/tier/([a-z0-9][a-z0-9-]{0,31})/(up|down/ack|status)$")
 
 
 def hall_user(hall: str) -> str:

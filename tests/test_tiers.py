@@ -196,3 +196,60 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
         finally:
             probe.close()
             task.cancel()
+
+
+@pytest.mark.slow
+async def test_the_county_overview_follows_the_halls_below_live(tmp_path):
+    """The county's page shows each hall below as it reports itself — its line, within a
+    second of a ticket taken there — and, when a hall goes away, since when."""
+    from aiohttp import web
+    from playwright.async_api import async_playwright, expect
+
+    from controller.auth.accounts import Accounts
+    from controller.cli_auth import open_hall_db
+    from controller.core.commands import Take
+    from tests.axe import assert_accessible
+    from tests.pagehelp import PASSWORD
+    from tests.test_admin_pages import _signed_in
+    from tests.test_pages import CHROMIUM, browser_or_skip, shots
+
+    browser_or_skip()
+    db = await open_hall_db(tmp_path / "county", None)
+    try:
+        await Accounts(db, "county").add_user("admin", ["admin"], PASSWORD)
+    finally:
+        await db.dispose()
+    async with AsyncExitStack() as stack:
+        county = await stack.enter_async_context(hall_server(config("county", "county", lower="town"),
+                                                             tmp_path / "county"))
+        site = web.TCPSite(county.runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        await admit(county, "town", tmp_path / "town")
+        town_stack = AsyncExitStack()
+        town = await town_stack.enter_async_context(hall_server(config(
+            "town", "town", ("county", county.broker_own.address.port)), tmp_path / "town"))
+        link = county.runner.app[TIERS]
+
+        async def heard(key: str, value: object) -> bool:
+            return link.overview.get("town", {}).get(key) == value
+
+        await until(lambda: heard("online", True), 15)
+        p = await stack.enter_async_context(async_playwright())
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await _signed_in(browser, base, path="/admin/county",
+                                    viewport={"width": 1366, "height": 768})
+            rows = page.locator("table.county tbody tr")
+            await expect(rows).to_have_count(2)
+            await expect(rows.nth(1)).to_contain_text("在线")
+            for _ in range(3):
+                await town.engine.execute(Take(service="A"), Source("device:kiosk", Origin.MQTT))
+            await expect(rows.nth(1).locator("td").nth(1)).to_contain_text("3", timeout=3000)   # live
+            await expect(page.locator("table.county tfoot")).to_contain_text("合计")
+            await assert_accessible(page)
+            await page.screenshot(path=shots(tmp_path) / "page-admin-county.png", full_page=True)
+            await town_stack.aclose()                                  # the town goes away
+            await expect(rows.nth(1)).to_contain_text("失联，自", timeout=5000)
+        finally:
+            await browser.close()

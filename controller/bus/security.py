@@ -44,7 +44,7 @@ def grants(config: HallConfig) -> dict[str, Grants]:
                            read=frozenset(read))
     for lower in config.tier.lower:              # a hall below: only its own link's topics
         t = tier_topics(config.hall.id, lower.id)
-        out[hall_user(lower.id)] = Grants(write=frozenset({t.up, t.down_ack}),
+        out[hall_user(lower.id)] = Grants(write=frozenset({t.up, t.down_ack, t.status}),
                                           read=frozenset({t.down, t.up_ack}))
     return out
 

@@ -16,7 +16,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from controller.web.admin import desk, matters, people, ratings, stats_page, views
+from controller.web.admin import county, desk, matters, people, ratings, stats_page, views
 
 HERE = Path(__file__).parent
 
@@ -34,3 +34,4 @@ def add_admin_routes(app: web.Application) -> None:
     desk.add_routes(app)
     ratings.add_routes(app)
     stats_page.add_routes(app)
+    county.add_routes(app)

@@ -39,6 +39,7 @@ NAV = (
     ("/followups", "差评跟进", "Bad ratings", "followups.manage"),
     ("/my/ratings", "本人评价", "My ratings", "ratings.own"),
     ("/admin/stats", "统计报表", "Statistics", "reports.read"),
+    ("/admin/county", "全县总览", "Halls overview", "reports.read"),
     ("/admin/config/services", "业务", "Services", "config.read"),
     ("/admin/config/windows", "窗口", "Windows", "config.read"),
     ("/admin/config/clerks", "窗口人员", "Clerks", "config.read"),
@@ -79,7 +80,8 @@ async def page_context(request: web.Request) -> dict[str, Any]:
         "who": who, "en": english, "csrf": session.csrf if session is not None else "",
         "t": lambda zh, en: en if english else zh, "path": request.path,
         "hall_name": engine.config.hall.name,
-        "nav": [n for n in NAV if who is not None and who.may(n[3])],
+        "nav": [n for n in NAV if who is not None and who.may(n[3])
+                and (n[0] != "/admin/county" or engine.config.tier.lower)],
         "may": (lambda permission: who is not None and who.may(permission)),
         "actions": ACTIONS, "choice_names": CHOICE_NAMES,
         "local": lambda at: at.astimezone(engine.config.hall.tz),

@@ -1,0 +1,71 @@
+"""The county overview (全县大厅总览): what each hall tells the hall above it about itself, and
+the sums.
+
+A hall's summary is small and plain: its lines (waiting, the estimated wait, an alert), windows
+open, devices online and with problems, open cases by warning colour, today's tickets, and the
+month's counts so far (tickets, served, ratings good and bad, cases decided and decided on
+time), from which the rates are computed — per hall and summed over the halls, so the sums are
+of counts, never averages of rates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from controller import stats
+from controller.config import HallConfig
+from controller.core.hall import HallState
+
+#: the month's counts a summary carries
+MONTH = ("issued", "served", "rated", "good", "bad", "decided", "on_time")
+
+
+def summary(hall: HallState, bus: Any, now: datetime, month: dict[str, int]) -> dict[str, Any]:
+    """The hall's summary now (``month``: its month's counts so far, read separately): the
+    duty dashboard's figures, shortened."""
+    from controller.web.admin.dashboard import dashboard   # the admin pages show this page too
+
+    d = dashboard(hall, bus, now)
+    lines = [{"service": line["service"], "name": line["name"], "waiting": line["waiting"],
+              "est_wait_min": line["est_wait_min"], "alert": line["alert"]} for line in d["lines"]]
+    return {"hall": hall.config.hall.id, "name": hall.config.hall.name, "level": hall.config.tier.level,
+            "online": True, "at": now.isoformat(), "lines": lines,
+            "waiting": sum(line["waiting"] for line in lines),
+            "longest_wait_min": max((line["est_wait_min"] for line in lines if line["waiting"]), default=0),
+            "alerts": sum(1 for line in lines if line["alert"]),
+            "windows_open": sum(1 for w in d["windows"] if w["state"] not in ("closed", "paused")),
+            "windows": len(d["windows"]), "devices_enabled": d["devices_enabled"],
+            "devices_online": d["devices_online"], "device_problems": len(d["device_problems"]),
+            "cases": d["cases"]["counts"], "today": {"issued": d["figures"]["issued"],
+                                                     "done": d["figures"]["done"]},
+            "month": month}
+
+
+async def month_counts(db: AsyncEngine, config: HallConfig, today: date, now: datetime) -> dict[str, int]:
+    rows = await stats.period(db, config, today.replace(day=1), today, "hall", today, now)
+    if not rows:
+        return dict.fromkeys(MONTH, 0)
+    r = rows[0]
+    levels = r["ratings"]["levels"]
+    return {"issued": r["issued"], "served": r["served"], "rated": r["ratings"]["rated"],
+            "good": levels.get("very_satisfied", 0) + levels.get("satisfied", 0), "bad": r["ratings"]["bad"],
+            "decided": r["cases"]["decided"], "on_time": r["cases"]["on_time"]}
+
+
+def rates(month: dict[str, int]) -> dict[str, float | None]:
+    return {"good_rate": month["good"] / month["rated"] if month.get("rated") else None,
+            "on_time_rate": month["on_time"] / month["decided"] if month.get("decided") else None}
+
+
+def totals(halls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sums over the halls that have told anything."""
+    seen = [h for h in halls if "month" in h]
+    month = {k: sum(h["month"].get(k, 0) for h in seen) for k in MONTH}
+    cases = {k: sum(h.get("cases", {}).get(k, 0) for h in seen) for k in ("red", "yellow", "green", "paused")}
+    return {"waiting": sum(h.get("waiting", 0) for h in seen),
+            "windows_open": sum(h.get("windows_open", 0) for h in seen),
+            "windows": sum(h.get("windows", 0) for h in seen),
+            "device_problems": sum(h.get("device_problems", 0) for h in seen),
+            "cases": cases, "month": month, **rates(month)}
