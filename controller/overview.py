@@ -25,7 +25,7 @@ MONTH = ("issued", "served", "rated", "good", "bad", "decided", "on_time")
 def summary(hall: HallState, bus: Any, now: datetime, month: dict[str, int]) -> dict[str, Any]:
     """The hall's summary now (``month``: its month's counts so far, read separately): the
     duty dashboard's figures, shortened."""
-    from controller.web.admin.dashboard import dashboard   # the admin pages show this page too
+    from controller.web.admin.dashboard import dashboard  # the admin pages show this page too
 
     d = dashboard(hall, bus, now)
     lines = [{"service": line["service"], "name": line["name"], "waiting": line["waiting"],

@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from controller.engine import Committed, Engine
 from controller.overview import month_counts, summary
 from controller.storage import outbox
 from controller.storage.repository import record
-from controller.storage.schema import cases, events
+from controller.storage.schema import cases
 from protocol.link import BrokerAddress, MqttLink
 from protocol.tasks import cancel_all
 from protocol.topics import TIER_TOPIC, hall_user, tier_topics
@@ -55,6 +55,7 @@ RESEND_S = 5.0
 STATUS_MIN_S = 0.25      # a summary after a change, at most this often…
 STATUS_EVERY_S = 10.0    # …and at least this often
 MONTH_EVERY_S = 60.0
+ACK_AFTER_S = 0.02       # acknowledgements gathered this long, then one for the last applied
 PASSWORD_FILE = "upper-password"
 
 
@@ -67,14 +68,21 @@ class Sender:
         self.hall = engine.config.hall.id
         self.wake = asyncio.Event()
         self.sent = 0                                  # messages published, repeats included
+        self.sent_upto = 0                             # the last number published
+        self.progress_at = 0.0                         # loop time of the last acknowledged progress
 
     async def run(self) -> None:
+        """Send what is owed beyond what was sent; everything unacknowledged again after
+        ``RESEND_S`` without progress (or after a reconnect)."""
+        loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), RESEND_S)
             self.wake.clear()
             if not self.link.connected.is_set():
                 continue
+            if loop.time() - self.progress_at >= RESEND_S:
+                self.sent_upto, self.progress_at = 0, loop.time()
             try:
                 async with self.engine.db.connect() as conn:
                     messages = await conn.run_sync(self._pending)
@@ -82,19 +90,22 @@ class Sender:
                     if not await self.link.publish(self.topic, json.dumps(m, ensure_ascii=False), qos=1):
                         break
                     self.sent += 1
+                    self.sent_upto = m["seq"]
             except Exception:  # noqa: BLE001 - tried again at the next wake
                 log.exception("%s: sending failed; trying again", self.channel)
 
     def _pending(self, conn: Connection) -> list[dict[str, Any]]:
         acked, delivered = outbox.position(conn, self.hall, self.channel)
         rows = outbox.pending(conn, self.hall, self.channel, WINDOW, after=acked)
-        return self.compose(conn, rows, delivered + 1) if rows else []
+        skip = max(0, self.sent_upto - delivered)            # sent already, not yet acknowledged
+        return self.compose(conn, rows[skip:], delivered + 1 + skip) if rows[skip:] else []
 
     async def acked(self, applied: int) -> None:
         """The receiver has applied every message up to ``applied``."""
         async with self.engine.db.begin() as conn:
             moved = await conn.run_sync(self._ack, applied)
         if moved:
+            self.progress_at = asyncio.get_running_loop().time()
             self.wake.set()
 
     def _ack(self, conn: Connection, applied: int) -> bool:
@@ -125,6 +136,8 @@ class Link:
         self.own_broker = own_broker
         self.counts: Counter[str] = Counter()
         self.links: list[MqttLink] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._acks: dict[str, int] = {}                 # ack topic → the last applied, to be said
         self.senders: dict[str, Sender] = {}          # channel → sender
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -170,7 +183,7 @@ class Link:
                                         qos=1, retain=True)
         for link in self.links:
             link.close()
-        await cancel_all(self._tasks)
+        await cancel_all([*self._tasks, *self._inflight])
 
     def _committed(self, committed: Committed) -> None:
         for sender in self.senders.values():
@@ -180,6 +193,7 @@ class Link:
 
     async def _connected(self) -> None:
         for sender in self.senders.values():
+            sender.sent_upto = 0                       # what was in flight is sent again
             sender.wake.set()
         if self.config.tier.upper:
             self._status.set()
@@ -236,33 +250,48 @@ class Link:
         return out
 
     # ------------------------------------------------------------------ receiving
-    async def _from_upper(self, topic: str, payload: bytes) -> None:
+    def _from_upper(self, topic: str, payload: bytes) -> Awaitable[None] | None:
         topics = tier_topics(self.config.tier.upper, self.hall)
         if topic == topics.up_ack:
-            await self._ack(self.senders[outbox.UP], payload)
-        elif topic == topics.down:
-            applied = await self._apply(RemoteStep, self.config.tier.upper, payload)
-            if applied is not None:
-                await self.links[0].publish(topics.down_ack, json.dumps({"applied": applied}), qos=1)
+            return self._ack(self.senders[outbox.UP], payload)
+        if topic == topics.down:
+            self._pipeline(RemoteStep, self.config.tier.upper, payload, self.links[0], topics.down_ack)
+        return None
 
-    async def _from_lower(self, topic: str, payload: bytes) -> None:
+    def _from_lower(self, topic: str, payload: bytes) -> Awaitable[None] | None:
         m = TIER_TOPIC.match(topic)
         if m is None or m.group(1) != self.hall:
-            return
+            return None
         lower, leaf = m.group(2), m.group(3)
         if lower not in {h.id for h in self.config.tier.lower}:
             self._refuse("unknown_hall", f"a message from {lower}, which is not a hall below")
-            return
+            return None
         if leaf == "status":
             self._heard(lower, payload)
-            return
+            return None
         if leaf == "down/ack":
-            await self._ack(self.senders[outbox.down(lower)], payload)
+            return self._ack(self.senders[outbox.down(lower)], payload)
+        self._pipeline(ReceiveCase, lower, payload, self.links[-1], tier_topics(self.hall, lower).up_ack)
+        return None
+
+    def _pipeline(self, kind: type[Command], peer: str, payload: bytes, link: MqttLink, ack: str) -> None:
+        """Apply a message without waiting for it here: the engine takes the commands in the
+        order they arrived and commits them together; the acknowledgement goes once, for the
+        last applied, soon after."""
+        task = asyncio.create_task(self._apply_then_ack(kind, peer, payload, link, ack))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _apply_then_ack(self, kind: type[Command], peer: str, payload: bytes, link: MqttLink,
+                              ack: str) -> None:
+        applied = await self._apply(kind, peer, payload)
+        if applied is None:
             return
-        applied = await self._apply(ReceiveCase, lower, payload)
-        if applied is not None:
-            await self.links[-1].publish(tier_topics(self.hall, lower).up_ack,
-                                         json.dumps({"applied": applied}), qos=1)
+        first = ack not in self._acks
+        self._acks[ack] = max(applied, self._acks.get(ack, 0))
+        if first:
+            await asyncio.sleep(ACK_AFTER_S)
+            await link.publish(ack, json.dumps({"applied": self._acks.pop(ack)}), qos=1)
 
     async def _ack(self, sender: Sender, payload: bytes) -> None:
         try:
@@ -319,19 +348,8 @@ class Link:
                         "limit_days": case.limit_days, "applicant": _masked(case.applicant),
                         "accepted_on": case.accepted_on.isoformat(), "materials": list(case.materials),
                         "missing": list(case.missing), "notes": case.notes[-500:],
-                        "history": self._history(conn, case)})
-        return out
-
-    def _history(self, conn: Connection, case: Case) -> list[dict[str, Any]]:
-        e = events.c
-        rows = conn.execute(select(e.kind, e.at, e.payload).where(
-            e.hall == self.hall, e.day >= case.accepted_on, e.kind.in_(("case_opened", "case_step")),
-            e.payload.contains(f'"case":"{case.number}"')).order_by(e.id).limit(200))
-        out = []
-        for kind, at, payload in rows:
-            p = json.loads(payload)
-            out.append({"action": "accept" if kind == "case_opened" else p.get("action", ""),
-                        "after": p.get("state") or p.get("after") or "", "at": at.isoformat()})
+                        "history": [{"action": a, "after": after, "at": at}
+                                    for a, after, at in case.history]})
         return out
 
     def _compose_down(self, conn: Connection, rows: list[Any], first: int) -> list[dict[str, Any]]:

@@ -66,6 +66,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "reject": ("不予受理", "not accepted"), "return": ("退办", "return"), "escalate": ("上报", "send up"),
 }
 assert {a for moves in TRANSITIONS.values() for a in moves} == set(ACTIONS)
+HISTORY = 50
 #: Warning colours (电子监察): none once decided; paused in 补正
 COLOURS = ("green", "yellow", "red", "paused", "none")
 
@@ -116,6 +117,9 @@ class Case:
     #: on the lower hall: the case's number at the upper hall and its state there
     upper_number: str | None = None
     upper_state: str | None = None
+    #: its steps here, (action, the state after, ISO time), the last ``HISTORY`` of them: what
+    #: travels with it when it is forwarded up
+    history: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def open(self) -> bool:
@@ -233,6 +237,7 @@ def new_case(hall: HallState, day: date, now: datetime, **fields: Any) -> Case:
     query_code = f"{int.from_bytes(code.encode()[:8], 'big') % 1_000_000:06d}"
     case = Case(number=number, serial=serial, accepted_on=day, accepted_at=now, due=day, token=token,
                 query_code=query_code, **fields)
+    case.history = (("accept", case.state, now.isoformat()),)
     today = _today(hall, now)
     case.due = due_date(hall.calendar, case, today)
     case.colour = colour(hall.calendar, case, today, hall_cfg.case_warn_days)
@@ -330,6 +335,7 @@ def step(hall: HallState, cmd: CaseStep, now: datetime) -> dict[str, Any]:
     if cmd.note:
         case.notes = f"{case.notes}\n{cmd.note}".strip()[-2000:]
     case.handler = hall.actor
+    case.history = (*case.history, (cmd.action, case.state, now.isoformat()))[-HISTORY:]
     case.due = due_date(hall.calendar, case, today)
     case.colour = colour(hall.calendar, case, today, hall.config.hall.case_warn_days)
     hall.changes.touch(case)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from controller.core.cases import DECIDED, colour, down_detail, new_case, on_time, view
+from controller.core.cases import DECIDED, HISTORY, colour, down_detail, new_case, on_time, view
 from controller.core.commands import Command, ReceiveCase, RemoteStep
 from controller.core.errors import Refused
 from controller.core.events import EventKind
@@ -108,6 +108,7 @@ def remote(hall: HallState, cmd: RemoteStep, now: datetime) -> dict[str, Any]:
         else:
             case.finished_at = now
         case.reasons = cmd.reasons or case.reasons
+    case.history = (*case.history, ("remote", case.state, now.isoformat()))[-HISTORY:]
     case.colour = "none" if case.state in DECIDED else colour(hall.calendar, case, today,
                                                               hall.config.hall.case_warn_days)
     hall.changes.touch(case)

@@ -388,6 +388,7 @@ cases = Table(
     Column("origin_number", String(64)),
     Column("upper_number", String(64)),
     Column("upper_state", String(16)),
+    Column("history", JSONList(), nullable=False),
 )
 Index("ix_cases_hall_state", cases.c.hall, cases.c.state)
 Index("ix_cases_hall_token", cases.c.hall, cases.c.token)

@@ -8,6 +8,8 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
+from controller.storage.schema import JSONList
+
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
@@ -20,6 +22,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("origin_number", sa.String(64)))
         batch.add_column(sa.Column("upper_number", sa.String(64)))
         batch.add_column(sa.Column("upper_state", sa.String(16)))
+        batch.add_column(sa.Column("history", JSONList(), nullable=False, server_default="[]"))
     op.create_table(
         "inbox",
         sa.Column("hall", sa.String(32), primary_key=True),
@@ -32,5 +35,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("inbox")
     with op.batch_alter_table("cases") as batch:
-        for column in ("upper_state", "upper_number", "origin_number", "origin_hall"):
+        for column in ("history", "upper_state", "upper_number", "origin_number", "origin_hall"):
             batch.drop_column(column)
