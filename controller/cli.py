@@ -460,6 +460,14 @@ def cmd_bench_estimates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_tiers(args: argparse.Namespace) -> int:
+    from controller.bench import tiers as bench
+
+    out = asyncio.run(bench.run(args.backlog, args.halls, args.changes, args.seed))
+    print(bench.report(out))
+    return 0 if bench.met(out) or not args.strict else 1
+
+
 def cmd_bench_matters(args: argparse.Namespace) -> int:
     from controller.bench import matters as bench
 
@@ -868,6 +876,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=20, help="times each prefix is searched")
     b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     b.set_defaults(func=cmd_bench_matters)
+    b = bsub.add_parser(
+        "tiers", help="三级联动：积压办件的上报速度、全县总览的刷新 / the links between halls under load",
+        description="县、乡镇两级大厅在本进程中运行：断网期间积压的办件在恢复后多快全部送达县级；"
+                    "县级总览在下级大厅有变化后多快显示。 / "
+                    "Hall servers in this process: how fast a backlog of cases sent up while the "
+                    "link was cut reaches the county once it is back; how soon the county's "
+                    "overview shows a change at one of many halls below.")
+    b.add_argument("--backlog", type=int, default=10000, help="cases waiting when the link comes back")
+    b.add_argument("--halls", type=int, default=30, help="halls below the county for the overview")
+    b.add_argument("--changes", type=int, default=60, help="tickets taken at random halls")
+    b.add_argument("--seed", type=int, default=7)
+    b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    b.set_defaults(func=cmd_bench_tiers)
     b = bsub.add_parser(
         "reports", help="一年数据上的统计报表和日报 / the statistics of a generated year of a county hall",
         description="生成一个县级大厅一年的数据（60 万张票、400 万条事件、6 万件办件、40 万条评价），"

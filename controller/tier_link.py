@@ -50,7 +50,7 @@ from protocol.tasks import cancel_all
 from protocol.topics import TIER_TOPIC, hall_user, tier_topics
 
 log = logging.getLogger("yimen.tiers")
-WINDOW = 200
+WINDOW = 1000
 RESEND_S = 5.0
 STATUS_MIN_S = 0.25      # a summary after a change, at most this often…
 STATUS_EVERY_S = 10.0    # …and at least this often
@@ -70,6 +70,8 @@ class Sender:
         self.sent = 0                                  # messages published, repeats included
         self.sent_upto = 0                             # the last number published
         self.progress_at = 0.0                         # loop time of the last acknowledged progress
+        self.heard = self.stored = 0                   # the last acknowledgement heard, and stored
+        self._storing = False
 
     async def run(self) -> None:
         """Send what is owed beyond what was sent; everything unacknowledged again after
@@ -86,8 +88,11 @@ class Sender:
             try:
                 async with self.engine.db.connect() as conn:
                     messages = await conn.run_sync(self._pending)
-                for m in messages:
-                    if not await self.link.publish(self.topic, json.dumps(m, ensure_ascii=False), qos=1):
+                # handed to the client in order, the broker's acknowledgements awaited together
+                done = await asyncio.gather(*(self.link.publish(self.topic, json.dumps(m, ensure_ascii=False),
+                                                                qos=1) for m in messages))
+                for m, ok in zip(messages, done, strict=True):
+                    if not ok:
                         break
                     self.sent += 1
                     self.sent_upto = m["seq"]
@@ -101,12 +106,23 @@ class Sender:
         return self.compose(conn, rows[skip:], delivered + 1 + skip) if rows[skip:] else []
 
     async def acked(self, applied: int) -> None:
-        """The receiver has applied every message up to ``applied``."""
-        async with self.engine.db.begin() as conn:
-            moved = await conn.run_sync(self._ack, applied)
-        if moved:
-            self.progress_at = asyncio.get_running_loop().time()
-            self.wake.set()
+        """The receiver has applied every message up to ``applied``: stored, one write at a
+        time (acknowledgements that come meanwhile are stored together after it)."""
+        self.heard = max(self.heard, applied)
+        if self._storing:
+            return
+        self._storing = True
+        try:
+            while self.heard > self.stored:
+                target = self.heard
+                async with self.engine.db.begin() as conn:
+                    moved = await conn.run_sync(self._ack, target)
+                self.stored = target
+                if moved:
+                    self.progress_at = asyncio.get_running_loop().time()
+                    self.wake.set()
+        finally:
+            self._storing = False
 
     def _ack(self, conn: Connection, applied: int) -> bool:
         acked, done = outbox.position(conn, self.hall, self.channel)
@@ -154,7 +170,7 @@ class Link:
             up = MqttLink(BrokerAddress.parse(tier.upper_broker), f"yimen-tier-{self.hall}",
                           username=hall_user(self.hall), password=password, clean_session=False,
                           will=(topics.status, gone), subscriptions=[topics.down, topics.up_ack],
-                          on_message=self._from_upper, on_connect=self._connected, backoff_max=5.0)
+                          on_message=self._from_upper, on_connect=self._connected, backoff_max=2.0)
             self.links.append(up)
             self.senders[outbox.UP] = Sender(self.engine, up, outbox.UP, topics.up, self._compose_up)
             self._status = asyncio.Event()
@@ -164,7 +180,7 @@ class Link:
                            username=credentials.HUB_USER, password=credentials.hub_password(self.data_dir),
                            clean_session=False,
                            subscriptions=[root + "+/up", root + "+/down/ack", root + "+/status"],
-                           on_message=self._from_lower, on_connect=self._connected, backoff_max=5.0)
+                           on_message=self._from_lower, on_connect=self._connected, backoff_max=2.0)
             self.links.append(hub)
             for lower in tier.lower:
                 channel = outbox.down(lower.id)
@@ -301,7 +317,10 @@ class Link:
         except (ValueError, KeyError, TypeError) as exc:
             self._refuse("bad_ack", f"{sender.channel}: {exc}")
             return
-        await sender.acked(applied)
+        try:
+            await sender.acked(applied)
+        except Exception:  # noqa: BLE001 - not stored: the receiver says it again
+            log.exception("%s: the acknowledgement could not be stored", sender.channel)
 
     async def _apply(self, kind: type[Command], peer: str, payload: bytes) -> int | None:
         """Apply one message from ``peer``; the last number applied from it, or None when the
@@ -336,13 +355,15 @@ class Link:
 
     # ------------------------------------------------------------------ composing
     def _compose_up(self, conn: Connection, rows: list[Any], first: int) -> list[dict[str, Any]]:
+        found: dict[str, Case] = {}
+        keys = [row.key for row in rows]
+        for part in range(0, len(keys), 500):
+            for c in conn.execute(select(cases).where(cases.c.hall == self.hall,
+                                                      cases.c.number.in_(keys[part:part + 500]))):
+                found[c.number] = record(Case, c._mapping)
         out = []
         for seq, row in enumerate(rows, start=first):
-            c = conn.execute(select(cases).where(cases.c.hall == self.hall,
-                                                 cases.c.number == row.key)).first()
-            if c is None:
-                continue
-            case: Case = record(Case, c._mapping)
+            case = found[row.key]               # written with its outbox row, never deleted
             out.append({"peer": self.hall, "seq": seq, "number": case.number, "matter": case.matter,
                         "matter_name": case.matter_name, "department": case.department,
                         "limit_days": case.limit_days, "applicant": _masked(case.applicant),

@@ -115,13 +115,13 @@ def test_warnings_turn_yellow_and_red_on_the_right_working_day():
     case = hall.cases.by_number[number]
     assert case.due == date(2026, 11, 9) and case.colour == "green"
     timers = hall.deadlines()
-    when, command = timers[f"case:{number}"]
+    when, command = timers[cases.SWEEP]
     # yellow from Thursday 5 November: two working days (Friday, Monday) left
-    assert when.date() == date(2026, 11, 5) and when.hour == 0 and command == CaseClock(number=number)
+    assert when.date() == date(2026, 11, 5) and when.hour == 0 and command == CaseClock()
     hall.roll_to(at(date(2026, 11, 5), 0))
     hall.apply(command, at(date(2026, 11, 5), 0))
     assert case.colour == "yellow"
-    when, command = hall.deadlines()[f"case:{number}"]
+    when, command = hall.deadlines()[cases.SWEEP]
     assert when.date() == date(2026, 11, 10)                 # the day after it is due
     hall.roll_to(at(date(2026, 11, 10), 0))
     hall.apply(command, at(date(2026, 11, 10), 0))

@@ -45,7 +45,7 @@ async def test_cases_and_matters_are_rebuilt_after_a_restart(db, clock):
             (before.state, before.due, before.pauses, before.materials, before.token, before.query_code)
         assert [(t.department, t.state) for t in hall.cases.tasks[joint]] == [("市场监管局", "open"),
                                                                               ("消防救援大队", "done")]
-        assert f"case:{plain}" in e2.scheduler.timers                            # its warning timer
+        assert "cases" in e2.scheduler.timers and plain in e2.hall.cases.change_days   # its warning
         third = (await e2.execute(OpenCase(matter="P5", applicant="王五"), DESK))["case"]["number"]
         assert third.endswith("-0003")                                          # serials go on
         await e2.execute(CaseStep(number=joint, action="complete_task", task="市场监管局"), DESK)

@@ -148,6 +148,13 @@ class Cases:
     by_token: dict[str, str] = field(default_factory=dict)
     #: the last serial given on each acceptance day
     serials: dict[date, int] = field(default_factory=dict)
+    #: each open case's next colour-change day as last worked out (``timers``), what for
+    #: (day, warning days, calendar), the one timer made from them, and the cases touched
+    #: since (``HallState.drain`` adds them)
+    change_days: dict[str, date] = field(default_factory=dict)
+    timer_basis: tuple[Any, ...] = ()
+    sweep: tuple[datetime, Command] | None = None
+    touched: set[str] = field(default_factory=set)
 
     def add(self, case: Case) -> None:
         self.by_number[case.number] = case
@@ -157,6 +164,7 @@ class Cases:
         for number, case in list(self.by_number.items()):
             if not case.open and (case.finished_at is None or case.finished_at.date() < today):
                 del self.by_number[number]
+                self.change_days.pop(number, None)
                 self.by_token.pop(case.token, None)
                 self.tasks.pop(number, None)
 
@@ -189,14 +197,19 @@ def colour(cal: WorkCalendar, case: Case, today: date, warn_days: int) -> str:
 
 def next_change(cal: WorkCalendar, case: Case, today: date, warn_days: int) -> date | None:
     """The next day the case's colour may change by the calendar alone (its yellow day or the
-    day after it is due), or None."""
+    day after it is due), or None. The yellow day is the first from which at most
+    ``warn_days`` working days are left: found walking back from the due day, once."""
     if case.state in DECIDED or not case.open or case.state == "supplement":
         return None
     if today > case.due:
         return None
-    yellow = today
-    while cal.working_days_between(yellow, case.due) > warn_days:
-        yellow += timedelta(days=1)
+    yellow, left = case.due, 0
+    while yellow > today:
+        working = cal.is_working_day(yellow)
+        if left + working > warn_days:
+            break
+        left += working
+        yellow -= timedelta(days=1)
     return yellow if yellow > today else case.due + timedelta(days=1)
 
 
@@ -394,34 +407,58 @@ def _complete_task(hall: HallState, case: Case, cmd: CaseStep, today: date, now:
 
 
 def clock(hall: HallState, cmd: CaseClock, now: datetime) -> dict[str, Any]:
-    """The scheduler re-reads a case's colour on the day it may change; a change is an event
-    (预警: yellow, then red)."""
-    case = hall.cases.by_number.get(cmd.number)
-    if case is None:
-        return {"case": None}
+    """The scheduler re-reads the colours on the day one may change; a change is an event
+    (预警: yellow, then red). Without a number, every open case's."""
     today = _today(hall, now)
-    new = colour(hall.calendar, case, today, hall.config.hall.case_warn_days)
-    if new != case.colour:
-        before, case.colour = case.colour, new
-        hall.changes.touch(case)
-        hall.emit(EventKind.CASE_WARNING, now, case=case.number, before=before, colour=new,
-                  due=case.due.isoformat())
-    return {"case": case.number, "colour": case.colour}
+    numbers = [cmd.number] if cmd.number is not None else list(hall.cases.by_number)
+    changed = []
+    for number in numbers:
+        case = hall.cases.by_number.get(number)
+        if case is None:
+            continue
+        new = colour(hall.calendar, case, today, hall.config.hall.case_warn_days)
+        if new != case.colour:
+            before, case.colour = case.colour, new
+            hall.changes.touch(case)
+            hall.emit(EventKind.CASE_WARNING, now, case=case.number, before=before, colour=new,
+                      due=case.due.isoformat())
+            changed.append(number)
+    return {"changed": changed}
+
+
+#: The one timer of the cases: the next midnight at which any open case may change colour.
+SWEEP = "cases"
 
 
 def timers(hall: HallState) -> dict[str, tuple[datetime, Command]]:
-    """Each open case's next colour change, at the hall's local midnight of that day; at once
-    when today's colour is not yet the stored one."""
-    out: dict[str, tuple[datetime, Command]] = {}
+    """One timer for all the cases (``SWEEP``): at the hall's local midnight of the earliest
+    day an open case's colour may change, or at once when a case's colour today is not yet
+    the stored one. Asked for after every commit: each case's day is worked out again only
+    when a commit touched it, unless the day, the calendar or the warning days changed."""
+    c = hall.cases
     warn = hall.config.hall.case_warn_days
-    for case in hall.cases.by_number.values():
+    basis = (hall.day, warn, hall.calendar)
+    if c.timer_basis != basis:
+        c.timer_basis, c.change_days = basis, {}
+        todo = set(c.by_number)
+    else:                                       # touched: committed since, or in this batch
+        todo = (c.touched | {case.number for case in hall.changes.of(Case)}) & c.by_number.keys()
+    c.touched.clear()
+    for number in todo:
+        case = c.by_number[number]
         day = next_change(hall.calendar, case, hall.day, warn)
         if colour(hall.calendar, case, hall.day, warn) != case.colour:
             day = hall.day                      # changed already (the rollover came first): now
-        if day is not None:
-            at = datetime.combine(day, time(0), hall.tz)
-            out[f"case:{case.number}"] = (at, CaseClock(number=case.number))
-    return out
+        if day is None:
+            c.change_days.pop(number, None)
+        else:
+            c.change_days[number] = day
+    if not c.change_days:
+        return {}
+    first = min(c.change_days.values())
+    if c.sweep is None or c.sweep[0].date() != first:
+        c.sweep = (datetime.combine(first, time(0), hall.tz), CaseClock())
+    return {SWEEP: c.sweep}
 
 
 # ---------------------------------------------------------------------- reading

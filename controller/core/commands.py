@@ -425,10 +425,11 @@ class RemoteStep(Command):
 
 
 class CaseClock(Command):
-    """The scheduler re-reads a case's warning colour on the day it may change."""
+    """The scheduler re-reads the cases' warning colours at the midnight one may change (one
+    case with ``number``; without, every open case)."""
 
     name = "case_clock"
-    number: CaseNumber
+    number: Annotated[CaseNumber | None, Optional] = None
 
 
 FollowupAction = Literal["visit", "rectify", "feed_back", "rerate", "close", "appeal", "uphold", "reject"]

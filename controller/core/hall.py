@@ -131,6 +131,7 @@ class HallState:
 
     def drain(self) -> Changes:
         changes, self.changes = self.changes, Changes()
+        self.cases.touched.update(case.number for case in changes.of(cases.Case))
         return changes
 
     def local(self, now: datetime) -> datetime:
