@@ -160,6 +160,8 @@ async def test_cases_go_up_and_results_come_down_exactly_once_across_a_link_cut(
         for number in village_cases:
             assert village_steps[number] == ["accepted", "escalated", "accepted", "in_review", "decided"]
         assert town.runner.app[TIERS].counts["refused:malformed"] == 0
+        state = town.runner.app[TIERS].status()
+        assert all(link["connected"] for link in state["links"]) and state["counts"]["applied"] > 0
 
 
 async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_path):

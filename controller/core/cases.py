@@ -489,6 +489,9 @@ def view(hall: HallState, case: Case, today: date) -> dict[str, Any]:
         "decided_on": case.decided_on.isoformat() if case.decided_on else None,
         "on_time": on_time(case), "query_code": case.query_code,
         "status_path": f"/c/{case.token}",
+        "origin_hall": case.origin_hall, "origin_number": case.origin_number,
+        "upper_number": case.upper_number,
+        "upper_state": STATES.get(case.upper_state or "", (case.upper_state, case.upper_state)),
         "tasks": [{"id": t.id, "department": t.department, "state": t.state, "result": t.result}
                   for t in tasks],
         "actions": [a for a in TRANSITIONS.get(case.state, {})

@@ -99,7 +99,7 @@ async def _office(request: web.Request) -> dict[str, Any]:
     wanted = request.query.get("state", "")
     found = [c for c in hall.cases.by_number.values()
              if (c.window in mine or c.window is None) and (not wanted or c.state == wanted)
-             and c.state not in ("rejected", "escalated")]
+             and c.state != "rejected"]
     found.sort(key=lambda c: (URGENCY.get(c.colour, 9), c.due, c.number))
     counts = {colour: sum(1 for c in found if c.colour == colour) for colour in URGENCY}
     return {"cases": [core.view(hall, c, today) for c in found], "counts": counts, "state": wanted,
