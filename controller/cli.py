@@ -73,6 +73,14 @@ def cmd_serve(args: argparse.Namespace, config: HallConfig | None = None, banner
     return 0
 
 
+def cmd_serve_halls(args: argparse.Namespace) -> int:
+    """Several halls in one server (``controller.multi``)."""
+    from controller.multi import serve
+
+    asyncio.run(serve(Path(args.halls), Path(args.data), args.db, args.broker))
+    return 0
+
+
 def _gateway_in_server(path: str):  # noqa: ANN202
     """The gateway in the hall server's process, on the server's broker: its devices without
     a password in the gateway's file get new credentials, handed over in the process, as is
@@ -568,6 +576,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(p)
     _add_bus(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "serve-halls", help="一台服务器托管多个大厅 / several halls in one server",
+        description="在一个进程中运行文件夹里的每个大厅文件（*.toml），每个大厅有自己的引擎、数据文件夹"
+                    "（ROOT/大厅编号）和 HTTP 端口；可共用一个 PostgreSQL 数据库（--db）和一个 MQTT 代理"
+                    "（--broker）。每 5 秒重读文件夹：新增文件即启动该大厅，删除即停止，其他大厅不受影响。 / "
+                    "Run every hall file (*.toml) in a folder in one process, each with its own "
+                    "engine, data folder (ROOT/{hall id}) and HTTP port, on one PostgreSQL database "
+                    "(--db) and one MQTT broker (--broker) if given. The folder is read again every "
+                    "5 s: a new file starts its hall, a removed one stops it, the others go on.")
+    p.add_argument("--halls", required=True, metavar="DIR", help="the folder of hall files")
+    _add_storage(p)
+    p.add_argument("--broker", default=os.environ.get("YIMEN_BROKER") or None, metavar="URL",
+                   help="one MQTT broker for all the halls (default: each hall's own Mosquitto "
+                        "on its file's bus.listen)")
+    p.set_defaults(func=cmd_serve_halls)
 
     p = sub.add_parser(
         "demo", help="运行演示大厅，模拟设备和群众 / serve the demo hall with simulated devices and "
