@@ -255,3 +255,66 @@ async def test_the_county_overview_follows_the_halls_below_live(tmp_path):
             await expect(rows.nth(1)).to_contain_text("失联，自", timeout=5000)
         finally:
             await browser.close()
+
+
+@pytest.mark.slow
+async def test_a_village_clerk_sends_a_proxy_case_up_from_the_desk_page(tmp_path):
+    """A village room (one clerk, no queue hardware): the clerk finds the matter, opens the
+    proxy case (代办) on the desk page and sends it up with one button; the town receives it."""
+    from aiohttp import web
+    from playwright.async_api import async_playwright, expect
+
+    from controller.auth.accounts import Accounts
+    from controller.cli_auth import open_hall_db
+    from tests.axe import assert_accessible
+    from tests.pagehelp import PASSWORD
+    from tests.test_desk_pages import DESK_PC, _page
+    from tests.test_pages import CHROMIUM, browser_or_skip, shots
+
+    browser_or_skip()
+    async with AsyncExitStack() as stack:
+        town = await stack.enter_async_context(hall_server(config("town", "town", lower="village"),
+                                                           tmp_path / "town"))
+        await town.engine.execute(SetMatters(matters=[U15]), DESK)
+        await admit(town, "village", tmp_path / "village")
+        db = await open_hall_db(tmp_path / "village", None)
+        try:
+            await Accounts(db, "village").add_user("cunwu", ["desk"], PASSWORD, "村务员", staff="1001")
+        finally:
+            await db.dispose()
+        village = await stack.enter_async_context(hall_server(config(
+            "village", "village", ("town", town.broker_own.address.port)), tmp_path / "village"))
+        await village.engine.execute(SetMatters(matters=[{**U15, "form": "upper", "materials": ["申请书"]}]),
+                                     DESK)
+        site = web.TCPSite(village.runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        p = await stack.enter_async_context(async_playwright())
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            desk, errors = await _page(browser, base, "cunwu", "/desk")
+            await desk.locator("#matter-q").fill("ckxk")                 # 采矿许可 by pinyin initials
+            await desk.get_by_role("button", name="采矿许可").click()
+            form = desk.locator("#case-form")
+            await form.get_by_role("checkbox", name="申请书", exact=True).check()
+            await form.locator("#c-applicant").fill("王大山")
+            await form.get_by_role("button", name="受理").click()
+            card = desk.locator(".case-card")
+            await expect(card).to_contain_text("已受理")
+            number = (await card.locator(".case-number").inner_text()).strip()
+            await card.get_by_role("button", name="上报上级办理").click()
+            await expect(desk.locator("#toast")).to_contain_text("已完成")
+            await until(lambda: has(town, "village", 1), 15)
+            forwarded = (await cases_from(town, "village"))[number]
+            assert forwarded.applicant == "王*山" and forwarded.materials == ("申请书",)
+            await until(lambda: upper_known(village, number), 15)       # the town's number came back
+            await assert_accessible(desk)
+            await desk.set_viewport_size(DESK_PC)
+            await desk.screenshot(path=shots(tmp_path) / "page-desk-village.png")
+            assert errors == [], errors
+        finally:
+            await browser.close()
+
+
+async def upper_known(hall: HallServer, number: str) -> bool:
+    return (await hall.engine.settled()).cases.by_number[number].upper_number is not None
