@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from controller.bus import credentials
-from controller.core.cases import Case
+from controller.core.cases import Case, masked
 from controller.core.commands import Command, Origin, ReceiveCase, RemoteStep, Source
 from controller.core.errors import Refused
 from controller.engine import Committed, Engine
@@ -366,7 +366,7 @@ class Link:
             case = found[row.key]               # written with its outbox row, never deleted
             out.append({"peer": self.hall, "seq": seq, "number": case.number, "matter": case.matter,
                         "matter_name": case.matter_name, "department": case.department,
-                        "limit_days": case.limit_days, "applicant": _masked(case.applicant),
+                        "limit_days": case.limit_days, "applicant": masked(case.applicant),
                         "accepted_on": case.accepted_on.isoformat(), "materials": list(case.materials),
                         "missing": list(case.missing), "notes": case.notes[-500:],
                         "history": [{"action": a, "after": after, "at": at}
@@ -385,10 +385,3 @@ class Link:
 
 #: The app's tier links.
 TIERS: web.AppKey[Link] = web.AppKey("tiers", Link)
-
-
-def _masked(name: str) -> str:
-    """张*丰: the applicant's name as it travels (the ID number never does)."""
-    from controller.core.cases import masked
-
-    return masked(name)
