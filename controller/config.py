@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -296,12 +297,44 @@ class Storage(_Model):
     max_batch: int = Field(default=512, ge=1, le=100000)
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8480`` for IPv6) as host and port."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _listen(text: str) -> str:
+    try:
+        parse_listen(text)
+    except ValueError:
+        raise Invalid(f"expected HOST:PORT, got {text!r}", f"应为 主机:端口，而不是 {text!r}") from None
+    return text
+
+
+def _broker(text: str) -> str:
+    from protocol.link import BrokerAddress
+
+    if text:
+        try:
+            BrokerAddress.parse(text)
+        except ValueError:
+            raise Invalid(f"expected mqtt://HOST:PORT, got {text!r}",
+                          f"应为 mqtt://主机:端口，而不是 {text!r}") from None
+    return text
+
+
+Listen = Annotated[str, AfterValidator(_listen)]
+BrokerUrl = Annotated[str, AfterValidator(_broker)]
+
+
 class Server(_Model):
     """The HTTP side: where it listens, and how many connections it holds at once from one
     address and in all (``controller/web/limits.py``; behind a reverse proxy every
     connection comes from the proxy's address)."""
 
-    http: str = "127.0.0.1:8480"
+    http: Listen = "127.0.0.1:8480"
     max_connections_per_client: int = Field(default=256, ge=1, le=1_000_000)
     max_connections: int = Field(default=4096, ge=1, le=1_000_000)
 
@@ -311,9 +344,9 @@ class Bus(_Model):
     ``listen`` only (this machine alone by default: ``0.0.0.0:1883`` for every interface) and,
     with ``tls_listen``, also with TLS there, with ``tls_cert`` and ``tls_key`` (PEM files)."""
 
-    broker: str = ""
-    listen: str = "127.0.0.1:1883"
-    tls_listen: str = ""
+    broker: BrokerUrl = ""
+    listen: BrokerUrl = "127.0.0.1:1883"
+    tls_listen: BrokerUrl = ""
     tls_cert: str = ""
     tls_key: str = ""
 
@@ -380,7 +413,7 @@ class Tier(_Model):
 
     level: Literal["county", "town", "village"] = "county"
     upper: str = Field(default="", pattern=r"^([a-z0-9][a-z0-9-]{0,31})?$")
-    upper_broker: str = ""
+    upper_broker: BrokerUrl = ""
     lower: tuple[LowerHall, ...] = ()
 
     @model_validator(mode="after")

@@ -101,10 +101,11 @@ class MonthlyReports:
                     await asyncio.sleep(ROLLOVER_WAIT_S)
                     continue
                 this_month = today.replace(day=1)
-                if today >= first_working_day(this_month, hall.calendar):
+                due = first_working_day(this_month, hall.calendar)
+                if today >= due:                             # this month's is made: next month's next
                     await self.keep((this_month - timedelta(days=1)).replace(day=1))
-                following = (this_month + timedelta(days=32)).replace(day=1)
-                wake = datetime.combine(first_working_day(following, hall.calendar), AT, hall.tz)
+                    due = first_working_day((this_month + timedelta(days=32)).replace(day=1), hall.calendar)
+                wake = datetime.combine(due, AT, hall.tz)
             except Exception:  # noqa: BLE001 - tried again in a minute
                 log.exception("the monthly report could not be made; trying again in a minute")
                 wake = clock.now() + timedelta(minutes=1)

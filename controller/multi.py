@@ -54,20 +54,30 @@ class Halls:
     failed: dict[Path, str] = field(default_factory=dict)    # file → why it is not running
 
     async def scan(self) -> None:
-        """Start the halls whose files appeared (or changed after failing), stop those removed."""
+        """Start the halls whose files appeared (or changed after failing), stop those removed.
+        Whatever goes wrong with one file is said and stays with it: the others go on."""
         files = {p.resolve() for p in self.folder.glob("*.toml")}
         for path in sorted(set(self.running) - files):
-            await self.stop(path)
+            try:
+                await self.stop(path)
+            except Exception:  # noqa: BLE001 - stopped as far as it would; the others go on
+                log.exception("hall file %s removed; its hall did not stop cleanly", path.name)
         for path in sorted(files - set(self.running)):
-            stamp = f"{path.stat().st_mtime_ns}"
+            try:
+                stamp = f"{path.stat().st_mtime_ns}"
+            except OSError:
+                continue                                   # removed while being read
             if self.failed.get(path, "").startswith(stamp):
                 continue                                   # said already; unchanged since
             try:
                 await self.start(path)
                 self.failed.pop(path, None)
-            except (ConfigError, StartupError, OSError) as exc:
+            except (ConfigError, StartupError) as exc:
                 self.failed[path] = f"{stamp} {exc}"
                 log.error("hall file %s not started: %s", path.name, exc)
+            except Exception as exc:  # noqa: BLE001 - one hall's failure is not the others'
+                self.failed[path] = f"{stamp} {exc}"
+                log.exception("hall file %s not started", path.name)
 
     async def start(self, path: Path) -> Hosted:
         config: HallConfig = load_config(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from controller import stats
@@ -20,6 +21,66 @@ from controller.core.hall import HallState
 
 #: the month's counts a summary carries
 MONTH = ("issued", "served", "rated", "good", "bad", "decided", "on_time")
+
+
+Count = Field(ge=0, le=10_000_000)
+
+
+class _Told(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class LineTold(_Told):
+    service: str = Field(max_length=40)
+    name: str = Field(max_length=80)
+    waiting: int = Count
+    est_wait_min: int | float = Count
+    alert: bool
+
+
+class CasesTold(_Told):
+    red: int = Count
+    yellow: int = Count
+    green: int = Count
+    paused: int = Count
+
+
+class TodayTold(_Told):
+    issued: int = Count
+    done: int = Count
+
+
+class MonthTold(_Told):
+    issued: int = Count
+    served: int = Count
+    rated: int = Count
+    good: int = Count
+    bad: int = Count
+    decided: int = Count
+    on_time: int = Count
+
+
+class Told(_Told):
+    """A summary as a hall below tells it (``summary``), checked before the overview keeps it:
+    what the page shows has these types, and nothing else is kept (fields added later are
+    dropped, not shown)."""
+
+    hall: str = Field(max_length=40)
+    name: str = Field(max_length=80)
+    level: str = Field(max_length=20)
+    at: str = Field(max_length=40)
+    lines: list[LineTold] = Field(max_length=200)
+    waiting: int = Count
+    longest_wait_min: int | float = Count
+    alerts: int = Count
+    windows_open: int = Count
+    windows: int = Count
+    devices_enabled: int = Count
+    devices_online: int = Count
+    device_problems: int = Count
+    cases: CasesTold
+    today: TodayTold
+    month: MonthTold
 
 
 def summary(hall: HallState, bus: Any, now: datetime, month: dict[str, int]) -> dict[str, Any]:

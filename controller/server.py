@@ -8,7 +8,7 @@ import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -22,7 +22,7 @@ from controller.bus.hall_broker import BROKER, HallBroker
 from controller.bus.pins import PinCheck
 from controller.bus.service import HallBus
 from controller.clock import Clock
-from controller.config import HallConfig
+from controller.config import HallConfig, parse_listen
 from controller.engine import Engine
 from controller.monthly import MonthlyReports
 from controller.startup import StartupError, bind_http, migrate
@@ -82,22 +82,20 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 raise StartupError(f"大厅 {exc.hall} 已由另一个服务器在这个数据库上运行",
                                    f"{exc}; one server per hall") from None
             app[ENGINE] = engine
-            app[ACCOUNTS] = Accounts(db, config.hall.id, engine.clock)
-            app[AUDIT] = Audit(db, config.hall.id, engine.clock)
-            app[SEALBOX] = Sealbox(private.key(data_dir, CASE_KEY))
-            calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
-            feed = app[FEED] = ScreenFeed(engine, calls)
-            feed.start()
-            upward = Upward(engine, data_dir)
-            upward.start()
-            monthly = MonthlyReports(engine)
-            monthly.start()
-            external = broker or config.bus.broker
-            tiers = app[TIERS] = Link(engine, data_dir, own.address if own is not None else
-                                      BrokerAddress.parse(external) if external else None,
-                                      lambda: app.get(BUS))
-            tiers.start()
-            try:
+            async with AsyncExitStack() as started:     # stopped in reverse, however far it got
+                started.push_async_callback(engine.stop)
+                app[ACCOUNTS] = Accounts(db, config.hall.id, engine.clock)
+                app[AUDIT] = Audit(db, config.hall.id, engine.clock)
+                app[SEALBOX] = Sealbox(private.key(data_dir, CASE_KEY))
+                calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
+                external = broker or config.bus.broker
+                parts = (ScreenFeed(engine, calls), Upward(engine, data_dir), MonthlyReports(engine),
+                         Link(engine, data_dir, own.address if own is not None else
+                              BrokerAddress.parse(external) if external else None, lambda: app.get(BUS)))
+                app[FEED], app[TIERS] = parts[0], parts[3]
+                for part in parts:
+                    part.start()
+                    started.push_async_callback(part.stop)
                 gc.collect()
                 gc.freeze()  # the loaded state and libraries are not rescanned by every full GC
                 log.info("hall %s open on %s", config.hall.id,
@@ -111,12 +109,6 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                         yield
                 else:
                     yield
-            finally:                             # also when the device bus did not start
-                await tiers.stop()
-                await monthly.stop()
-                await upward.stop()
-                await feed.stop()
-                await engine.stop()
             log.info("hall %s closed", config.hall.id)
         finally:
             await db.dispose()
@@ -196,13 +188,6 @@ def stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 async def run(app: web.Application, listen: str, banner: str = "") -> None:

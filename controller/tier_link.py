@@ -41,7 +41,7 @@ from controller.core.cases import Case, masked
 from controller.core.commands import Command, Origin, ReceiveCase, RemoteStep, Source
 from controller.core.errors import Refused
 from controller.engine import Committed, Engine
-from controller.overview import month_counts, summary
+from controller.overview import Told, month_counts, summary
 from controller.storage import outbox
 from controller.storage.repository import record
 from controller.storage.schema import cases
@@ -57,6 +57,8 @@ STATUS_EVERY_S = 10.0    # …and at least this often
 MONTH_EVERY_S = 60.0
 ACK_AFTER_S = 0.02       # acknowledgements gathered this long, then one for the last applied
 PASSWORD_FILE = "upper-password"
+MAX_MESSAGE = 256 * 1024     # bytes: a case with its materials and history is a few kilobytes
+MAX_INFLIGHT = 2 * WINDOW    # messages being applied per link; past it they wait to be sent again
 
 
 class Sender:
@@ -242,27 +244,44 @@ class Link:
         return summary(hall, self.bus_of(), now, self._month[1])
 
     def _heard(self, lower: str, payload: bytes) -> None:
-        try:
-            data = json.loads(payload)
-            if not isinstance(data, dict) or data.get("hall") != lower:
-                raise ValueError("not this hall's summary")
-        except ValueError as exc:
-            self._refuse("bad_status", f"from {lower}: {exc}")
+        data = self._parse(payload, f"status from {lower}")
+        if data is None:
+            return
+        if data.get("hall") != lower:
+            self._refuse("bad_status", f"from {lower}: a summary naming {str(data.get('hall'))[:40]}")
             return
         now = self.engine.clock.now().isoformat()
         before = self.overview.get(lower, {})
         if data.get("online") is False:                 # its will: gone since now
             self.overview[lower] = {**before, "hall": lower, "online": False,
                                     "since": before.get("since") if not before.get("online", True) else now}
-        else:
-            self.overview[lower] = {**data, "online": True, "heard": now}
+            return
+        try:
+            told = Told.model_validate(data).model_dump()
+        except ValidationError as exc:
+            self._refuse("bad_status", f"from {lower}: {str(exc)[:300]}")
+            return
+        self.overview[lower] = {**told, "online": True, "heard": now}
+
+    def _parse(self, payload: bytes, what: str) -> dict[str, Any] | None:
+        """A message's JSON object, or None (refused: too long, not JSON, nested past reason)."""
+        try:
+            if len(payload) > MAX_MESSAGE:
+                raise ValueError(f"{len(payload)} bytes, more than {MAX_MESSAGE}")
+            data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return data
+        except (ValueError, RecursionError) as exc:
+            self._refuse("malformed", f"{what}: {str(exc)[:200]}")
+            return None
 
     async def halls(self) -> list[dict[str, Any]]:
         """This hall and each hall below, as last heard (never heard: said so)."""
         out = [await self.summary()]
         for lower in self.config.tier.lower:
             heard = self.overview.get(lower.id, {"hall": lower.id, "online": None})
-            out.append({"name": lower.name, **heard})
+            out.append({**heard, "name": lower.name})
         return out
 
     # ------------------------------------------------------------------ receiving
@@ -310,12 +329,11 @@ class Link:
             await link.publish(ack, json.dumps({"applied": self._acks.pop(ack)}), qos=1)
 
     async def _ack(self, sender: Sender, payload: bytes) -> None:
-        try:
-            applied = json.loads(payload)["applied"]
-            if not isinstance(applied, int) or isinstance(applied, bool):
-                raise TypeError("applied is not a number")
-        except (ValueError, KeyError, TypeError) as exc:
-            self._refuse("bad_ack", f"{sender.channel}: {exc}")
+        data = self._parse(payload, f"acknowledgement on {sender.channel}")
+        applied = data.get("applied") if data is not None else None
+        if not isinstance(applied, int) or isinstance(applied, bool):
+            if data is not None:
+                self._refuse("bad_ack", f"{sender.channel}: applied is not a number")
             return
         try:
             await sender.acked(applied)
@@ -325,15 +343,15 @@ class Link:
     async def _apply(self, kind: type[Command], peer: str, payload: bytes) -> int | None:
         """Apply one message from ``peer``; the last number applied from it, or None when the
         message was refused."""
+        data = self._parse(payload, f"from {peer}")
+        if data is None:
+            return None
+        if data.get("peer") != peer:
+            self._refuse("forged_hall", f"a message on {peer}'s link names {str(data.get('peer'))[:40]}")
+            return None
         try:
-            data = json.loads(payload)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            if data.get("peer") != peer:
-                self._refuse("forged_hall", f"a message on {peer}'s link names {str(data.get('peer'))[:40]}")
-                return None
             command = kind.model_validate(data)
-        except (ValueError, ValidationError) as exc:
+        except ValidationError as exc:
             self._refuse("malformed", f"from {peer}: {str(exc)[:300]}")
             return None
         try:

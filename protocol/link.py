@@ -89,6 +89,20 @@ class MqttLink:
         """Make ``run`` end (with its task's cancellation; see ``protocol.tasks``)."""
         self._closing = True
 
+    async def _deliver(self, topic: str, payload: bytes) -> None:
+        """Hand one message to ``on_message``; a handler that fails is logged, and the link
+        goes on with the next message (one bad message must not stop a hall hearing)."""
+        if self.on_message is None:
+            return
+        try:
+            result = self.on_message(topic, payload)
+            if result is not None:
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: handling a message on %s failed", self.client_id, topic)
+
     async def run(self) -> None:
         """Connect, serve, and reconnect until cancelled or closed."""
         delay = 0.2
@@ -118,10 +132,7 @@ class MqttLink:
                         topic = str(message.topic)
                         if message.retain and self.live_only is not None and self.live_only(topic):
                             continue
-                        if self.on_message is not None:
-                            result = self.on_message(topic, bytes(message.payload))
-                            if result is not None:
-                                await result
+                        await self._deliver(topic, bytes(message.payload))
             except aiomqtt.MqttError as exc:
                 log.info("%s: broker %s:%s unavailable (%s); retrying in %.1fs", self.client_id,
                          self.broker.host, self.broker.port, exc, delay)

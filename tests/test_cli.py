@@ -61,6 +61,12 @@ def test_demo_hall_is_as_promised():
      'id = "1"\nservices = ["A"]\n[[devices]]\nid = "caller-1"\nkind = "caller"\n',
      "devices[0].window: caller 需要写明所属窗口（window） / a caller must name its window"),
     ('[hall\nid = ', "不是有效的 TOML / not valid TOML"),
+    ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n[[windows]]\n'
+     'id = "1"\nservices = ["A"]\n[server]\nhttp = "8480"\n',
+     "server.http: 应为 主机:端口，而不是 '8480' / expected HOST:PORT"),
+    ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n[[windows]]\n'
+     'id = "1"\nservices = ["A"]\n[tier]\nupper = "county"\nupper_broker = "http://county:1883"\n',
+     "tier.upper_broker: 应为 mqtt://主机:端口"),
 ])
 def test_broken_config_names_the_file_and_the_key(tmp_path, toml, where):
     path = tmp_path / "broken.toml"

@@ -85,7 +85,13 @@ async def test_a_hall_is_added_and_removed_while_the_others_serve(tmp_path, pg_u
         assert number_a == number_b == "A001"            # each hall its own numbers, one database
         assert second.app[ENGINE] is not first.app[ENGINE] and second.port != first.port
         (folder / "broken.toml").write_text("[hall]\nid = 'Bad Id'\n", encoding="utf-8")
-        await until(lambda: any(p.name == "broken.toml" for p in halls.failed))
+        wrong = hall_file(folder, "wrong", f"c-{tag}")         # loads as TOML, but its addresses are wrong
+        wrong.write_text(wrong.read_text(encoding="utf-8").replace('http = "127.0.0.1:0"', 'http = "8480"')
+                         + '\n[tier]\nlevel = "town"\nupper = "county"\nupper_broker = "http://county"\n',
+                         encoding="utf-8")
+        await until(lambda: {p.name for p in halls.failed} >= {"broken.toml", "wrong.toml"})
+        assert "HOST:PORT" in halls.failed[wrong.resolve()] and "mqtt://" in halls.failed[wrong.resolve()]
+        assert not task.done()
         assert {h.hall for h in halls.running.values()} == {a, b}
         (folder / "liuzhuang.toml").unlink()              # a hall removed
         await until(lambda: {h.hall for h in halls.running.values()} == {a})

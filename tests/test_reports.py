@@ -141,3 +141,30 @@ async def test_the_report_job_keeps_last_months_report_on_its_first_working_day(
         assert r.status == 200 and (await r.read()).startswith(b"%PDF-")
         clock.set(datetime(2026, 10, 9, 0, 31, tzinfo=CST))
         assert await kept(1) == ["2026-09"]                        # made once
+
+
+async def test_a_server_started_before_the_months_first_working_day_still_makes_the_report(tmp_path):
+    """Restarted on 2 October, in the National Day holidays: the job waits for 8 October, the
+    month's first working day, not for November."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from controller.clock import FakeClock
+    from controller.server import create_app
+    from tests.helpers import CST, demo_config
+
+    config = demo_config()
+    config = config.model_copy(update={"hall": config.hall.model_copy(update={
+        "national_calendar": True, "days": ("mon", "tue", "wed", "thu", "fri")})})
+    clock = FakeClock(datetime(2026, 9, 30, 9, 0, tzinfo=CST))
+    async with TestClient(TestServer(create_app(config, tmp_path, clock=clock, bus=False))) as c:
+        await _rated(c, "1", "1001", "satisfied")
+    clock = FakeClock(datetime(2026, 10, 2, 10, 0, tzinfo=CST))
+    async with TestClient(TestServer(create_app(config, tmp_path, clock=clock, bus=False))) as c:
+        await asyncio.sleep(0.3)
+        assert await made(c.app[ENGINE].db, "demo") == []
+        clock.set(datetime(2026, 10, 8, 0, 31, tzinfo=CST))
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if await made(c.app[ENGINE].db, "demo"):
+                break
+        assert [r["period"] for r in await made(c.app[ENGINE].db, "demo")] == ["2026-09"]

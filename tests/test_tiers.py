@@ -87,6 +87,10 @@ async def counted(link: Any, n: int, what: str = "refused:") -> bool:
     return sum(v for k, v in link.counts.items() if k.startswith(what)) == n
 
 
+async def heard_waiting(link: Any, n: int) -> bool:
+    return link.overview.get("town", {}).get("waiting") == n
+
+
 async def decide_all(county: HallServer, peer: str) -> None:
     for case in list((await cases_from(county, peer)).values()):
         if case.state == "accepted":
@@ -190,6 +194,22 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
             assert link.counts["refused:unknown_hall"] == 1 and link.counts["refused:forged_hall"] == 1
             assert link.counts["refused:malformed"] == 2
             assert len(county.engine.hall.cases.by_number) == before and not county.engine.hall.inbox
+            deep = b"[" * 100_000 + b"]" * 100_000                 # past the JSON parser's recursion
+            topics = tier_topics(cid, "town")
+            for topic in (topics.up, topics.status, topics.down_ack):
+                await probe.publish(topic, deep)
+            await probe.publish(topics.up, json.dumps({**good, "notes": "x" * 300_000}))   # too long
+            await until(lambda: counted(link, 8), 10)
+            assert link.counts["refused:malformed"] == 6
+            told = await county.runner.app[TIERS].summary()         # a summary of the right shape…
+            await probe.publish(topics.status, json.dumps({**told, "hall": "town", "waiting": "many"}))
+            await until(lambda: counted(link, 1, "refused:bad_status"), 10)
+            assert (await link.halls())[1] == {"hall": "town", "name": "town", "online": None}
+            await probe.publish(topics.status, json.dumps({**told, "hall": "town", "name": "县政府",
+                                                           "waiting": 7, "extra": [1] * 1000}))
+            await until(lambda: heard_waiting(link, 7), 10)
+            town_row = (await link.halls())[1]
+            assert town_row["name"] == "town" and town_row["online"] and "extra" not in town_row
             await probe.publish(tier_topics(cid, "town").up, json.dumps(good))          # and then a good one
             await until(lambda: counted(link, 1, "applied"), 10)
             await probe.publish(tier_topics(cid, "town").up, json.dumps(good))          # a repeat: once
