@@ -28,8 +28,10 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -59,30 +61,73 @@ ACK_AFTER_S = 0.02       # acknowledgements gathered this long, then one for the
 PASSWORD_FILE = "upper-password"
 MAX_MESSAGE = 256 * 1024     # bytes: a case with its materials and history is a few kilobytes
 MAX_INFLIGHT = 2 * WINDOW    # messages being applied per link; past it they wait to be sent again
+PRUNE_EVERY_S = 3600.0
+KEEP = timedelta(days=90)    # acknowledged messages kept: a receiver restored from a backup this old
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A receiver's answer: every message up to ``applied`` is applied (in ``epoch``); with
+    ``behind``, a message beyond the next came (it lost some: restored from a backup); with
+    ``refused``, that message — the next one — will never be applied, for ``reason``."""
+
+    applied: int
+    epoch: str
+    behind: bool = False
+    refused: int | None = None
+    reason: str = ""
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> "Ack":
+        applied, refused = data.get("applied"), data.get("refused")
+        if not _count(applied):
+            raise ValueError("applied is not a number")
+        if refused is not None and not _count(refused):
+            raise ValueError("refused is not a number")
+        return cls(applied, str(data.get("epoch", ""))[:16], data.get("behind") is True, refused,
+                   str(data.get("reason", ""))[:100])
+
+    def body(self) -> dict[str, Any]:
+        return {"applied": self.applied, "epoch": self.epoch,
+                **({"behind": True} if self.behind else {}),
+                **({"refused": self.refused, "reason": self.reason} if self.refused is not None else {})}
+
+
+def _count(v: object) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 class Sender:
     """One outbox channel, in order, over ``link`` to ``topic``."""
 
     def __init__(self, engine: Engine, link: MqttLink, channel: str, topic: str,
-                 compose: Callable[[Connection, list[Any], int], list[dict[str, Any]]]) -> None:
+                 compose: Callable[[Connection, list[Any], int], list[dict[str, Any]]],
+                 counts: Counter[str]) -> None:
         self.engine, self.link, self.channel, self.topic, self.compose = engine, link, channel, topic, compose
+        self.counts = counts
         self.hall = engine.config.hall.id
         self.wake = asyncio.Event()
+        self.epoch = ""                                # the channel's, read when it starts
         self.sent = 0                                  # messages published, repeats included
         self.sent_upto = 0                             # the last number published
         self.progress_at = 0.0                         # loop time of the last acknowledged progress
-        self.heard = self.stored = 0                   # the last acknowledgement heard, and stored
-        self._storing = False
+        self.delivered = 0                             # the receiver's last number, as stored here
+        self.pruned_at = 0.0
+        self.refusals: list[dict[str, Any]] = []       # the last few messages the receiver refused
+        self._storing = asyncio.Lock()
 
     async def run(self) -> None:
         """Send what is owed beyond what was sent; everything unacknowledged again after
         ``RESEND_S`` without progress (or after a reconnect)."""
         loop = asyncio.get_running_loop()
+        async with self.engine.db.begin() as conn:
+            self.epoch = await conn.run_sync(outbox.epoch, self.hall, self.channel)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), RESEND_S)
             self.wake.clear()
+            if loop.time() - self.pruned_at > PRUNE_EVERY_S:
+                await self._prune()
             if not self.link.connected.is_set():
                 continue
             if loop.time() - self.progress_at >= RESEND_S:
@@ -103,39 +148,75 @@ class Sender:
 
     def _pending(self, conn: Connection) -> list[dict[str, Any]]:
         acked, delivered = outbox.position(conn, self.hall, self.channel)
+        self.delivered = delivered
         rows = outbox.pending(conn, self.hall, self.channel, WINDOW, after=acked)
         skip = max(0, self.sent_upto - delivered)            # sent already, not yet acknowledged
-        return self.compose(conn, rows[skip:], delivered + 1 + skip) if rows[skip:] else []
+        if not rows[skip:]:
+            return []
+        return [{**m, "epoch": self.epoch} for m in self.compose(conn, rows[skip:], delivered + 1 + skip)]
 
-    async def acked(self, applied: int) -> None:
-        """The receiver has applied every message up to ``applied``: stored, one write at a
-        time (acknowledgements that come meanwhile are stored together after it)."""
-        self.heard = max(self.heard, applied)
-        if self._storing:
-            return
-        self._storing = True
+    async def _prune(self) -> None:
+        self.pruned_at = asyncio.get_running_loop().time()
         try:
-            while self.heard > self.stored:
-                target = self.heard
-                async with self.engine.db.begin() as conn:
-                    moved = await conn.run_sync(self._ack, target)
-                self.stored = target
-                if moved:
-                    self.progress_at = asyncio.get_running_loop().time()
-                    self.wake.set()
-        finally:
-            self._storing = False
+            async with self.engine.db.begin() as conn:
+                await conn.run_sync(outbox.prune, self.hall, self.channel, self.engine.clock.now() - KEEP)
+        except Exception:  # noqa: BLE001 - pruned at the next time
+            log.exception("%s: old acknowledged messages could not be pruned", self.channel)
 
-    def _ack(self, conn: Connection, applied: int) -> bool:
+    async def acked(self, ack: Ack) -> None:
+        """Store the receiver's answer, one at a time; an answer that changes nothing (an
+        acknowledgement already stored) does not touch the database."""
+        if ack.epoch != self.epoch:
+            self.counts["stale_acks"] += 1                 # for numbers this side no longer uses
+            return
+        if ack.applied <= self.delivered and not ack.behind and ack.refused is None:
+            return
+        async with self._storing:
+            async with self.engine.db.begin() as conn:
+                moved = await conn.run_sync(self._store, ack)
+        if moved:
+            if moved != "acked":                           # numbers shifted: all sent again
+                self.sent_upto = 0
+            self.progress_at = asyncio.get_running_loop().time()
+            self.wake.set()
+
+    def _store(self, conn: Connection, ack: Ack) -> str | None:
+        """What the answer changed: ``acked``, ``rewound``, ``skipped`` or nothing."""
+        now = self.engine.clock.now()
         acked, done = outbox.position(conn, self.hall, self.channel)
-        if applied <= done:
-            return False
-        rows = outbox.pending(conn, self.hall, self.channel, applied - done, after=acked)
-        if len(rows) < applied - done:
-            log.error("%s: acknowledged %d, but only %d were sent", self.channel, applied, done + len(rows))
-            return False
-        outbox.ack(conn, self.hall, self.channel, rows[-1].id, applied - done, self.engine.clock.now())
-        return True
+        moved = None
+        if ack.applied > done:
+            rows = outbox.pending(conn, self.hall, self.channel, ack.applied - done, after=acked)
+            if len(rows) < ack.applied - done:
+                log.error("%s: acknowledged %d, but only %d were sent", self.channel, ack.applied,
+                          done + len(rows))
+                return None
+            outbox.ack(conn, self.hall, self.channel, rows[-1].id, ack.applied - done, now)
+            acked, done, moved = rows[-1].id, ack.applied, "acked"
+        elif ack.applied < done and ack.behind:
+            back = outbox.rewind(conn, self.hall, self.channel, ack.applied)
+            if back is None:
+                why = f"the receiver lost messages after {ack.applied}, older than this hall keeps"
+                log.error("%s: %s", self.channel, why)
+                outbox.failed(conn, self.hall, self.channel, why, now)
+                return None
+            log.warning("%s: the receiver has only %d of %d: sending again from there", self.channel,
+                        ack.applied, done)
+            self.counts["rewound"] += 1
+            self.delivered = back
+            return "rewound"
+        if ack.refused is not None and ack.refused == done + 1:
+            row = outbox.pending(conn, self.hall, self.channel, 1, after=acked)
+            if row:                               # it takes no number: the next one takes its place
+                outbox.ack(conn, self.hall, self.channel, row[0].id, 0, now)
+                log.error("%s: %s %s refused by the receiver (%s)", self.channel, row[0].kind, row[0].key,
+                          ack.reason)
+                self.counts["refused_there"] += 1
+                self.refusals = [*self.refusals, {"key": row[0].key, "reason": ack.reason,
+                                                  "at": now.isoformat()}][-20:]
+                moved = "skipped"
+        self.delivered = done
+        return moved
 
 
 class Link:
@@ -155,7 +236,7 @@ class Link:
         self.counts: Counter[str] = Counter()
         self.links: list[MqttLink] = []
         self._inflight: set[asyncio.Task[None]] = set()
-        self._acks: dict[str, int] = {}                 # ack topic → the last applied, to be said
+        self._acks: dict[str, Ack] = {}                 # ack topic → the answer to be said
         self.senders: dict[str, Sender] = {}          # channel → sender
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -174,7 +255,8 @@ class Link:
                           will=(topics.status, gone), subscriptions=[topics.down, topics.up_ack],
                           on_message=self._from_upper, on_connect=self._connected, backoff_max=2.0)
             self.links.append(up)
-            self.senders[outbox.UP] = Sender(self.engine, up, outbox.UP, topics.up, self._compose_up)
+            self.senders[outbox.UP] = Sender(self.engine, up, outbox.UP, topics.up, self._compose_up,
+                                             self.counts)
             self._status = asyncio.Event()
         if tier.lower and self.own_broker is not None:
             root = f"yimen/v1/{self.hall}/tier/"
@@ -187,7 +269,8 @@ class Link:
             for lower in tier.lower:
                 channel = outbox.down(lower.id)
                 topic = tier_topics(self.hall, lower.id).down
-                self.senders[channel] = Sender(self.engine, hub, channel, topic, self._compose_down)
+                self.senders[channel] = Sender(self.engine, hub, channel, topic, self._compose_down,
+                                               self.counts)
         if self.links:
             self.engine.subscribe(self._committed)
             self._tasks = [asyncio.create_task(t(), name="yimen-tier") for t in (
@@ -312,60 +395,88 @@ class Link:
     def _pipeline(self, kind: type[Command], peer: str, payload: bytes, link: MqttLink, ack: str) -> None:
         """Apply a message without waiting for it here: the engine takes the commands in the
         order they arrived and commits them together; the acknowledgement goes once, for the
-        last applied, soon after."""
+        last applied, soon after. Past ``MAX_INFLIGHT`` a message is dropped unanswered (its
+        sender sends it again)."""
+        if len(self._inflight) >= MAX_INFLIGHT:
+            self.counts["dropped_busy"] += 1
+            return
         task = asyncio.create_task(self._apply_then_ack(kind, peer, payload, link, ack))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
     async def _apply_then_ack(self, kind: type[Command], peer: str, payload: bytes, link: MqttLink,
-                              ack: str) -> None:
-        applied = await self._apply(kind, peer, payload)
-        if applied is None:
+                              topic: str) -> None:
+        try:
+            answer = await self._apply(kind, peer, payload)
+        except Exception:  # noqa: BLE001 - not applied, not answered: the sender sends it again
+            log.exception("a message from %s could not be applied", peer)
             return
-        first = ack not in self._acks
-        self._acks[ack] = max(applied, self._acks.get(ack, 0))
+        if answer is None:
+            return
+        if answer.refused is not None:                  # said at once, on its own
+            await link.publish(topic, json.dumps(answer.body()), qos=1)
+            return
+        first = topic not in self._acks
+        before = self._acks.get(topic)
+        self._acks[topic] = answer if before is None or before.epoch != answer.epoch else Ack(
+            max(before.applied, answer.applied), answer.epoch, before.behind or answer.behind)
         if first:
             await asyncio.sleep(ACK_AFTER_S)
-            await link.publish(ack, json.dumps({"applied": self._acks.pop(ack)}), qos=1)
+            await link.publish(topic, json.dumps(self._acks.pop(topic).body()), qos=1)
 
     async def _ack(self, sender: Sender, payload: bytes) -> None:
         data = self._parse(payload, f"acknowledgement on {sender.channel}")
-        applied = data.get("applied") if data is not None else None
-        if not isinstance(applied, int) or isinstance(applied, bool):
-            if data is not None:
-                self._refuse("bad_ack", f"{sender.channel}: applied is not a number")
+        if data is None:
             return
         try:
-            await sender.acked(applied)
+            ack = Ack.parse(data)
+        except ValueError as exc:
+            self._refuse("bad_ack", f"{sender.channel}: {exc}")
+            return
+        try:
+            await sender.acked(ack)
         except Exception:  # noqa: BLE001 - not stored: the receiver says it again
             log.exception("%s: the acknowledgement could not be stored", sender.channel)
 
-    async def _apply(self, kind: type[Command], peer: str, payload: bytes) -> int | None:
-        """Apply one message from ``peer``; the last number applied from it, or None when the
-        message was refused."""
+    async def _apply(self, kind: type[Command], peer: str, payload: bytes) -> Ack | None:
+        """Apply one message from ``peer``: the answer to send, or None when there is none to
+        send (a message that is not its sender's, or one that is not the next)."""
         data = self._parse(payload, f"from {peer}")
         if data is None:
             return None
         if data.get("peer") != peer:
             self._refuse("forged_hall", f"a message on {peer}'s link names {str(data.get('peer'))[:40]}")
             return None
+        channel = "up" if kind is ReceiveCase else "down"
         try:
             command = kind.model_validate(data)
         except ValidationError as exc:
             self._refuse("malformed", f"from {peer}: {str(exc)[:300]}")
-            return None
+            return await self._refused(peer, channel, data, "malformed")
         try:
             reply = await self.engine.execute(command, Source(f"hall:{peer}", Origin.TIER))
         except Refused as exc:
             if exc.code != "out_of_order":
                 self._refuse(exc.code, f"from {peer}: {exc}")
-                return None
+                return await self._refused(peer, channel, data, exc.code)
             self.counts["out_of_order"] += 1
             hall = await self.engine.settled()
-            mark = hall.inbox.get((peer, "up" if kind is ReceiveCase else "down"))
-            return mark.applied if mark else 0
+            mark = hall.inbox.get((peer, channel))
+            return Ack(mark.applied if mark else 0, str(data.get("epoch", "")), behind=True)
         self.counts["duplicates" if reply.get("duplicate") else "applied"] += 1
-        return int(reply["applied"])
+        return Ack(int(reply["applied"]), str(data.get("epoch", "")))
+
+    async def _refused(self, peer: str, channel: str, data: dict[str, Any], reason: str) -> Ack | None:
+        """The answer to a message that will never be applied: when it is the next one, the
+        sender is told so (and goes on with the one after); otherwise nothing yet."""
+        seq, epoch = data.get("seq"), data.get("epoch", "")
+        if not _count(seq) or not isinstance(epoch, str):
+            return None
+        mark = (await self.engine.settled()).inbox.get((peer, channel))
+        applied = mark.applied if mark is not None and mark.epoch == epoch else 0 if mark is None else None
+        if applied is None or seq != applied + 1:
+            return None
+        return Ack(applied, epoch[:16], refused=seq, reason=reason)
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.counts[f"refused:{reason}"] += 1
@@ -398,7 +509,8 @@ class Link:
     def status(self) -> dict[str, Any]:
         return {"links": [{"client": link.client_id, "connected": link.connected.is_set()}
                           for link in self.links],
-                "sent": {c: s.sent for c, s in self.senders.items()}, "counts": dict(self.counts)}
+                "sent": {c: s.sent for c, s in self.senders.items()}, "counts": dict(self.counts),
+                "refused_there": {c: s.refusals for c, s in self.senders.items() if s.refusals}}
 
 
 #: The app's tier links.

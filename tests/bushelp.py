@@ -158,6 +158,7 @@ class HallServer:
     broker: str | None
     runner: web.AppRunner | None = None
     restarts: int = field(default=0)
+    listen: str = "127.0.0.1:0"                      # its own broker's
 
     async def start(self) -> None:
         """Started; on its own broker (no ``broker``) every configured device gets a
@@ -165,7 +166,7 @@ class HallServer:
         if self.broker is None:
             mosquitto_available()
         app = create_app(self.config, self.data, clock=self.clock, broker=self.broker,
-                         broker_listen="127.0.0.1:0")
+                         broker_listen=self.listen)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await asyncio.wait_for(self.bus.link.connected.wait(), 10)
@@ -194,8 +195,8 @@ class HallServer:
 
 @asynccontextmanager
 async def hall_server(config: HallConfig, data: Path, clock: Clock | None = None,
-                      broker: str | None = None):
-    server = HallServer(config, data, clock, broker)
+                      broker: str | None = None, listen: str = "127.0.0.1:0"):
+    server = HallServer(config, data, clock, broker, listen=listen)
     await server.start()
     try:
         yield server

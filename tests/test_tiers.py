@@ -87,6 +87,10 @@ async def counted(link: Any, n: int, what: str = "refused:") -> bool:
     return sum(v for k, v in link.counts.items() if k.startswith(what)) == n
 
 
+async def _true(value: object) -> bool:
+    return bool(value)
+
+
 async def heard_waiting(link: Any, n: int) -> bool:
     return link.overview.get("town", {}).get("waiting") == n
 
@@ -176,9 +180,12 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
         await county.engine.execute(SetMatters(matters=[U15]), DESK)
         tier = f"yimen/v1/{cid}/tier/#"
         county.broker_own.extra["probe"] = (credentials.mosquitto_hash("probe-password"),
-                                            Grants(write=frozenset({tier}), read=frozenset()))
+                                            Grants(write=frozenset({tier}), read=frozenset({tier})))
         await county.broker_own.refresh()
-        probe = MqttLink(county.broker_own.address, "probe", username="probe", password="probe-password")
+        answers: list[dict[str, Any]] = []
+        probe = MqttLink(county.broker_own.address, "probe", username="probe", password="probe-password",
+                         subscriptions=[tier_topics(cid, "town").up_ack],
+                         on_message=lambda _topic, payload: answers.append(json.loads(payload)))
         task = asyncio.create_task(probe.run())
         try:
             await asyncio.wait_for(probe.connected.wait(), 10)
@@ -194,6 +201,9 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
             assert link.counts["refused:unknown_hall"] == 1 and link.counts["refused:forged_hall"] == 1
             assert link.counts["refused:malformed"] == 2
             assert len(county.engine.hall.cases.by_number) == before and not county.engine.hall.inbox
+            # the malformed case was the next one: its sender is told, and goes on with the one after
+            await until(lambda: _true(answers), 10)
+            assert answers == [{"applied": 0, "epoch": "", "refused": 1, "reason": "malformed"}]
             deep = b"[" * 100_000 + b"]" * 100_000                 # past the JSON parser's recursion
             topics = tier_topics(cid, "town")
             for topic in (topics.up, topics.status, topics.down_ack):

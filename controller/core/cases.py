@@ -146,6 +146,8 @@ class Cases:
     by_number: dict[str, Case] = field(default_factory=dict)
     tasks: dict[str, list[CaseTask]] = field(default_factory=dict)
     by_token: dict[str, str] = field(default_factory=dict)
+    #: a case forwarded from below: (its hall, its number there) → its number here
+    by_origin: dict[tuple[str, str], str] = field(default_factory=dict)
     #: the last serial given on each acceptance day
     serials: dict[date, int] = field(default_factory=dict)
     #: each open case's next colour-change day as last worked out (``timers``), what for
@@ -159,6 +161,8 @@ class Cases:
     def add(self, case: Case) -> None:
         self.by_number[case.number] = case
         self.by_token[case.token] = case.number
+        if case.origin_hall and case.origin_number:
+            self.by_origin[(case.origin_hall, case.origin_number)] = case.number
 
     def forget_finished(self, today: date) -> None:
         for number, case in list(self.by_number.items()):
@@ -166,6 +170,7 @@ class Cases:
                 del self.by_number[number]
                 self.change_days.pop(number, None)
                 self.by_token.pop(case.token, None)
+                self.by_origin.pop((case.origin_hall or "", case.origin_number or ""), None)
                 self.tasks.pop(number, None)
 
 

@@ -396,6 +396,7 @@ class ReceiveCase(Command):
     name = "case_receive"
     peer: HallRef
     seq: Annotated[int, Field(ge=1)]
+    epoch: Annotated[str, StringConstraints(max_length=16)] = ""
     number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     matter: MatterCode
     matter_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -416,6 +417,7 @@ class RemoteStep(Command):
     name = "case_remote"
     peer: HallRef
     seq: Annotated[int, Field(ge=1)]
+    epoch: Annotated[str, StringConstraints(max_length=16)] = ""
     number: CaseNumber
     upper_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     after: Annotated[str, StringConstraints(min_length=1, max_length=32)]

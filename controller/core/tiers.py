@@ -8,11 +8,12 @@ case keeps its number, gains the upper one, follows the upper state, and is deci
 or returned when the upper hall says so — then it is ready and handed over where the citizen
 applied (「内转外不转」).
 
-Messages between two halls are numbered per direction (``seq``, from 1). The receiving side's
-inbox keeps the last number it applied (``InboxMark``), stored in the same transaction as the
-change: an earlier number is a repeat, answered ``duplicate`` and not applied again; a later
-one than the next is out of order and refused (the sender sends again from what was
-acknowledged).
+Messages between two halls are numbered per direction (``seq``, from 1) in the sender's epoch.
+The receiving side's inbox keeps the last number it applied (``InboxMark``), stored in the same
+transaction as the change: an earlier number is a repeat, answered ``duplicate`` and not applied
+again; a later one than the next is out of order and refused (the sender sends again from what
+was acknowledged). A new epoch is a sender restored from a backup: its numbers are taken afresh
+from the first it sends, and a case it sends again that is here already is not taken twice.
 """
 
 from __future__ import annotations
@@ -45,11 +46,14 @@ class InboxMark:
     peer: str
     channel: str
     applied: int
+    epoch: str = ""
 
 
-def _admit(hall: HallState, peer: str, channel: str, seq: int) -> InboxMark | None:
+def _admit(hall: HallState, peer: str, channel: str, seq: int, epoch: str) -> InboxMark | None:
     """The inbox mark to advance, or None for a repeat; refused when out of order."""
     mark = hall.inbox.get((peer, channel))
+    if mark is not None and mark.epoch != epoch:        # restored there: its numbers start afresh
+        mark.epoch, mark.applied = epoch, seq - 1
     applied = mark.applied if mark else 0
     if seq <= applied:
         return None
@@ -57,7 +61,7 @@ def _admit(hall: HallState, peer: str, channel: str, seq: int) -> InboxMark | No
         raise Refused("out_of_order", f"消息 {seq} 早于 {applied + 1} 到达",
                       f"message {seq} before {applied + 1}")
     if mark is None:
-        mark = hall.inbox[(peer, channel)] = InboxMark(peer, channel, 0)
+        mark = hall.inbox[(peer, channel)] = InboxMark(peer, channel, 0, epoch)
     mark.applied = seq
     hall.changes.touch(mark)
     return mark
@@ -67,7 +71,7 @@ def receive(hall: HallState, cmd: ReceiveCase, now: datetime) -> dict[str, Any]:
     """A case from a lower hall, once."""
     if cmd.peer not in {h.id for h in hall.config.tier.lower}:
         raise Refused("unknown_hall", f"{cmd.peer} 不是本中心的下级大厅", f"{cmd.peer} is not a hall below")
-    if _admit(hall, cmd.peer, UP, cmd.seq) is None:
+    if _admit(hall, cmd.peer, UP, cmd.seq, cmd.epoch) is None or _received(hall, cmd):
         return {"duplicate": True, "applied": hall.inbox[(cmd.peer, UP)].applied}
     matter = hall.catalogue.matters.get(cmd.matter)
     day = hall.local(now).date()
@@ -86,14 +90,19 @@ def receive(hall: HallState, cmd: ReceiveCase, now: datetime) -> dict[str, Any]:
     return {"case": view(hall, case, day), "applied": cmd.seq}
 
 
+def _received(hall: HallState, cmd: ReceiveCase) -> bool:
+    """The case is here already: sent again by a hall restored from a backup. (Its number
+    with another matter or applicant is a case the restore lost there, numbered again: new.)"""
+    here = hall.cases.by_number.get(hall.cases.by_origin.get((cmd.peer, cmd.number), ""))
+    return here is not None and here.matter == cmd.matter and here.applicant == cmd.applicant
+
+
 def remote(hall: HallState, cmd: RemoteStep, now: datetime) -> dict[str, Any]:
     """A step of a forwarded case at the upper hall, once, mirrored here."""
     if cmd.peer != hall.config.tier.upper:
         raise Refused("unknown_hall", f"{cmd.peer} 不是本中心的上级", f"{cmd.peer} is not the hall above")
-    mark = hall.inbox.get((cmd.peer, DOWN))
-    if mark is not None and cmd.seq <= mark.applied:          # a repeat, whatever became of the case
-        return {"duplicate": True, "applied": mark.applied}
-    _admit(hall, cmd.peer, DOWN, cmd.seq)
+    if _admit(hall, cmd.peer, DOWN, cmd.seq, cmd.epoch) is None:   # a repeat, whatever became of the case
+        return {"duplicate": True, "applied": hall.inbox[(cmd.peer, DOWN)].applied}
     case = hall.cases.by_number.get(cmd.number)
     if case is None or case.upper_state is None and case.state != "escalated":
         return {"ignored": True, "applied": cmd.seq}   # handed over and gone, or never sent up

@@ -441,15 +441,19 @@ async def _pg_target(url: URL) -> tuple[int, int]:
 
 
 async def _upgrade(url: str) -> str | None:
-    """Migrations to the head, as the server runs them at start."""
+    """Migrations to the head, as the server runs them at start; and the tier links' new
+    epochs (the halls around have seen this database's numbers go further)."""
     from alembic.util.exc import CommandError
     from sqlalchemy.exc import DBAPIError
 
+    from controller.storage import outbox
     from controller.storage.db import current_revision, open_database, upgrade
 
     db = open_database(url)
     try:
         await upgrade(db)
+        async with db.begin() as conn:
+            await conn.run_sync(outbox.renew_epochs)
         return await current_revision(db)
     except (DBAPIError, OSError, CommandError) as exc:
         why = str(getattr(exc, "orig", None) or exc).splitlines()[0]

@@ -20,12 +20,16 @@ Channels:
   at last, for that hall (``controller.core.tiers``).
 
 A receiver that numbers what it applied (the tier links) is sent each row's place in its
-channel: ``delivered`` + its position after the acknowledged rows.
+channel: ``delivered`` + its position after the acknowledged rows, in the channel's ``epoch``.
+A database brought back from a backup sends in a new epoch (``renew_epochs``), so the receiver
+takes its numbers afresh rather than as repeats; a receiver brought back from one is sent again
+from the last acknowledged position it has (``rewind``, from ``delivery_marks``).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -35,7 +39,7 @@ from sqlalchemy.engine import Connection
 
 from controller.config import HallConfig
 from controller.core.events import Event, EventKind
-from controller.storage.schema import deliveries, outbox
+from controller.storage.schema import deliveries, delivery_marks, outbox
 
 PROVINCE = "province"
 UP = "up"
@@ -71,7 +75,7 @@ def _owed(e: Event, config: HallConfig) -> list[tuple[str, str, str, dict[str, A
             "number": p["from_number"], "upper_number": p["case"],
             "after": p.get("upper_state") or p.get("after") or p.get("state"), "due": p["due"],
             "decision": p.get("decision"),
-            "reasons": p.get("reasons", "")}))
+            "reasons": (p.get("reasons") or "")[:500]}))
     return out
 
 
@@ -108,11 +112,52 @@ def _save(conn: Connection, hall: str, channel: str, **values: Any) -> None:
 
 
 def ack(conn: Connection, hall: str, channel: str, last: int, count: int, at: datetime) -> None:
-    """The receiver has every row up to ``last`` (``count`` of them newly)."""
-    d = deliveries.c
-    delivered = conn.execute(select(d.delivered).where(d.hall == hall, d.channel == channel)).scalar() or 0
-    _save(conn, hall, channel, acked=last, delivered=delivered + count, last_ok_at=at,
+    """The receiver has every row up to ``last`` (``count`` of them newly; none for a row it
+    refused, which takes no place in the channel)."""
+    d, m = deliveries.c, delivery_marks.c
+    delivered = (conn.execute(select(d.delivered).where(d.hall == hall, d.channel == channel)).scalar()
+                 or 0) + count
+    _save(conn, hall, channel, acked=last, delivered=delivered, last_ok_at=at,
           failing_since=None, last_error="")
+    conn.execute(delete(delivery_marks).where(m.hall == hall, m.channel == channel, m.delivered == delivered))
+    conn.execute(delivery_marks.insert().values(hall=hall, channel=channel, delivered=delivered, acked=last))
+
+
+def epoch(conn: Connection, hall: str, channel: str) -> str:
+    """The channel's epoch, made (with the position to rewind to) when it has none yet."""
+    d = deliveries.c
+    row = conn.execute(select(d.epoch, d.acked, d.delivered)
+                       .where(d.hall == hall, d.channel == channel)).first()
+    if row is not None and row.epoch:
+        return str(row.epoch)
+    made = secrets.token_hex(8)
+    _save(conn, hall, channel, epoch=made)
+    acked, delivered = (row.acked, row.delivered) if row else (0, 0)
+    m = delivery_marks.c
+    conn.execute(delete(delivery_marks).where(m.hall == hall, m.channel == channel, m.delivered == delivered))
+    conn.execute(delivery_marks.insert().values(hall=hall, channel=channel, delivered=delivered, acked=acked))
+    return made
+
+
+def renew_epochs(conn: Connection) -> None:
+    """Every channel sends in a new epoch (a database restored from a backup: the receivers
+    have seen its numbers already, with other rows behind some of them)."""
+    for hall, channel in conn.execute(select(deliveries.c.hall, deliveries.c.channel)).all():
+        _save(conn, hall, channel, epoch=secrets.token_hex(8))
+
+
+def rewind(conn: Connection, hall: str, channel: str, applied: int) -> int | None:
+    """Send again after the receiver's ``applied``-th (it lost what came after: restored from
+    a backup), from the last acknowledged position at or before it: how many it counts as
+    delivered now, or None when the rows from there are pruned."""
+    m = delivery_marks.c
+    mark = conn.execute(select(m.delivered, m.acked).where(m.hall == hall, m.channel == channel,
+                                                           m.delivered <= applied)
+                        .order_by(m.delivered.desc()).limit(1)).first()
+    if mark is None:
+        return None
+    _save(conn, hall, channel, acked=mark.acked, delivered=mark.delivered)
+    return int(mark.delivered)
 
 
 def failed(conn: Connection, hall: str, channel: str, error: str, at: datetime) -> None:
@@ -122,10 +167,15 @@ def failed(conn: Connection, hall: str, channel: str, error: str, at: datetime) 
 
 
 def prune(conn: Connection, hall: str, channel: str, before: datetime) -> None:
-    """Forget acknowledged rows older than ``before``."""
-    o = outbox.c
-    conn.execute(delete(outbox).where(o.hall == hall, o.channel == channel, o.at < before,
-                                      o.id <= position(conn, hall, channel)[0]))
+    """Forget acknowledged rows older than ``before``, and the positions that pointed before
+    them."""
+    o, m = outbox.c, delivery_marks.c
+    gone = conn.execute(select(func.max(o.id)).where(o.hall == hall, o.channel == channel, o.at < before,
+                                                    o.id <= position(conn, hall, channel)[0])).scalar()
+    if gone is None:
+        return
+    conn.execute(delete(outbox).where(o.hall == hall, o.channel == channel, o.id <= gone))
+    conn.execute(delete(delivery_marks).where(m.hall == hall, m.channel == channel, m.acked < gone))
 
 
 def status(conn: Connection, hall: str, channel: str) -> dict[str, Any]:

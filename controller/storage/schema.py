@@ -469,6 +469,7 @@ outbox = Table(
     Column("key", String(96), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Column("payload", Text, nullable=False),
+    sqlite_autoincrement=True,                # ids never reused once pruned: they order the channel
 )
 Index("ix_outbox_hall_channel_id", outbox.c.hall, outbox.c.channel, outbox.c.id)
 
@@ -482,6 +483,17 @@ deliveries = Table(
     Column("last_ok_at", UTCDateTime()),
     Column("failing_since", UTCDateTime()),
     Column("last_error", Text, nullable=False),
+    Column("epoch", String(16), nullable=False, server_default=""),
+)
+
+#: Each channel's acknowledged positions (how many delivered, up to which row), kept with the
+#: rows they point at: a receiver restored from a backup is sent again from the last one it has.
+delivery_marks = Table(
+    "delivery_marks", metadata,
+    Column("hall", String(32), primary_key=True),
+    Column("channel", String(48), primary_key=True),
+    Column("delivered", Integer, primary_key=True),
+    Column("acked", Integer, nullable=False),
 )
 
 #: Each tier link's inbox: the last message applied from a hall above or below
@@ -492,6 +504,7 @@ inbox = Table(
     Column("peer", String(32), primary_key=True),
     Column("channel", String(48), primary_key=True),
     Column("applied", Integer, nullable=False),
+    Column("epoch", String(16), nullable=False, server_default=""),
 )
 
 #: Each kind of record the core keeps, and its table.
