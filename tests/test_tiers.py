@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from controller import tier_link
 from controller.bus import credentials
 from controller.bus.security import Grants
 from controller.config import HallConfig, parse_config
@@ -172,7 +173,7 @@ async def test_cases_go_up_and_results_come_down_exactly_once_across_a_link_cut(
         assert all(link["connected"] for link in state["links"]) and state["counts"]["applied"] > 0
 
 
-async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_path):
+async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_path, monkeypatch):
     async with hall_server(config("county", "county", lower="town"), tmp_path / "county") as county:
         cid = county.engine.config.hall.id
         link = county.runner.app[TIERS]
@@ -220,6 +221,11 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
             await until(lambda: heard_waiting(link, 7), 10)
             town_row = (await link.halls())[1]
             assert town_row["name"] == "town" and town_row["online"] and "extra" not in town_row
+            monkeypatch.setattr(tier_link, "MAX_INFLIGHT", 0)     # a flood: what is not taken is sent again
+            await probe.publish(tier_topics(cid, "town").up, json.dumps(good))
+            await until(lambda: counted(link, 1, "dropped_busy"), 10)
+            monkeypatch.undo()
+            assert not county.engine.hall.inbox
             await probe.publish(tier_topics(cid, "town").up, json.dumps(good))          # and then a good one
             await until(lambda: counted(link, 1, "applied"), 10)
             await probe.publish(tier_topics(cid, "town").up, json.dumps(good))          # a repeat: once
