@@ -409,11 +409,14 @@ class LowerHall(_Model):
 class Tier(_Model):
     """Where the hall stands in the county's network (三级: 县、乡镇、村): its level, the hall
     above it (its id and its broker, which this server joins as the MQTT user ``hall-{id}``
-    with the password in the data folder's ``upper-password``) and the halls below it."""
+    with the password in the data folder's ``upper-password``) and the halls below it.
+    ``upper_broker`` as ``mqtts://host:8883`` goes over TLS, the broker's certificate checked
+    against ``upper_ca`` (a PEM file; the system's CAs when empty) and its host name."""
 
     level: Literal["county", "town", "village"] = "county"
     upper: str = Field(default="", pattern=r"^([a-z0-9][a-z0-9-]{0,31})?$")
     upper_broker: BrokerUrl = ""
+    upper_ca: str = ""
     lower: tuple[LowerHall, ...] = ()
 
     @model_validator(mode="after")
@@ -423,6 +426,9 @@ class Tier(_Model):
                              "upper 与 upper_broker 须同时填写")
         if len({h.id for h in self.lower}) != len(self.lower):
             raise Invalid.at("lower", "a lower hall is listed twice", "下级大厅重复")
+        if self.upper_ca and not self.upper_broker.startswith(("mqtts://", "ssl://")):
+            raise Invalid.at("upper_ca", "upper_ca is for an upper_broker with TLS (mqtts://…)",
+                             "upper_ca 仅用于 TLS 连接的 upper_broker（mqtts://…）")
         return self
 
 

@@ -5,19 +5,24 @@ Each hall server is a client of its upper hall's Mosquitto (``tier.upper_broker`
 as ``hall-{id}`` with its own password (``DATA/upper-password``; the upper hall issues it with
 ``yimen device credentials hall-{id}``) and allowed by the upper broker's ACL to publish only
 its own link's ``up`` and ``down/ack`` and read its ``down`` and ``up/ack``
-(``protocol.topics.tier_topics``). The upper hall serves its halls below from its own broker
-as the user ``tier-hub``. The hall server is a client rather than its broker a bridge: the outbox
-already keeps what is owed across outages and restarts, each hall's credential and ACL stay in
-the upper hall's hands, and a hall added below needs no broker reconfiguration on its side.
+(``protocol.topics.tier_topics``); over TLS with ``mqtts://`` (``tier.upper_ca``). The upper
+hall serves its halls below from its own broker as the user ``tier-hub``. The hall server is a
+client rather than its broker a bridge: the outbox already keeps what is owed across outages
+and restarts, each hall's credential and ACL stay in the upper hall's hands, and a hall added
+below needs no broker reconfiguration on its side.
 
 Each direction sends one outbox channel (``up``; ``down:{hall}``) in order, numbered from 1 by
 its place in the channel (``seq``), at most ``WINDOW`` beyond what was acknowledged, again from
-the acknowledged after ``RESEND_S`` without progress. The receiver applies message ``seq``
-only after ``seq - 1`` (``controller.core.tiers``, the inbox mark stored with the change),
-answers a repeat as a repeat, and acknowledges with the last number applied.
+the acknowledged after ``RESEND_S`` without progress, in the channel's epoch (new after a
+restore: ``controller.storage.outbox``). The receiver applies message ``seq`` only after
+``seq - 1`` (``controller.core.tiers``, the inbox mark stored with the change), answers a
+repeat as a repeat, and acknowledges with the last number applied (``Ack``); one beyond the
+next with ``behind``, and the sender rewinds to a kept position at or before its number.
 
 Bad input from below — a hall that is not configured, a message naming another hall than its
-topic's, a malformed case — is refused, counted (``status``), logged, and nothing is applied.
+topic's, a malformed case, one too long or too deeply nested — is refused, counted
+(``status``), logged, and nothing is applied. A message refused for good that was the next one
+is answered ``refused``: its sender lets it go, and the next takes its number.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +50,7 @@ from controller.core.commands import Command, Origin, ReceiveCase, RemoteStep, S
 from controller.core.errors import Refused
 from controller.engine import Committed, Engine
 from controller.overview import Told, month_counts, summary
+from controller.startup import StartupError
 from controller.storage import outbox
 from controller.storage.repository import record
 from controller.storage.schema import cases
@@ -250,10 +257,15 @@ class Link:
             if password is None:
                 log.error("no %s in the data folder: the link to %s cannot log in", PASSWORD_FILE, tier.upper)
             gone = json.dumps({"hall": self.hall, "online": False}).encode()
-            up = MqttLink(BrokerAddress.parse(tier.upper_broker), f"yimen-tier-{self.hall}",
-                          username=hall_user(self.hall), password=password, clean_session=False,
-                          will=(topics.status, gone), subscriptions=[topics.down, topics.up_ack],
-                          on_message=self._from_upper, on_connect=self._connected, backoff_max=2.0)
+            try:
+                up = MqttLink(BrokerAddress.parse(tier.upper_broker), f"yimen-tier-{self.hall}",
+                              username=hall_user(self.hall), password=password, clean_session=False,
+                              will=(topics.status, gone), subscriptions=[topics.down, topics.up_ack],
+                              on_message=self._from_upper, on_connect=self._connected, backoff_max=2.0,
+                              tls_ca=tier.upper_ca or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise StartupError(f"无法读取上级大厅的 CA 证书 {tier.upper_ca}：{exc}",
+                                   f"cannot read the upper hall's CA file {tier.upper_ca}: {exc}") from None
             self.links.append(up)
             self.senders[outbox.UP] = Sender(self.engine, up, outbox.UP, topics.up, self._compose_up,
                                              self.counts)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -26,14 +27,17 @@ NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 class BrokerAddress:
     host: str
     port: int
+    tls: bool = False
 
     @classmethod
     def parse(cls, url: str) -> "BrokerAddress":
-        """``mqtt://host:port`` (or ``host:port``)."""
+        """``mqtt://host:port`` (or ``host:port``); ``mqtts://host:port`` with TLS (port 8883
+        unless named)."""
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not parts.hostname:
             raise ValueError(f"expected mqtt://host:port, got {url!r}")
-        return cls(parts.hostname, 1883 if parts.port is None else parts.port)
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(parts.hostname, (8883 if tls else 1883) if parts.port is None else parts.port, tls)
 
 
 class MqttLink:
@@ -47,14 +51,17 @@ class MqttLink:
                  on_message: Callable[[str, bytes], Awaitable[None] | None] | None = None,
                  backoff_max: float = 10.0, max_queued_incoming: int | None = None,
                  logger: logging.Logger | None = None,
-                 live_only: Callable[[str], bool] | None = None, clean_session: bool = True) -> None:
+                 live_only: Callable[[str], bool] | None = None, clean_session: bool = True,
+                 tls_ca: str | None = None) -> None:
         """``max_queued_incoming``: messages received but not yet handled, past which the
         client drops new ones (a sender retries what gets no reply; memory stays bounded under
         a flood); ``logger``: the MQTT client's own log lines; ``live_only(topic)``: a topic
         whose retained messages are dropped (events happen once: a retained one would be
         replayed at every reconnect); ``clean_session`` False: a persistent session, the broker
-        keeping QoS 1 messages for the client while it is away."""
+        keeping QoS 1 messages for the client while it is away; ``tls_ca``: the CA file that
+        signed a TLS broker's certificate (else the system's), whose name it must carry."""
         self.broker = broker
+        self.tls = ssl.create_default_context(cafile=tls_ca or None) if broker.tls else None
         self.clean_session = clean_session
         self.client_id = client_id
         self.username, self.password = username, password
@@ -114,6 +121,7 @@ class MqttLink:
                         self.broker.host, self.broker.port, identifier=self.client_id,
                         username=self.username, password=self.password, will=will,
                         keepalive=15, socket_options=NODELAY, clean_session=self.clean_session,
+                        tls_context=self.tls,
                         max_queued_outgoing_messages=None,
                         max_queued_incoming_messages=self.max_queued_incoming,
                         logger=self.logger) as client:

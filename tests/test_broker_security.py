@@ -26,7 +26,7 @@ from controller.config import ConfigError, parse_config
 from controller.core.commands import ChangeItem, Origin, RemoveItem, Source
 from controller.storage import schema
 from protocol.link import BrokerAddress
-from tests.bushelp import PASSWORDS, devices, hall_server, receive, unique
+from tests.bushelp import PASSWORDS, devices, free_port, hall_server, receive, unique
 from tests.helpers import bearer, demo_config
 from tests.waiting import wait_for
 
@@ -80,6 +80,27 @@ def test_the_conf_listens_where_the_hall_file_says_and_refuses_anonymous_clients
             f"log_dest file {tmp_path}/mosquitto.log"} <= set(lines)
     assert any(line.startswith("max_queued_messages ") for line in lines)
     assert any(line.startswith("max_inflight_messages ") for line in lines)
+
+
+async def test_broker_config_for_a_hall_with_halls_below_lets_its_own_link_in(tmp_path):
+    """``yimen broker-config``'s files give ``tier-hub`` the hall's tier topics (its password's
+    hash only) and each hall below its own link's topics, nothing more."""
+    from controller.bus.hall_broker import external_files
+
+    data = demo_config().model_dump(mode="json")
+    data["tier"] = {"level": "county", "lower": [{"id": "hexi", "name": "河西镇"}]}
+    config = parse_config(data, "<county>")
+    files = await external_files(config, tmp_path, None, free_port())
+    hub = credentials.hub_password(tmp_path)
+    passwd = dict(line.split(":", 1) for line in files["passwd"].splitlines())
+    assert "tier-hub" in passwd and hub not in files["passwd"]
+    assert credentials.matches(passwd["tier-hub"], hub)
+    acl = files["acl"].split("\n\n")
+    hub_rules = next(block for block in acl if block.startswith("user tier-hub"))
+    assert hub_rules.splitlines()[1:] == ["topic write yimen/v1/demo/tier/#",
+                                          "topic read yimen/v1/demo/tier/#"]
+    hexi = next(block for block in acl if block.startswith("user hall-hexi"))
+    assert "topic write yimen/v1/demo/tier/hexi/up" in hexi and "#\n" not in hexi + "\n"
 
 
 def test_the_hall_file_keeps_the_broker_on_this_machine_unless_it_says_otherwise():

@@ -5,7 +5,6 @@ takes them as the new cases they are, and their results come back to them."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,10 @@ from controller.storage import backup, outbox
 from controller.storage.db import database_url
 from controller.storage.schema import cases
 from controller.tier_link import TIERS
-from tests.bushelp import HallServer
+from tests.bushelp import HallServer, free_port
 from tests.test_tiers import DESK, U15, admit, config, send_up, until
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def forwarded(county: HallServer) -> list[tuple[str, str]]:

@@ -74,13 +74,25 @@ async def external_files(file: HallConfig, data_dir: str | Path, db_url: str | N
         await migrate(db)
         config = await stored_config(file, url)
         controller = credentials.controller_hash(data_dir)
-        files = {"passwd": passwd_text(await users(db, config, controller)), "acl": acl_text(config)}
+        hub = hub_login(config, data_dir)
+        files = {"passwd": passwd_text(await users(db, config, controller, hub)),
+                 "acl": acl_text(config, {user: g for user, (_, g) in hub.items()})}
     finally:
         await db.dispose()
     listen = BrokerAddress.parse(file.bus.listen)
     if port is not None:
         listen = BrokerAddress(listen.host, port)
     return {"mosquitto.conf": conf_text(config.hall.id, listen, None, tls_listener(file)), **files}
+
+
+def hub_login(config: HallConfig, data_dir: str | Path) -> dict[str, tuple[str, Grants]]:
+    """The server's own login for its link to the halls below (``tier-hub``: its hash and
+    grants), when it has halls below."""
+    if not config.tier.lower:
+        return {}
+    tier = f"{Topics(config.hall.id).root}tier/#"
+    hub = credentials.mosquitto_hash(credentials.hub_password(data_dir))
+    return {credentials.HUB_USER: (hub, Grants(write=frozenset({tier}), read=frozenset({tier})))}
 
 
 def tls_listener(config: HallConfig) -> tuple[BrokerAddress, str, str] | None:
@@ -104,11 +116,7 @@ class HallBroker:
         self.address = bind
         self.tls = tls_listener(config)
         self._controller = credentials.controller_hash(data_dir)
-        self.extra: dict[str, tuple[str, Grants]] = {}
-        if config.tier.lower:                     # the server's link to the halls below
-            tier = f"{Topics(config.hall.id).root}tier/#"
-            hub = credentials.mosquitto_hash(credentials.hub_password(data_dir))
-            self.extra[credentials.HUB_USER] = (hub, Grants(write=frozenset({tier}), read=frozenset({tier})))
+        self.extra: dict[str, tuple[str, Grants]] = hub_login(config, data_dir)
         self.mosquitto: Mosquitto | None = None
         self.on_cut_off: Callable[[set[str]], Awaitable[None]] | None = None
         self._written: dict[str, str] = {}       # the password file's users, as last written
