@@ -342,8 +342,11 @@ class Server(_Model):
 class Bus(_Model):
     """The MQTT bus. With no ``broker`` the server runs its own Mosquitto, listening on
     ``listen`` only (this machine alone by default: ``0.0.0.0:1883`` for every interface) and,
-    with ``tls_listen``, also with TLS there, with ``tls_cert`` and ``tls_key`` (PEM files)."""
+    with ``tls_listen``, also with TLS there, with ``tls_cert`` and ``tls_key`` (PEM files).
+    ``enabled = false``: no device bus and no broker at all — a village room (村便民服务室)
+    with one clerk and no queue hardware, whose cases go up over its upper hall's broker."""
 
+    enabled: bool = True
     broker: BrokerUrl = ""
     listen: BrokerUrl = "127.0.0.1:1883"
     tls_listen: BrokerUrl = ""
@@ -523,6 +526,14 @@ def reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                 problems.append((f"simulation.{key}", f"未知的业务 {code!r}", f"unknown service {code!r}"))
             elif isinstance(value, (int, float)) and value < 0:
                 problems.append((f"simulation.{key}", f"{code!r} 为负数", f"{code!r} is negative"))
+    bus, tier = data.get("bus"), data.get("tier")
+    if isinstance(bus, Mapping) and bus.get("enabled") is False:
+        if entries("devices"):
+            problems.append(("bus.enabled", "设备总线已关闭，设备无法连接：请删除设备或开启总线",
+                             "the device bus is off, so devices cannot connect: remove them or turn it on"))
+        if isinstance(tier, Mapping) and tier.get("lower"):
+            problems.append(("bus.enabled", "下级大厅要登录本厅的 MQTT 代理：有下级大厅时不能关闭总线",
+                             "halls below log in to this hall's broker: the bus stays on"))
     return problems
 
 

@@ -65,6 +65,7 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
     in reverse order."""
     # each route has its own, smaller limit
     app = web.Application(client_max_size=max(IMPORT_LIMIT, MATTERS_LIMIT))
+    bus = bus and config.bus.enabled                  # a village room runs without one
 
     async def hall(app: web.Application) -> AsyncIterator[None]:
         own = None

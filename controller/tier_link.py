@@ -94,6 +94,11 @@ class Ack:
         return cls(applied, str(data.get("epoch", ""))[:16], data.get("behind") is True, refused,
                    str(data.get("reason", ""))[:100])
 
+    @property
+    def plain(self) -> bool:
+        """Only an acknowledgement (several of them: the last one says it all)."""
+        return not self.behind and self.refused is None
+
     def body(self) -> dict[str, Any]:
         return {"applied": self.applied, "epoch": self.epoch,
                 **({"behind": True} if self.behind else {}),
@@ -116,12 +121,13 @@ class Sender:
         self.wake = asyncio.Event()
         self.epoch = ""                                # the channel's, read when it starts
         self.sent = 0                                  # messages published, repeats included
-        self.sent_upto = 0                             # the last number published
+        self.sent_upto = self.sent_id = 0              # the last number published, and its row
         self.progress_at = 0.0                         # loop time of the last acknowledged progress
         self.delivered = 0                             # the receiver's last number, as stored here
         self.pruned_at = 0.0
         self.refusals: list[dict[str, Any]] = []       # the last few messages the receiver refused
-        self._storing = asyncio.Lock()
+        self._answers: list[Ack] = []                  # answers heard while one is being stored
+        self._storing = False
 
     async def run(self) -> None:
         """Send what is owed beyond what was sent; everything unacknowledged again after
@@ -144,23 +150,32 @@ class Sender:
                     messages = await conn.run_sync(self._pending)
                 # handed to the client in order, the broker's acknowledgements awaited together
                 done = await asyncio.gather(*(self.link.publish(self.topic, json.dumps(m, ensure_ascii=False),
-                                                                qos=1) for m in messages))
-                for m, ok in zip(messages, done, strict=True):
+                                                                qos=1) for _, m in messages))
+                for (row, m), ok in zip(messages, done, strict=True):
                     if not ok:
                         break
                     self.sent += 1
-                    self.sent_upto = m["seq"]
+                    self.sent_upto, self.sent_id = m["seq"], row
             except Exception:  # noqa: BLE001 - tried again at the next wake
                 log.exception("%s: sending failed; trying again", self.channel)
 
-    def _pending(self, conn: Connection) -> list[dict[str, Any]]:
+    def _pending(self, conn: Connection) -> list[tuple[int, dict[str, Any]]]:
+        """(row id, message) of what to send now: the rows after the last one sent (after the
+        acknowledged when nothing is known to be in flight), up to ``WINDOW`` in flight."""
         acked, delivered = outbox.position(conn, self.hall, self.channel)
         self.delivered = delivered
-        rows = outbox.pending(conn, self.hall, self.channel, WINDOW, after=acked)
-        skip = max(0, self.sent_upto - delivered)            # sent already, not yet acknowledged
-        if not rows[skip:]:
+        ahead = self.sent_upto - delivered                   # sent already, not yet acknowledged
+        if ahead <= 0 or self.sent_id <= acked:
+            ahead, after = 0, acked
+        else:
+            after = self.sent_id
+        if ahead >= WINDOW:
             return []
-        return [{**m, "epoch": self.epoch} for m in self.compose(conn, rows[skip:], delivered + 1 + skip)]
+        rows = outbox.pending(conn, self.hall, self.channel, WINDOW - ahead, after=after)
+        if not rows:
+            return []
+        messages = self.compose(conn, rows, delivered + 1 + ahead)
+        return [(row.id, {**m, "epoch": self.epoch}) for row, m in zip(rows, messages, strict=True)]
 
     async def _prune(self) -> None:
         self.pruned_at = asyncio.get_running_loop().time()
@@ -171,21 +186,34 @@ class Sender:
             log.exception("%s: old acknowledged messages could not be pruned", self.channel)
 
     async def acked(self, ack: Ack) -> None:
-        """Store the receiver's answer, one at a time; an answer that changes nothing (an
-        acknowledgement already stored) does not touch the database."""
+        """Store the receiver's answer, one write at a time: answers that come meanwhile are
+        stored after it, the plain acknowledgements among them as one (the last applied); an
+        answer that changes nothing (an acknowledgement already stored) does not touch the
+        database."""
         if ack.epoch != self.epoch:
             self.counts["stale_acks"] += 1                 # for numbers this side no longer uses
             return
-        if ack.applied <= self.delivered and not ack.behind and ack.refused is None:
+        if ack.plain and ack.applied <= self.delivered:
             return
-        async with self._storing:
-            async with self.engine.db.begin() as conn:
-                moved = await conn.run_sync(self._store, ack)
-        if moved:
-            if moved != "acked":                           # numbers shifted: all sent again
-                self.sent_upto = 0
-            self.progress_at = asyncio.get_running_loop().time()
-            self.wake.set()
+        self._answers.append(ack)
+        if self._storing:
+            return
+        self._storing = True
+        try:
+            while self._answers:
+                answers, self._answers = self._answers, []
+                plain = [a for a in answers if a.plain]
+                for answer in [*([max(plain, key=lambda a: a.applied)] if plain else []),
+                               *(a for a in answers if not a.plain)]:
+                    async with self.engine.db.begin() as conn:
+                        moved = await conn.run_sync(self._store, answer)
+                    if moved:
+                        if moved != "acked":               # numbers shifted: all sent again
+                            self.sent_upto = 0
+                        self.progress_at = asyncio.get_running_loop().time()
+                        self.wake.set()
+        finally:
+            self._storing = False
 
     def _store(self, conn: Connection, ack: Ack) -> str | None:
         """What the answer changed: ``acked``, ``rewound``, ``skipped`` or nothing."""

@@ -169,6 +169,8 @@ class HallServer:
                          broker_listen=self.listen)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
+        if not self.config.bus.enabled:
+            return
         await asyncio.wait_for(self.bus.link.connected.wait(), 10)
         if self.broker is None:
             PASSWORDS[self.config.hall.id] = await device_passwords(

@@ -67,6 +67,9 @@ def test_demo_hall_is_as_promised():
     ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n[[windows]]\n'
      'id = "1"\nservices = ["A"]\n[tier]\nupper = "county"\nupper_broker = "http://county:1883"\n',
      "tier.upper_broker: 应为 mqtt://主机:端口"),
+    ('[hall]\nid = "x"\nname = "x"\n[[services]]\ncode = "A"\nname = "a"\n[[windows]]\n'
+     'id = "1"\nservices = ["A"]\n[bus]\nenabled = false\n[[devices]]\nid = "kiosk-1"\nkind = "kiosk"\n',
+     "bus.enabled: 设备总线已关闭，设备无法连接"),
 ])
 def test_broken_config_names_the_file_and_the_key(tmp_path, toml, where):
     path = tmp_path / "broken.toml"

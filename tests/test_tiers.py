@@ -21,6 +21,7 @@ from controller.config import HallConfig, parse_config
 from controller.core.commands import CaseStep, OpenCase, Origin, SetMatters, Source
 from controller.storage.schema import events
 from controller.tier_link import PASSWORD_FILE, TIERS
+from controller.web.api import BUS
 from protocol.link import MqttLink
 from protocol.topics import hall_user, tier_topics
 from tests.bushelp import HallServer, hall_server
@@ -32,7 +33,9 @@ U15 = {"code": "U15", "name": "采矿许可", "department": "自然资源局", "
 
 def config(hall: str, level: str, upper: tuple[str, int] | None = None,
            lower: str | None = None) -> HallConfig:
+    """A hall; a village runs small: no device bus, no broker of its own."""
     return parse_config({
+        **({"bus": {"enabled": False}} if level == "village" else {}),
         "hall": {"id": hall, "name": f"{hall} 便民服务中心", "national_calendar": False},
         "services": [{"code": "A", "name": "综合", "avg_service_min": 6}],
         "windows": [{"id": "1", "services": ["A"]}],
@@ -344,6 +347,7 @@ async def test_a_village_clerk_sends_a_proxy_case_up_from_the_desk_page(tmp_path
             forwarded = (await cases_from(town, "village"))[number]
             assert forwarded.applicant == "王*山" and forwarded.materials == ("申请书",)
             await until(lambda: upper_known(village, number), 15)       # the town's number came back
+            assert BUS not in village.runner.app and not (tmp_path / "village" / "broker").exists()
             await assert_accessible(desk)
             await desk.set_viewport_size(DESK_PC)
             await desk.screenshot(path=shots(tmp_path) / "page-desk-village.png")
@@ -354,3 +358,47 @@ async def test_a_village_clerk_sends_a_proxy_case_up_from_the_desk_page(tmp_path
 
 async def upper_known(hall: HallServer, number: str) -> bool:
     return (await hall.engine.settled()).cases.by_number[number].upper_number is not None
+
+
+@pytest.mark.slow
+async def test_a_silent_cut_between_town_and_county_loses_and_repeats_nothing(tmp_path):
+    """The line between the town and the county goes dead without a word (no FIN, no RST:
+    ``tests.netcut``) while both sides go on working: the town's link notices by its keepalive,
+    the county's overview shows the town unreachable, and when the line comes back everything
+    owed crosses, each case and each step once, in order per case."""
+    from tests.netcut import Cut
+
+    async with AsyncExitStack() as stack:
+        county = await stack.enter_async_context(hall_server(config("county", "county", lower="town"),
+                                                             tmp_path / "county"))
+        line = Cut(county.broker_own.address)
+        through = await line.start()
+        stack.push_async_callback(line.stop)
+        await admit(county, "town", tmp_path / "town")
+        town = await stack.enter_async_context(hall_server(config("town", "town", ("county", through.port)),
+                                                           tmp_path / "town"))
+        for hall, form in ((county, "promised"), (town, "upper")):
+            await hall.engine.execute(SetMatters(matters=[{**U15, "form": form}]), DESK)
+        overview = county.runner.app[TIERS].overview
+        up = town.runner.app[TIERS].links[0]
+
+        before = [await send_up(town, f"申请人{i}") for i in range(20)]
+        await until(lambda: has(county, "town", 20))
+        await until(lambda: _true(overview.get("town", {}).get("online")), 15)
+        line.cut()
+        during = [await send_up(town, f"断线{i}") for i in range(10)]
+        await decide_all(county, "town")                       # their results wait at the county
+        await until(lambda: _true(not up.connected.is_set()), 60)            # the keepalive noticed
+        await until(lambda: _true(overview["town"]["online"] is False), 60)   # and the county's broker
+        assert len(await cases_from(county, "town")) == 20
+        assert await states(town, before) == {"escalated"}
+        line.heal()
+        await until(lambda: has(county, "town", 30), 60)
+        await decide_all(county, "town")
+        await until(lambda: decided(town, [*before, *during]), 60)
+        assert sorted(await cases_from(county, "town")) == sorted([*before, *during])
+        steps = await remote_steps(town)
+        for number in [*before, *during]:
+            assert steps[number] == ["accepted", "in_review", "decided"], number
+        assert county.engine.hall.inbox[("town", "up")].applied == 30
+        await until(lambda: _true(overview["town"]["online"]), 15)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from controller.core.cases import DECIDED, HISTORY, colour, down_detail, new_case, on_time, view
+from controller.core.cases import DECIDED, HISTORY, colour, down_detail, new_case, on_time
 from controller.core.commands import Command, ReceiveCase, RemoteStep
 from controller.core.errors import Refused
 from controller.core.events import EventKind
@@ -87,7 +87,7 @@ def receive(hall: HallState, cmd: ReceiveCase, now: datetime) -> dict[str, Any]:
     hall.emit(EventKind.CASE_OPENED, now, None, case=case.number, matter=case.matter, form=case.form,
               state=case.state, accepted_on=day.isoformat(), due=case.due.isoformat(), late_entry=False,
               tolerated=False, missing=len(case.missing), from_hall=cmd.peer, from_number=cmd.number)
-    return {"case": view(hall, case, day), "applied": cmd.seq}
+    return {"case": case.number, "applied": cmd.seq}
 
 
 def _received(hall: HallState, cmd: ReceiveCase) -> bool:
@@ -127,7 +127,7 @@ def remote(hall: HallState, cmd: RemoteStep, now: datetime) -> dict[str, Any]:
     hall.emit(EventKind.CASE_STEP, now, hall.queue.all.get(case.ticket) if case.ticket else None,
               case=case.number, action="remote", before=before, after=case.state, due=case.due.isoformat(),
               upper_number=cmd.upper_number, upper_state=cmd.after, **detail)
-    return {"case": view(hall, case, today), "applied": cmd.seq}
+    return {"case": case.number, "applied": cmd.seq}
 
 
 HANDLERS: dict[type[Command], Callable[[HallState, Any, datetime], dict[str, Any]]] = {
