@@ -22,7 +22,8 @@ next with ``behind``, and the sender rewinds to a kept position at or before its
 Bad input from below — a hall that is not configured, a message naming another hall than its
 topic's, a malformed case, one too long or too deeply nested — is refused, counted
 (``status``), logged, and nothing is applied. A message refused for good that was the next one
-is answered ``refused``: its sender lets it go, and the next takes its number.
+is answered ``refused``: its sender lets it go (a case comes back to the desk there:
+``UpperRefused``), and the next takes its number.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from sqlalchemy.engine import Connection
 
 from controller.bus import credentials
 from controller.core.cases import Case, masked
-from controller.core.commands import Command, Origin, ReceiveCase, RemoteStep, Source
+from controller.core.commands import Command, Origin, ReceiveCase, RemoteStep, Source, UpperRefused
 from controller.core.errors import Refused
 from controller.engine import Committed, Engine
 from controller.overview import Told, month_counts, summary
@@ -127,6 +128,8 @@ class Sender:
         self.pruned_at = 0.0
         self.refusals: list[dict[str, Any]] = []       # the last few messages the receiver refused
         self._answers: list[Ack] = []                  # answers heard while one is being stored
+        #: told (kind, key, reason) of a row the receiver refused for good, before it is let go
+        self.on_refused: Callable[[str, str, str], Awaitable[None]] | None = None
         self._storing = False
 
     async def run(self) -> None:
@@ -205,6 +208,11 @@ class Sender:
                 plain = [a for a in answers if a.plain]
                 for answer in [*([max(plain, key=lambda a: a.applied)] if plain else []),
                                *(a for a in answers if not a.plain)]:
+                    if answer.refused is not None and self.on_refused is not None:
+                        async with self.engine.db.connect() as conn:     # said here before it is let go
+                            row = await conn.run_sync(self._refused_row, answer)
+                        if row is not None:
+                            await self.on_refused(row.kind, row.key, answer.reason)
                     async with self.engine.db.begin() as conn:
                         moved = await conn.run_sync(self._store, answer)
                     if moved:
@@ -214,6 +222,15 @@ class Sender:
                         self.wake.set()
         finally:
             self._storing = False
+
+    def _refused_row(self, conn: Connection, ack: Ack) -> Any | None:
+        """The row ``ack`` refuses, when it is the next one due."""
+        acked, done = outbox.position(conn, self.hall, self.channel)
+        applied = max(done, ack.applied)
+        if ack.refused != applied + 1:
+            return None
+        rows = outbox.pending(conn, self.hall, self.channel, applied - done + 1, after=acked)
+        return rows[-1] if len(rows) == applied - done + 1 else None
 
     def _store(self, conn: Connection, ack: Ack) -> str | None:
         """What the answer changed: ``acked``, ``rewound``, ``skipped`` or nothing."""
@@ -297,6 +314,7 @@ class Link:
             self.links.append(up)
             self.senders[outbox.UP] = Sender(self.engine, up, outbox.UP, topics.up, self._compose_up,
                                              self.counts)
+            self.senders[outbox.UP].on_refused = self._upper_refused
             self._status = asyncio.Event()
         if tier.lower and self.own_broker is not None:
             root = f"yimen/v1/{self.hall}/tier/"
@@ -521,6 +539,15 @@ class Link:
     def _refuse(self, reason: str, detail: str) -> None:
         self.counts[f"refused:{reason}"] += 1
         log.warning("tier message refused (%s): %s", reason, detail)
+
+    async def _upper_refused(self, kind: str, key: str, reason: str) -> None:
+        """A case the hall above refused for good comes back to the desk here."""
+        if kind == "case_forwarded":
+            try:
+                await self.engine.execute(UpperRefused(number=key, reason=reason[:100]),
+                                          Source(f"hall:{self.config.tier.upper}", Origin.TIER))
+            except Refused as exc:
+                log.warning("case %s refused above; not brought back: %s", key, exc)
 
     # ------------------------------------------------------------------ composing
     def _compose_up(self, conn: Connection, rows: list[Any], first: int) -> list[dict[str, Any]]:

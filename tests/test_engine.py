@@ -51,6 +51,7 @@ from controller.core.commands import (
     Start,
     Take,
     Transfer,
+    UpperRefused,
 )
 from controller.core.configuration import live_data
 from controller.core.errors import Refused, StorageUnavailable
@@ -184,6 +185,7 @@ def every_command() -> list[tuple[object, Source]]:
         (ReceiveCase(peer="village", seq=1, number="330100-village-20261123-0001", matter="U1",
                      matter_name="采矿许可", department="自然资源局", limit_days=15, applicant="王*",
                      accepted_on="2026-11-23"), Source("hall:village", Origin.TIER)),
+        (UpperRefused(number=CASE2, reason="malformed"), Source("hall:county", Origin.TIER)),
         (RemoveMatter(code="M1"), admin),
         (Rollover(), Source("system", Origin.SCHEDULER)),
     ]

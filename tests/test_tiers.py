@@ -18,6 +18,7 @@ from controller import tier_link
 from controller.bus import credentials
 from controller.bus.security import Grants
 from controller.config import HallConfig, parse_config
+from controller.core.cases import view as case_view
 from controller.core.commands import CaseStep, OpenCase, Origin, SetMatters, Source
 from controller.storage.schema import events
 from controller.tier_link import PASSWORD_FILE, TIERS
@@ -93,6 +94,10 @@ async def counted(link: Any, n: int, what: str = "refused:") -> bool:
 
 async def _true(value: object) -> bool:
     return bool(value)
+
+
+async def is_state(hall: HallServer, number: str, state: str) -> bool:
+    return await states(hall, [number]) == {state}
 
 
 async def heard_waiting(link: Any, n: int) -> bool:
@@ -237,6 +242,45 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
         finally:
             probe.close()
             task.cancel()
+
+
+async def test_a_case_the_county_refuses_for_good_comes_back_to_the_town_desk(tmp_path, monkeypatch):
+    """The county will never take one case (here: it does not know the applicant's matter for
+    that one): the town hears so, the case is back at its desk as 已受理 with the refusal said,
+    and the next case takes its place in the numbering and goes through."""
+    from controller.core import hall as core_hall
+    from controller.core.commands import ReceiveCase
+    from controller.core.errors import Refused
+
+    taken = core_hall.HANDLERS[ReceiveCase]
+
+    def refusing(hall, cmd, now):  # noqa: ANN001, ANN202
+        if cmd.applicant == "赵*":
+            raise Refused("matter_unknown", "本厅没有此事项", "no such matter here")
+        return taken(hall, cmd, now)
+
+    monkeypatch.setitem(core_hall.HANDLERS, ReceiveCase, refusing)
+    async with AsyncExitStack() as stack:
+        county = await stack.enter_async_context(hall_server(config("county", "county", lower="town"),
+                                                             tmp_path / "county"))
+        await admit(county, "town", tmp_path / "town")
+        town = await stack.enter_async_context(hall_server(config(
+            "town", "town", ("county", county.broker_own.address.port)), tmp_path / "town"))
+        for hall in (county, town):
+            await hall.engine.execute(SetMatters(matters=[{**U15, "form": "upper"}]), DESK)
+        refused = await send_up(town, "赵六")
+        taken_up = await send_up(town, "钱七")
+        await until(lambda: has(county, "town", 1), 20)
+        assert list(await cases_from(county, "town")) == [taken_up]
+        assert county.engine.hall.inbox[("town", "up")].applied == 1       # it took number 1
+        await until(lambda: upper_known(town, taken_up), 20)
+        await until(lambda: is_state(town, refused, "accepted"), 20)
+        state = await town.engine.settled()
+        shown = case_view(state, state.cases.by_number[refused], state.day)
+        assert "上级大厅拒收（matter_unknown）" in shown["refused_above"] and "escalate" in shown["actions"]
+        link = town.runner.app[TIERS]
+        assert link.counts["refused_there"] == 1
+        assert [r["key"] for r in link.status()["refused_there"]["up"]] == [refused]
 
 
 @pytest.mark.slow

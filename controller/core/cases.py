@@ -496,6 +496,8 @@ def view(hall: HallState, case: Case, today: date) -> dict[str, Any]:
         "status_path": f"/c/{case.token}",
         "origin_hall": case.origin_hall, "origin_number": case.origin_number,
         "upper_number": case.upper_number,
+        "refused_above": case.notes.splitlines()[-1] if case.state == "accepted" and case.history
+        and case.history[-1][0] == "upper_refused" else None,
         "upper_state": STATES.get(case.upper_state or "", (case.upper_state, case.upper_state)),
         "tasks": [{"id": t.id, "department": t.department, "state": t.state, "result": t.result}
                   for t in tasks],

@@ -426,6 +426,15 @@ class RemoteStep(Command):
     reasons: Text = ""
 
 
+class UpperRefused(Command):
+    """The upper hall will never take a case sent up here (its message refused for good): the
+    case comes back to 已受理, the refusal in its notes, for the clerk to handle."""
+
+    name = "case_upper_refused"
+    number: CaseNumber
+    reason: Annotated[str, StringConstraints(max_length=100)] = ""
+
+
 class CaseClock(Command):
     """The scheduler re-reads the cases' warning colours at the midnight one may change (one
     case with ``number``; without, every open case)."""
@@ -472,7 +481,7 @@ COMMANDS: dict[str, type[Command]] = {c.name: c for c in (
     CallNumber, Recall, NoShow, Start, Done, Hold, Transfer, Evaluate, Rate, ExpireEvaluation,
     Rollover, AddItem, ChangeItem, RemoveItem, ChangeSettings, SetDay, ImportConfig,
     SetMatters, RemoveMatter, OpenCase, CaseStep, CaseClock, FollowupStep, FollowupClock,
-    ReceiveCase, RemoteStep)}
+    ReceiveCase, RemoteStep, UpperRefused)}
 
 #: Window operations by their key name: the keypad's ``key`` on MQTT and the last part of
 #: ``POST /api/windows/{window}/{key}``.

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.core.cases import DECIDED, HISTORY, colour, down_detail, new_case, on_time
-from controller.core.commands import Command, ReceiveCase, RemoteStep
+from controller.core.commands import Command, ReceiveCase, RemoteStep, UpperRefused
 from controller.core.errors import Refused
 from controller.core.events import EventKind
 
@@ -130,5 +130,24 @@ def remote(hall: HallState, cmd: RemoteStep, now: datetime) -> dict[str, Any]:
     return {"case": case.number, "applied": cmd.seq}
 
 
+def upper_refused(hall: HallState, cmd: UpperRefused, now: datetime) -> dict[str, Any]:
+    """A case the upper hall refused for good, back to 已受理 (while still sent up and not
+    taken there: a refusal heard again changes nothing)."""
+    case = hall.cases.by_number.get(cmd.number)
+    if case is None or case.state != "escalated" or case.upper_number:
+        return {"ignored": True}
+    today = hall.local(now).date()
+    case.state = "accepted"
+    note = f"{hall.local(now):%Y-%m-%d %H:%M} 上级大厅拒收（{cmd.reason or '未说明'}）"
+    case.notes = f"{case.notes}\n{note}，请与上级联系或在本厅办理".strip()[-2000:]
+    case.history = (*case.history, ("upper_refused", case.state, now.isoformat()))[-HISTORY:]
+    case.colour = colour(hall.calendar, case, today, hall.config.hall.case_warn_days)
+    hall.changes.touch(case)
+    hall.emit(EventKind.CASE_STEP, now, hall.queue.all.get(case.ticket) if case.ticket else None,
+              case=case.number, action="upper_refused", before="escalated", after=case.state,
+              due=case.due.isoformat(), reason=cmd.reason)
+    return {"case": case.number}
+
+
 HANDLERS: dict[type[Command], Callable[[HallState, Any, datetime], dict[str, Any]]] = {
-    ReceiveCase: receive, RemoteStep: remote}
+    ReceiveCase: receive, RemoteStep: remote, UpperRefused: upper_refused}
