@@ -77,7 +77,8 @@ KEEP = timedelta(days=90)    # acknowledged messages kept: a receiver restored f
 class Ack:
     """A receiver's answer: every message up to ``applied`` is applied (in ``epoch``); with
     ``behind``, a message beyond the next came (it lost some: restored from a backup); with
-    ``refused``, that message — the next one — will never be applied, for ``reason``."""
+    ``refused``, that message — the next one — will never be applied, for ``reason`` (said to
+    the clerk who sent it, in zh-CN)."""
 
     applied: int
     epoch: str
@@ -510,13 +511,13 @@ class Link:
             command = kind.model_validate(data)
         except ValidationError as exc:
             self._refuse("malformed", f"from {peer}: {str(exc)[:300]}")
-            return await self._refused(peer, channel, data, "malformed")
+            return await self._refused(peer, channel, data, "上报内容不完整或格式不符")
         try:
             reply = await self.engine.execute(command, Source(f"hall:{peer}", Origin.TIER))
         except Refused as exc:
             if exc.code != "out_of_order":
                 self._refuse(exc.code, f"from {peer}: {exc}")
-                return await self._refused(peer, channel, data, exc.code)
+                return await self._refused(peer, channel, data, exc.message or exc.code)
             self.counts["out_of_order"] += 1
             hall = await self.engine.settled()
             mark = hall.inbox.get((peer, channel))

@@ -19,7 +19,7 @@ from controller.bus import credentials
 from controller.bus.security import Grants
 from controller.config import HallConfig, parse_config
 from controller.core.cases import view as case_view
-from controller.core.commands import CaseStep, OpenCase, Origin, SetMatters, Source
+from controller.core.commands import CaseStep, OpenCase, Origin, SetMatters, Source, UpperRefused
 from controller.storage.schema import events
 from controller.tier_link import PASSWORD_FILE, TIERS
 from controller.web.api import BUS
@@ -212,7 +212,8 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
             assert len(county.engine.hall.cases.by_number) == before and not county.engine.hall.inbox
             # the malformed case was the next one: its sender is told, and goes on with the one after
             await until(lambda: _true(answers), 10)
-            assert answers == [{"applied": 0, "epoch": "", "refused": 1, "reason": "malformed"}]
+            assert answers == [{"applied": 0, "epoch": "", "refused": 1,
+                                "reason": "上报内容不完整或格式不符"}]
             deep = b"[" * 100_000 + b"]" * 100_000                 # past the JSON parser's recursion
             topics = tier_topics(cid, "town")
             for topic in (topics.up, topics.status, topics.down_ack):
@@ -277,7 +278,7 @@ async def test_a_case_the_county_refuses_for_good_comes_back_to_the_town_desk(tm
         await until(lambda: is_state(town, refused, "accepted"), 20)
         state = await town.engine.settled()
         shown = case_view(state, state.cases.by_number[refused], state.day)
-        assert "上级大厅拒收（matter_unknown）" in shown["refused_above"] and "escalate" in shown["actions"]
+        assert "上级大厅拒收（本厅没有此事项）" in shown["refused_above"] and "escalate" in shown["actions"]
         link = town.runner.app[TIERS]
         assert link.counts["refused_there"] == 1
         assert [r["key"] for r in link.status()["refused_there"]["up"]] == [refused]
@@ -395,6 +396,21 @@ async def test_a_village_clerk_sends_a_proxy_case_up_from_the_desk_page(tmp_path
             await assert_accessible(desk)
             await desk.set_viewport_size(DESK_PC)
             await desk.screenshot(path=shots(tmp_path) / "page-desk-village.png")
+            # a case the town refuses for good: back on the desk's list, its card says why
+            second = (await village.engine.execute(OpenCase(matter="U15", applicant="李小河"), DESK))["case"]
+            await village.engine.execute(CaseStep(number=second["number"], action="escalate"), DESK)
+            await village.engine.execute(UpperRefused(number=second["number"], reason="本厅没有此事项"),
+                                         Source("hall:town", Origin.TIER))
+            await desk.reload()
+            row = desk.locator("#desk-cases tbody tr").first
+            await expect(row).to_contain_text("上级拒收")
+            await row.get_by_role("button", name="处理").click()
+            await expect(desk.locator("#case-result .case-card .alert")).to_contain_text(
+                "上级大厅拒收（本厅没有此事项）")
+            card = desk.locator("#case-result")
+            await expect(card.get_by_role("button", name="上报上级办理")).to_be_visible()
+            await assert_accessible(desk)
+            await desk.screenshot(path=shots(tmp_path) / "page-desk-refused-above.png")
             assert errors == [], errors
         finally:
             await browser.close()

@@ -496,8 +496,7 @@ def view(hall: HallState, case: Case, today: date) -> dict[str, Any]:
         "status_path": f"/c/{case.token}",
         "origin_hall": case.origin_hall, "origin_number": case.origin_number,
         "upper_number": case.upper_number,
-        "refused_above": case.notes.splitlines()[-1] if case.state == "accepted" and case.history
-        and case.history[-1][0] == "upper_refused" else None,
+        "refused_above": refused_above(case),
         "upper_state": STATES.get(case.upper_state or "", (case.upper_state, case.upper_state)),
         "tasks": [{"id": t.id, "department": t.department, "state": t.state, "result": t.result}
                   for t in tasks],
@@ -507,6 +506,14 @@ def view(hall: HallState, case: Case, today: date) -> dict[str, Any]:
                     and not (a == "escalate" and case.form != "upper")
                     and not (a == "complete_task" and not any(t.state == "open" for t in tasks))],
     }
+
+
+def refused_above(case: Case) -> str | None:
+    """What the hall above said when it refused the case for good (``UpperRefused``), while
+    the case waits here for the clerk."""
+    if case.state == "accepted" and case.history and case.history[-1][0] == "upper_refused":
+        return case.notes.splitlines()[-1] if case.notes else ""
+    return None
 
 
 def public(case: Case) -> dict[str, Any]:

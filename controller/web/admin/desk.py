@@ -49,8 +49,10 @@ async def desk_page(request: web.Request) -> web.Response:
 
 
 def _todays(hall: HallState, today: date) -> list[dict[str, Any]]:
-    found = [c for c in hall.cases.by_number.values() if c.accepted_at.astimezone(hall.tz).date() == today]
-    found.sort(key=lambda c: c.accepted_at, reverse=True)
+    """Today's cases, newest first, after those the hall above refused (whatever their day)."""
+    found = [c for c in hall.cases.by_number.values()
+             if core.refused_above(c) is not None or c.accepted_at.astimezone(hall.tz).date() == today]
+    found.sort(key=lambda c: (core.refused_above(c) is None, -c.accepted_at.timestamp()))
     return [core.view(hall, c, today) for c in found]
 
 
