@@ -129,6 +129,7 @@ class Sender:
         self.pruned_at = 0.0
         self.refusals: list[dict[str, Any]] = []       # the last few messages the receiver refused
         self._answers: list[Ack] = []                  # answers heard while one is being stored
+        self._numbering = 0                            # bumped whenever sending starts again
         #: told (kind, key, reason) of a row the receiver refused for good, before it is let go
         self.on_refused: Callable[[str, str, str], Awaitable[None]] | None = None
         self._storing = False
@@ -148,8 +149,10 @@ class Sender:
             if not self.link.connected.is_set():
                 continue
             if loop.time() - self.progress_at >= RESEND_S:
-                self.sent_upto, self.progress_at = 0, loop.time()
+                self.resend()
+                self.progress_at = loop.time()
             try:
+                numbering = self._numbering
                 async with self.engine.db.connect() as conn:
                     messages = await conn.run_sync(self._pending)
                 # handed to the client in order, the broker's acknowledgements awaited together
@@ -159,9 +162,16 @@ class Sender:
                     if not ok:
                         break
                     self.sent += 1
-                    self.sent_upto, self.sent_id = m["seq"], row
+                    if numbering == self._numbering:          # not numbered again meanwhile
+                        self.sent_upto, self.sent_id = m["seq"], row
             except Exception:  # noqa: BLE001 - tried again at the next wake
                 log.exception("%s: sending failed; trying again", self.channel)
+
+    def resend(self) -> None:
+        """Send again from the acknowledged (after a reconnect, a silence, or when the numbers
+        shifted: what was being sent meanwhile does not count as sent)."""
+        self.sent_upto = 0
+        self._numbering += 1
 
     def _pending(self, conn: Connection) -> list[tuple[int, dict[str, Any]]]:
         """(row id, message) of what to send now: the rows after the last one sent (after the
@@ -218,7 +228,7 @@ class Sender:
                         moved = await conn.run_sync(self._store, answer)
                     if moved:
                         if moved != "acked":               # numbers shifted: all sent again
-                            self.sent_upto = 0
+                            self.resend()
                         self.progress_at = asyncio.get_running_loop().time()
                         self.wake.set()
         finally:
@@ -353,7 +363,7 @@ class Link:
 
     async def _connected(self) -> None:
         for sender in self.senders.values():
-            sender.sent_upto = 0                       # what was in flight is sent again
+            sender.resend()                            # what was in flight is sent again
             sender.wake.set()
         if self.config.tier.upper:
             self._status.set()
