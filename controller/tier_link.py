@@ -68,7 +68,7 @@ MONTH_EVERY_S = 60.0
 ACK_AFTER_S = 0.02       # acknowledgements gathered this long, then one for the last applied
 PASSWORD_FILE = "upper-password"
 MAX_MESSAGE = 256 * 1024     # bytes: a case with its materials and history is a few kilobytes
-MAX_INFLIGHT = 2 * WINDOW    # messages being applied per link; past it they wait to be sent again
+MAX_INFLIGHT = 2 * WINDOW    # messages being applied per hall; past it they wait to be sent again
 PRUNE_EVERY_S = 3600.0
 KEEP = timedelta(days=90)    # acknowledged messages kept: a receiver restored from a backup this old
 
@@ -85,16 +85,18 @@ class Ack:
     behind: bool = False
     refused: int | None = None
     reason: str = ""
+    row: int | None = None                   # the refused message's row at its sender
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "Ack":
         applied, refused = data.get("applied"), data.get("refused")
         if not _count(applied):
             raise ValueError("applied is not a number")
-        if refused is not None and not _count(refused):
-            raise ValueError("refused is not a number")
+        row = data.get("row")
+        if refused is not None and not (_count(refused) and _count(row)):
+            raise ValueError("refused (or its row) is not a number")
         return cls(applied, str(data.get("epoch", ""))[:16], data.get("behind") is True, refused,
-                   str(data.get("reason", ""))[:100])
+                   str(data.get("reason", ""))[:100], row if refused is not None else None)
 
     @property
     def plain(self) -> bool:
@@ -104,7 +106,14 @@ class Ack:
     def body(self) -> dict[str, Any]:
         return {"applied": self.applied, "epoch": self.epoch,
                 **({"behind": True} if self.behind else {}),
-                **({"refused": self.refused, "reason": self.reason} if self.refused is not None else {})}
+                **({"refused": self.refused, "reason": self.reason, "row": self.row}
+                   if self.refused is not None else {})}
+
+
+def _errors(exc: ValidationError) -> str:
+    """Where a message is wrong and how, without its values (they may be a citizen's)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['type']}"
+                     for e in exc.errors(include_input=False, include_url=False))[:300]
 
 
 def _count(v: object) -> TypeGuard[int]:
@@ -138,8 +147,13 @@ class Sender:
         """Send what is owed beyond what was sent; everything unacknowledged again after
         ``RESEND_S`` without progress (or after a reconnect)."""
         loop = asyncio.get_running_loop()
-        async with self.engine.db.begin() as conn:
-            self.epoch = await conn.run_sync(outbox.epoch, self.hall, self.channel)
+        while not self.epoch:
+            try:
+                async with self.engine.db.begin() as conn:
+                    self.epoch = await conn.run_sync(outbox.epoch, self.hall, self.channel)
+            except Exception:  # noqa: BLE001 - the database may come back
+                log.exception("%s: the channel's epoch could not be read; trying again", self.channel)
+                await asyncio.sleep(RESEND_S)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), RESEND_S)
@@ -177,7 +191,6 @@ class Sender:
         """(row id, message) of what to send now: the rows after the last one sent (after the
         acknowledged when nothing is known to be in flight), up to ``WINDOW`` in flight."""
         acked, delivered = outbox.position(conn, self.hall, self.channel)
-        self.delivered = delivered
         ahead = self.sent_upto - delivered                   # sent already, not yet acknowledged
         if ahead <= 0 or self.sent_id <= acked:
             ahead, after = 0, acked
@@ -189,7 +202,8 @@ class Sender:
         if not rows:
             return []
         messages = self.compose(conn, rows, delivered + 1 + ahead)
-        return [(row.id, {**m, "epoch": self.epoch}) for row, m in zip(rows, messages, strict=True)]
+        return [(row.id, {**m, "epoch": self.epoch, "base": delivered, "row": row.id})
+                for row, m in zip(rows, messages, strict=True)]
 
     async def _prune(self) -> None:
         self.pruned_at = asyncio.get_running_loop().time()
@@ -241,7 +255,7 @@ class Sender:
         if ack.refused != applied + 1:
             return None
         rows = outbox.pending(conn, self.hall, self.channel, applied - done + 1, after=acked)
-        return rows[-1] if len(rows) == applied - done + 1 else None
+        return rows[-1] if len(rows) == applied - done + 1 and rows[-1].id == ack.row else None
 
     def _store(self, conn: Connection, ack: Ack) -> str | None:
         """What the answer changed: ``acked``, ``rewound``, ``skipped`` or nothing."""
@@ -270,7 +284,7 @@ class Sender:
             return "rewound"
         if ack.refused is not None and ack.refused == done + 1:
             row = outbox.pending(conn, self.hall, self.channel, 1, after=acked)
-            if row:                               # it takes no number: the next one takes its place
+            if row and row[0].id == ack.row:      # it takes no number: the next one takes its place
                 outbox.ack(conn, self.hall, self.channel, row[0].id, 0, now)
                 log.error("%s: %s %s refused by the receiver (%s)", self.channel, row[0].kind, row[0].key,
                           ack.reason)
@@ -299,6 +313,7 @@ class Link:
         self.counts: Counter[str] = Counter()
         self.links: list[MqttLink] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._busy: Counter[str] = Counter()             # a hall → its messages being applied
         self._acks: dict[str, Ack] = {}                 # ack topic → the answer to be said
         self.senders: dict[str, Sender] = {}          # channel → sender
         self._tasks: list[asyncio.Task[None]] = []
@@ -411,7 +426,7 @@ class Link:
         try:
             told = Told.model_validate(data).model_dump()
         except ValidationError as exc:
-            self._refuse("bad_status", f"from {lower}: {str(exc)[:300]}")
+            self._refuse("bad_status", f"from {lower}: {_errors(exc)}")
             return
         self.overview[lower] = {**told, "online": True, "heard": now}
 
@@ -466,12 +481,18 @@ class Link:
         order they arrived and commits them together; the acknowledgement goes once, for the
         last applied, soon after. Past ``MAX_INFLIGHT`` a message is dropped unanswered (its
         sender sends it again)."""
-        if len(self._inflight) >= MAX_INFLIGHT:
+        if self._busy[peer] >= MAX_INFLIGHT:          # per hall: one flooding does not starve the others
             self.counts["dropped_busy"] += 1
             return
         task = asyncio.create_task(self._apply_then_ack(kind, peer, payload, link, ack))
         self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        self._busy[peer] += 1
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._inflight.discard(t)
+            self._busy[peer] -= 1
+
+        task.add_done_callback(done)
 
     async def _apply_then_ack(self, kind: type[Command], peer: str, payload: bytes, link: MqttLink,
                               topic: str) -> None:
@@ -520,11 +541,14 @@ class Link:
         try:
             command = kind.model_validate(data)
         except ValidationError as exc:
-            self._refuse("malformed", f"from {peer}: {str(exc)[:300]}")
+            self._refuse("malformed", f"from {peer}: {_errors(exc)}")
             return await self._refused(peer, channel, data, "上报内容不完整或格式不符")
         try:
             reply = await self.engine.execute(command, Source(f"hall:{peer}", Origin.TIER))
         except Refused as exc:
+            if exc.code == "new_epoch":                  # its first comes again in its turn
+                self.counts["out_of_order"] += 1
+                return None
             if exc.code != "out_of_order":
                 self._refuse(exc.code, f"from {peer}: {exc}")
                 return await self._refused(peer, channel, data, exc.message or exc.code)
@@ -538,14 +562,19 @@ class Link:
     async def _refused(self, peer: str, channel: str, data: dict[str, Any], reason: str) -> Ack | None:
         """The answer to a message that will never be applied: when it is the next one, the
         sender is told so (and goes on with the one after); otherwise nothing yet."""
-        seq, epoch = data.get("seq"), data.get("epoch", "")
-        if not _count(seq) or not isinstance(epoch, str):
+        seq, epoch, base, row = data.get("seq"), data.get("epoch", ""), data.get("base"), data.get("row")
+        if not _count(seq) or not isinstance(epoch, str) or not _count(row):
             return None
         mark = (await self.engine.settled()).inbox.get((peer, channel))
-        applied = mark.applied if mark is not None and mark.epoch == epoch else 0 if mark is None else None
+        if mark is None:
+            applied: int | None = 0
+        elif not mark.epoch or mark.epoch == epoch:
+            applied = mark.applied
+        else:                                            # the first of a new epoch, or none yet
+            applied = base if _count(base) else None
         if applied is None or seq != applied + 1:
             return None
-        return Ack(applied, epoch[:16], refused=seq, reason=reason)
+        return Ack(applied, epoch[:16], refused=seq, reason=reason, row=row)
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.counts[f"refused:{reason}"] += 1

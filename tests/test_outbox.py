@@ -94,8 +94,12 @@ async def test_a_sender_stores_what_its_receiver_answers(db):
     sender = Sender(engine, None, "up", "t", lambda conn, rows, first: [], counts)  # type: ignore[arg-type]
     sender.epoch = await run(db, outbox.epoch)
     ids = await put(db, 3)
-    await sender.acked(Ack(0, sender.epoch, refused=1, reason="malformed"))
+    await sender.acked(Ack(0, sender.epoch, refused=1, reason="malformed", row=ids[1]))
+    assert await numbered(db) == [(1, ids[0]), (2, ids[1]), (3, ids[2])]   # not the row it names
+    await sender.acked(Ack(0, sender.epoch, refused=1, reason="malformed", row=ids[0]))
     assert await numbered(db) == [(1, ids[1]), (2, ids[2])]
+    await sender.acked(Ack(0, sender.epoch, refused=1, reason="malformed", row=ids[0]))   # said again
+    assert await numbered(db) == [(1, ids[1]), (2, ids[2])]                # the next one is not let go
     assert [r["key"] for r in sender.refusals] == ["k0"] and counts["refused_there"] == 1
     await sender.acked(Ack(2, sender.epoch))
     assert await run(db, outbox.position) == (ids[2], 2)
@@ -103,3 +107,27 @@ async def test_a_sender_stores_what_its_receiver_answers(db):
     assert counts["stale_acks"] == 1 and await run(db, outbox.position) == (ids[2], 2)
     await sender.acked(Ack(1, sender.epoch, behind=True))
     assert await numbered(db) == [(1, ids[1]), (2, ids[2])] and counts["rewound"] == 1
+
+
+async def test_after_the_upgrade_an_id_pruned_before_it_is_not_given_again(tmp_path):
+    """A hall whose outbox was pruned empty before the upgrade (the province channel): its next
+    row's id comes after every id acknowledged, else it would count as delivered already."""
+    from sqlalchemy import text
+
+    from controller.storage.db import open_database, upgrade
+
+    db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        await upgrade(db, "0010")
+        async with db.begin() as conn:
+            for _ in range(5):
+                await conn.execute(text("INSERT INTO outbox (hall, channel, kind, key, at, payload) "
+                                        "VALUES ('h', 'up', 'k', 'k', '2026-11-30 09:00:00', '{}')"))
+            await conn.execute(text("INSERT INTO deliveries (hall, channel, acked, delivered, last_error) "
+                                    "VALUES ('h', 'up', 5, 5, '')"))
+            await conn.execute(text("DELETE FROM outbox"))                   # pruned
+        await upgrade(db)
+        again = await put(db, 1)
+        assert again[0] > 5 and [r.id for r in await run(db, outbox.pending, 10)] == again
+    finally:
+        await db.dispose()

@@ -201,7 +201,7 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
             await asyncio.wait_for(link.links[0].connected.wait(), 10)
             good = {"peer": "town", "seq": 1, "number": "000000-town-20261130-0001", "matter": "U15",
                     "matter_name": "采矿许可", "department": "自然资源局", "limit_days": 15,
-                    "applicant": "张*丰", "accepted_on": "2026-11-30"}
+                    "applicant": "张*丰", "accepted_on": "2026-11-30", "base": 0, "row": 7}
             await probe.publish(f"yimen/v1/{cid}/tier/stranger/up", json.dumps({**good, "peer": "stranger"}))
             await probe.publish(tier_topics(cid, "town").up, json.dumps({**good, "peer": "village"}))
             await probe.publish(tier_topics(cid, "town").up, b"{not json")
@@ -212,7 +212,7 @@ async def test_bad_input_from_below_is_refused_counted_and_changes_nothing(tmp_p
             assert len(county.engine.hall.cases.by_number) == before and not county.engine.hall.inbox
             # the malformed case was the next one: its sender is told, and goes on with the one after
             await until(lambda: _true(answers), 10)
-            assert answers == [{"applied": 0, "epoch": "", "refused": 1,
+            assert answers == [{"applied": 0, "epoch": "", "refused": 1, "row": 7,
                                 "reason": "上报内容不完整或格式不符"}]
             deep = b"[" * 100_000 + b"]" * 100_000                 # past the JSON parser's recursion
             topics = tier_topics(cid, "town")
@@ -462,3 +462,42 @@ async def test_a_silent_cut_between_town_and_county_loses_and_repeats_nothing(tm
             assert steps[number] == ["accepted", "in_review", "decided"], number
         assert county.engine.hall.inbox[("town", "up")].applied == 30
         await until(lambda: _true(overview["town"]["online"]), 15)
+
+
+async def test_a_new_epoch_starts_only_at_its_first_message(db, clock):
+    """A hall restored from a backup numbers afresh from what it counts as delivered (``base``):
+    its first message starts the new epoch; a later one that overtook it does not, and waits.
+    A mark from before epochs takes the sender's first epoch and goes on counting."""
+    from controller.core.commands import ReceiveCase
+    from controller.core.errors import Refused
+    from controller.engine import Engine
+
+    engine = Engine(config("county", "county", lower="town"), db, clock)
+    await engine.start()
+    try:
+        async def send(seq: int, epoch: str, base: int | None) -> dict[str, Any]:
+            return await engine.execute(ReceiveCase(
+                peer="town", seq=seq, epoch=epoch, base=base, number=f"town-{epoch}-{seq}", matter="U15",
+                matter_name="采矿许可", department="自然资源局", limit_days=15, applicant="张*丰",
+                accepted_on="2026-11-30"), Source("hall:town", Origin.TIER))
+
+        await send(1, "", None)                                   # from before epochs
+        await send(2, "aaaa", 1)                                  # the same numbering goes on
+        assert engine.hall.inbox[("town", "up")].applied == 2
+        with pytest.raises(Refused, match="out_of_order"):
+            await send(4, "aaaa", 2)
+        await send(3, "aaaa", 2)
+        with pytest.raises(Refused, match="new_epoch"):           # restored there: 2 was lost on the way
+            await send(3, "bbbb", 1)
+        assert (await send(2, "bbbb", 1))["applied"] == 2         # its first message
+        assert (await send(3, "bbbb", 1))["applied"] == 3
+        mark = engine.hall.inbox[("town", "up")]
+        assert (mark.epoch, mark.applied) == ("bbbb", 3)
+        assert len((await cases_from_engine(engine))) == 5
+    finally:
+        await engine.stop()
+
+
+async def cases_from_engine(engine: Any) -> list[str]:
+    state = await engine.settled()
+    return [c.origin_number for c in state.cases.by_number.values() if c.origin_hall == "town"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def town(port: int, ca: Path) -> HallConfig:
     return parse_config(data, "<town>")
 
 
-async def test_a_town_sends_its_cases_over_tls_and_only_to_the_broker_its_ca_signed(tmp_path):
+async def test_a_town_sends_its_cases_over_tls_and_only_to_the_broker_its_ca_signed(tmp_path, caplog):
     pki = tmp_path / "pki"
     pki.mkdir()
     ca, ca_key, ca_cert = make_ca(pki, "county-ca")
@@ -95,8 +96,13 @@ async def test_a_town_sends_its_cases_over_tls_and_only_to_the_broker_its_ca_sig
         await wrong.start()
         try:
             await wrong.engine.execute(SetMatters(matters=[{**U15, "form": "upper"}]), DESK)
+            caplog.set_level(logging.INFO, logger="yimen.mqtt")
             await send_up(wrong, "李四甲")                          # it works alone meanwhile
-            await asyncio.sleep(3)
+            for _ in range(100):
+                if "certificate verify failed" in caplog.text.lower():
+                    break
+                await asyncio.sleep(0.1)
+            assert "yimen-tier-town" in caplog.text and "certificate verify failed" in caplog.text.lower()
             assert not wrong.runner.app[TIERS].links[0].connected.is_set()
             assert len(await cases_from(county, "town")) == 1
         finally:

@@ -393,10 +393,12 @@ class ReceiveCase(Command):
     """上报件: a case a lower hall forwards here (its ``seq``-th message), with its materials
     and history; applied once, in order (``controller.core.tiers``)."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore")   # fields a newer hall adds
     name = "case_receive"
     peer: HallRef
     seq: Annotated[int, Field(ge=1)]
     epoch: Annotated[str, StringConstraints(max_length=16)] = ""
+    base: Annotated[int | None, Field(ge=0)] = None
     number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     matter: MatterCode
     matter_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -414,10 +416,12 @@ class RemoteStep(Command):
     """A forwarded case's step at the upper hall (its ``seq``-th message down), mirrored on the
     case here: its number there, its state there, and its decision when made."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore")   # fields a newer hall adds
     name = "case_remote"
     peer: HallRef
     seq: Annotated[int, Field(ge=1)]
     epoch: Annotated[str, StringConstraints(max_length=16)] = ""
+    base: Annotated[int | None, Field(ge=0)] = None
     number: CaseNumber
     upper_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     after: Annotated[str, StringConstraints(min_length=1, max_length=32)]

@@ -49,12 +49,19 @@ class InboxMark:
     epoch: str = ""
 
 
-def _admit(hall: HallState, peer: str, channel: str, seq: int, epoch: str) -> InboxMark | None:
-    """The inbox mark to advance, or None for a repeat; refused when out of order."""
+def _admit(hall: HallState, peer: str, channel: str, seq: int, epoch: str,
+           base: int | None) -> InboxMark | None:
+    """The inbox mark to advance, or None for a repeat; refused when out of order. A new
+    epoch is taken at its sender's first message (``seq`` right after ``base``, what the
+    sender counts as delivered), never at a later one; a mark from before epochs takes the
+    sender's epoch and goes on counting."""
     mark = hall.inbox.get((peer, channel))
-    if mark is not None and mark.epoch != epoch:        # restored there: its numbers start afresh
-        mark.epoch, mark.applied = epoch, seq - 1
     applied = mark.applied if mark else 0
+    if mark is not None and mark.epoch and mark.epoch != epoch:
+        if base is not None and seq != base + 1:
+            raise Refused("new_epoch", f"消息 {seq} 不是新编号的第一条",
+                          f"message {seq} does not start its epoch")
+        applied = seq - 1                               # restored there: its numbers start afresh
     if seq <= applied:
         return None
     if seq != applied + 1:
@@ -62,7 +69,7 @@ def _admit(hall: HallState, peer: str, channel: str, seq: int, epoch: str) -> In
                       f"message {seq} before {applied + 1}")
     if mark is None:
         mark = hall.inbox[(peer, channel)] = InboxMark(peer, channel, 0, epoch)
-    mark.applied = seq
+    mark.applied, mark.epoch = seq, epoch
     hall.changes.touch(mark)
     return mark
 
@@ -71,7 +78,7 @@ def receive(hall: HallState, cmd: ReceiveCase, now: datetime) -> dict[str, Any]:
     """A case from a lower hall, once."""
     if cmd.peer not in {h.id for h in hall.config.tier.lower}:
         raise Refused("unknown_hall", f"{cmd.peer} 不是本中心的下级大厅", f"{cmd.peer} is not a hall below")
-    if _admit(hall, cmd.peer, UP, cmd.seq, cmd.epoch) is None or _received(hall, cmd):
+    if _admit(hall, cmd.peer, UP, cmd.seq, cmd.epoch, cmd.base) is None or _received(hall, cmd):
         return {"duplicate": True, "applied": hall.inbox[(cmd.peer, UP)].applied}
     matter = hall.catalogue.matters.get(cmd.matter)
     day = hall.local(now).date()
@@ -101,7 +108,7 @@ def remote(hall: HallState, cmd: RemoteStep, now: datetime) -> dict[str, Any]:
     """A step of a forwarded case at the upper hall, once, mirrored here."""
     if cmd.peer != hall.config.tier.upper:
         raise Refused("unknown_hall", f"{cmd.peer} 不是本中心的上级", f"{cmd.peer} is not the hall above")
-    if _admit(hall, cmd.peer, DOWN, cmd.seq, cmd.epoch) is None:   # a repeat, whatever became of the case
+    if _admit(hall, cmd.peer, DOWN, cmd.seq, cmd.epoch, cmd.base) is None:   # a repeat, whatever became
         return {"duplicate": True, "applied": hall.inbox[(cmd.peer, DOWN)].applied}
     case = hall.cases.by_number.get(cmd.number)
     if case is None or case.upper_state is None and case.state != "escalated":

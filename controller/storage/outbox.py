@@ -157,6 +157,8 @@ def rewind(conn: Connection, hall: str, channel: str, applied: int) -> int | Non
     if mark is None:
         return None
     _save(conn, hall, channel, acked=mark.acked, delivered=mark.delivered)
+    conn.execute(delete(delivery_marks).where(m.hall == hall, m.channel == channel,
+                                              m.delivered > mark.delivered))   # that timeline is gone
     return int(mark.delivered)
 
 

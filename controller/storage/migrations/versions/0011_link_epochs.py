@@ -20,6 +20,11 @@ def upgrade() -> None:
         with op.batch_alter_table("outbox", recreate="always",
                                   table_kwargs={"sqlite_autoincrement": True}):
             pass
+        # ids go on after every one given so far, also those pruned since (acknowledged ones)
+        op.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+        op.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', max("
+                   "coalesce((SELECT max(id) FROM outbox), 0), "
+                   "coalesce((SELECT max(acked) FROM deliveries), 0))")
     for table in ("deliveries", "inbox"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("epoch", sa.String(16), nullable=False, server_default=""))
