@@ -127,9 +127,11 @@ async def test_a_ticket_becomes_a_case_and_the_result_is_handed_over(tmp_path, c
             await row.locator("summary").click()
             await row.get_by_role("button", name="办结").click()
             row = office.locator(f"#case-{number}")
+            await expect(row).to_contain_text("已办结")      # redrawn (closed) before it is opened again
             await row.locator("summary").click()
             await row.get_by_role("button", name="通知取件").click()
             row = office.locator(f"#case-{number}")
+            await expect(row).to_contain_text("待取件")
             await row.locator("summary").click()
             await row.get_by_role("button", name="叫号取件").click()
             await dev["announcer-1"].wait_until(
