@@ -90,11 +90,11 @@ def create_app(config: HallConfig, data_dir: str | Path, db_url: str | None = No
                 app[SEALBOX] = Sealbox(private.key(data_dir, CASE_KEY))
                 calls = CallLog(engine)              # one call_id per call, on MQTT and the pages
                 external = broker or config.bus.broker
-                parts = (ScreenFeed(engine, calls), Upward(engine, data_dir), MonthlyReports(engine),
-                         Link(engine, data_dir, own.address if own is not None else
-                              BrokerAddress.parse(external) if external else None, lambda: app.get(BUS)))
-                app[FEED], app[TIERS] = parts[0], parts[3]
-                for part in parts:
+                feed = app[FEED] = ScreenFeed(engine, calls)
+                tiers = app[TIERS] = Link(engine, data_dir, own.address if own is not None else
+                                          BrokerAddress.parse(external) if external else None,
+                                          lambda: app.get(BUS))
+                for part in (feed, Upward(engine, data_dir), MonthlyReports(engine), tiers):
                     part.start()
                     started.push_async_callback(part.stop)
                 gc.collect()

@@ -269,7 +269,7 @@ class Sender:
                           done + len(rows))
                 return None
             outbox.ack(conn, self.hall, self.channel, rows[-1].id, ack.applied - done, now)
-            acked, done, moved = rows[-1].id, ack.applied, "acked"
+            done, moved = ack.applied, "acked"
         elif ack.applied < done and ack.behind:
             back = outbox.rewind(conn, self.hall, self.channel, ack.applied)
             if back is None:
@@ -282,16 +282,14 @@ class Sender:
             self.counts["rewound"] += 1
             self.delivered = back
             return "rewound"
-        if ack.refused is not None and ack.refused == done + 1:
-            row = outbox.pending(conn, self.hall, self.channel, 1, after=acked)
-            if row and row[0].id == ack.row:      # it takes no number: the next one takes its place
-                outbox.ack(conn, self.hall, self.channel, row[0].id, 0, now)
-                log.error("%s: %s %s refused by the receiver (%s)", self.channel, row[0].kind, row[0].key,
-                          ack.reason)
-                self.counts["refused_there"] += 1
-                self.refusals = [*self.refusals, {"key": row[0].key, "reason": ack.reason,
-                                                  "at": now.isoformat()}][-20:]
-                moved = "skipped"
+        row = self._refused_row(conn, ack) if ack.refused is not None else None
+        if row is not None:                       # it takes no number: the next one takes its place
+            outbox.ack(conn, self.hall, self.channel, row.id, 0, now)
+            log.error("%s: %s %s refused by the receiver (%s)", self.channel, row.kind, row.key, ack.reason)
+            self.counts["refused_there"] += 1
+            self.refusals = [*self.refusals[-19:],
+                             {"key": row.key, "reason": ack.reason, "at": now.isoformat()}]
+            moved = "skipped"
         self.delivered = done
         return moved
 

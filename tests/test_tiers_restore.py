@@ -5,6 +5,8 @@ takes them as the new cases they are, and their results come back to them."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -50,8 +52,12 @@ async def restart_restored(hall: HallServer, src: Path) -> None:
     await hall.start()
 
 
-async def test_a_town_restored_from_a_backup_is_heard_and_hears_again(tmp_path):
-    county = HallServer(config("county", "county", lower="town"), tmp_path / "county", None, None)
+@asynccontextmanager
+async def linked(tmp_path: Path, listen: str = "127.0.0.1:0") -> AsyncIterator[tuple[HallServer, HallServer]]:
+    """A county (its broker on ``listen``) and a town below it, both serving, each restartable
+    (``restart_restored``); stopped at the end however far they got."""
+    county = HallServer(config("county", "county", lower="town"), tmp_path / "county", None, None,
+                        listen=listen)
     await county.start()
     town = HallServer(config("town", "town", ("county", county.broker_own.address.port)),
                       tmp_path / "town", None, None)
@@ -60,6 +66,14 @@ async def test_a_town_restored_from_a_backup_is_heard_and_hears_again(tmp_path):
         await town.start()
         for hall in (county, town):
             await hall.engine.execute(SetMatters(matters=[{**U15, "form": "upper"}]), DESK)
+        yield county, town
+    finally:
+        await town.stop()
+        await county.stop()
+
+
+async def test_a_town_restored_from_a_backup_is_heard_and_hears_again(tmp_path):
+    async with linked(tmp_path) as (county, town):
         before = [await send_up(town, f"张三{c}") for c in "甲乙丙"]
         await until(lambda: _is(delivered(town, outbox.UP), 3))
         await until(lambda: _is(delivered(county, outbox.down("town")), 3))
@@ -83,23 +97,10 @@ async def test_a_town_restored_from_a_backup_is_heard_and_hears_again(tmp_path):
         assert (await upper_numbers(town, before)).keys() == set(before)
         assert town.runner.app[TIERS].counts["rewound"] == 0
         assert county.runner.app[TIERS].counts["rewound"] == 1      # the town had only 3 of 5
-    finally:
-        await town.stop()
-        await county.stop()
 
 
 async def test_a_county_restored_from_a_backup_is_sent_what_it_lost(tmp_path):
-    listen = f"127.0.0.1:{free_port()}"                # the town finds it there again
-    county = HallServer(config("county", "county", lower="town"), tmp_path / "county", None, None,
-                        listen=listen)
-    await county.start()
-    town = HallServer(config("town", "town", ("county", county.broker_own.address.port)),
-                      tmp_path / "town", None, None)
-    try:
-        await admit(county, "town", tmp_path / "town")
-        await town.start()
-        for hall in (county, town):
-            await hall.engine.execute(SetMatters(matters=[{**U15, "form": "upper"}]), DESK)
+    async with linked(tmp_path, f"127.0.0.1:{free_port()}") as (county, town):   # found there again
         first = [await send_up(town, f"张三{c}") for c in "甲乙丙"]
         await until(lambda: _count(forwarded(county), 3))
         snapshot(county, tmp_path / "county.db")
@@ -115,9 +116,6 @@ async def test_a_county_restored_from_a_backup_is_sent_what_it_lost(tmp_path):
         assert sorted(n for n, _ in held) == sorted([*first, *second, *third])   # each once
         assert town.runner.app[TIERS].counts["rewound"] == 1
         await until(lambda: _none_missing(upper_numbers(town, [*second, *third])))
-    finally:
-        await town.stop()
-        await county.stop()
 
 
 async def _numbers_by_applicant(county: HallServer) -> dict[str, str]:
